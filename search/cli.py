@@ -1,0 +1,302 @@
+"""Typer app: parse, call, print. TensorFlow is imported only inside commands that train."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from search.errors import FsearchError
+
+app = typer.Typer(
+    name="fsearch",
+    help="Hyperparameter search for Keras MLPs on Fashion-MNIST (Optuna + TensorFlow).",
+    no_args_is_help=True,
+    add_completion=False,
+    # Locals may hold a storage password: never show them.
+    pretty_exceptions_show_locals=False,
+)
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+
+class Sampler(str, Enum):
+    tpe = "tpe"
+    random = "random"
+    cmaes = "cmaes"
+    gp = "gp"
+
+
+class Pruner(str, Enum):
+    hyperband = "hyperband"
+    median = "median"
+    successive_halving = "successive-halving"
+    none = "none"
+
+
+StudyOpt = Annotated[
+    Optional[str], typer.Option("--study", "-s", help="Study name [default: the config's name].")
+]
+StorageOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--storage",
+        envvar="FSEARCH_STORAGE",
+        help="SQLAlchemy URL [default: sqlite:///studies/fsearch.db].",
+        show_default=False,
+    ),
+]
+ArtifactsOpt = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--artifacts",
+        envvar="FSEARCH_ARTIFACTS",
+        help="Directory of kept models [default: artifacts/ beside the SQLite file].",
+    ),
+]
+DataDirOpt = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--data-dir",
+        envvar="FSEARCH_DATA_DIR",
+        help="Directory with the four Fashion-MNIST .gz files [default: system copy or download].",
+    ),
+]
+ConfigOpt = Annotated[
+    Optional[Path],
+    typer.Option("--config", "-c", help="Study TOML [default: studies/fashion-mnist-mlp.toml]."),
+]
+DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")]
+
+
+@contextlib.contextmanager
+def user_errors(debug: bool):
+    """Turn our errors into one line on stderr and a non-zero exit (a traceback with --debug)."""
+    try:
+        yield
+    except FsearchError as e:
+        if debug:
+            raise
+        err.print(f"error: {e}", markup=False, soft_wrap=True)
+        raise typer.Exit(e.exit_code) from None
+
+
+def _quiet_libraries() -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import logging
+
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # TF's retracing notice fires by design: every trial is a new model with a new graph.
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+
+
+def _sigterm_as_interrupt() -> None:
+    """`kill` / `docker stop` behave like Ctrl-C: the running trial is closed, not left RUNNING."""
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    with contextlib.suppress(ValueError):  # not in the main thread (tests)
+        signal.signal(signal.SIGTERM, handler)
+
+
+@app.command()
+def run(
+    trials: Annotated[
+        int,
+        typer.Option(
+            "--trials", "-n",
+            help="Finished trials the study should hold (a total: re-running resumes to it).",
+        ),
+    ] = 200,
+    timeout: Annotated[
+        Optional[float], typer.Option("--timeout", help="Stop starting trials after SECONDS.")
+    ] = None,
+    study: StudyOpt = None,
+    config: ConfigOpt = None,
+    storage: StorageOpt = None,
+    artifacts: ArtifactsOpt = None,
+    data_dir: DataDirOpt = None,
+    sampler: Annotated[Optional[Sampler], typer.Option(help="Override the config's sampler.")] = None,
+    pruner: Annotated[Optional[Pruner], typer.Option(help="Override the config's pruner.")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Override the config's seed.")] = None,
+    export_dir: Annotated[
+        Optional[Path],
+        typer.Option("--export-dir", help="Where the best model goes [default: studies/STUDY/best]."),
+    ] = None,
+    export: Annotated[
+        bool, typer.Option("--export/--no-export", help="Export the best model at the end.")
+    ] = True,
+    allow_space_change: Annotated[
+        bool,
+        typer.Option(help="Continue an existing study although its search space changed."),
+    ] = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Run (or resume) a study until it holds --trials finished trials, then export the best."""
+    from search.errors import ConfigError
+
+    with user_errors(debug):
+        if trials < 1:
+            raise ConfigError(f"--trials must be at least 1, got {trials}")
+        if timeout is not None and timeout <= 0:
+            raise ConfigError(f"--timeout must be a positive number of seconds, got {timeout}")
+        _quiet_libraries()
+        _run(
+            trials=trials, timeout=timeout, study_name=study, config_path=config, storage=storage,
+            artifacts=artifacts, data_dir=data_dir,
+            sampler=sampler.value if sampler else None, pruner=pruner.value if pruner else None,
+            seed=seed, export_dir=export_dir, export=export,
+            allow_space_change=allow_space_change,
+        )
+
+
+def _run(*, trials, timeout, study_name, config_path, storage, artifacts, data_dir, sampler,
+         pruner, seed, export_dir, export, allow_space_change) -> None:
+    from search import runner
+    from search import storage as st
+    from search.config import load_config
+    from search.data import load_split
+    from search.objective import Objective
+    from search.progress import RunProgress
+
+    # Everything that can be checked without a database is checked first, so a bad input
+    # leaves nothing behind: config, sampler/pruner availability, data.
+    cfg = load_config(config_path).replace_study(
+        name=study_name, sampler=sampler, pruner=pruner, seed=seed
+    )
+    runner.make_sampler(cfg.study, seed=0)
+    runner.make_pruner(cfg.study, max_epochs=cfg.max_epochs)
+    split = load_split(cfg.data, data_dir)
+
+    store_path = st.artifact_dir(storage, str(artifacts) if artifacts else None)
+    storage_obj = st.open_storage(storage, heartbeat=True)
+    masked = st.mask(st.resolve_url(storage))
+    store = st.open_artifact_store(store_path)
+    n_existing = 0
+    if cfg.study.name in st.study_names(storage_obj):
+        n_existing = len(st.load_study(storage_obj, cfg.study.name).trials)
+    study, created = st.create_or_load_study(
+        storage_obj,
+        cfg,
+        sampler=runner.make_sampler(cfg.study, seed=runner.process_seed(cfg.study, n_existing=n_existing)),
+        pruner=runner.make_pruner(cfg.study, max_epochs=cfg.max_epochs),
+        allow_space_change=allow_space_change,
+    )
+    already = runner.count_finished(study)
+    out.print(
+        f"study [bold]{cfg.study.name}[/] ({'new' if created else 'resumed'}) on {masked}: "
+        f"{already}/{trials} finished; sampler {cfg.study.sampler}, pruner {cfg.study.pruner}; "
+        f"{len(split.y_train):,} train / {len(split.y_val):,} validation images",
+        markup=True,
+    )
+    best = None
+    with contextlib.suppress(ValueError):
+        best = study.best_value
+    objective = Objective(cfg, split, artifact_store=store)
+    _sigterm_as_interrupt()
+    try:
+        with RunProgress(out, target=trials, already=already, best=best) as bar:
+            result = runner.run_study(
+                study, objective, cfg, n_trials=trials, timeout=timeout, on_trial=bar.on_trial
+            )
+    except KeyboardInterrupt:
+        done = runner.count_finished(study)
+        err.print(
+            f"interrupted: {done}/{trials} trials finished; the running trial was closed as FAIL "
+            "and does not count. Run the same command again to resume.",
+            markup=False,
+        )
+        raise typer.Exit(130) from None
+    counts = _state_counts(study)
+    out.print(
+        f"done: {result.finished}/{trials} finished ({counts}) in {result.seconds:.0f} s this run; "
+        + (
+            f"best val_accuracy {result.best_value:.4f} (trial #{result.best_trial})"
+            if result.best_value is not None
+            else "no completed trial yet"
+        )
+    )
+    if result.finished < trials:
+        out.print(f"stopped early (timeout); run the same command again to reach {trials}")
+    if export and result.best_value is not None:
+        from search.export import export_best
+
+        dest = export_dir or Path("studies") / cfg.study.name / "best"
+        card = export_best(study, store, dest, data_dir=data_dir, storage_masked=masked)
+        _print_card(card, dest)
+
+
+def _state_counts(study) -> str:
+    from collections import Counter
+
+    c = Counter(t.state.name.lower() for t in study.get_trials(deepcopy=False))
+    diverged = sum(
+        1 for t in study.get_trials(deepcopy=False) if t.user_attrs.get("end_reason") == "diverged"
+    )
+    parts = [f"{c.get(k, 0)} {k}" for k in ("complete", "pruned", "fail")]
+    if diverged:
+        parts.append(f"{diverged} of the pruned diverged")
+    if c.get("running"):
+        parts.append(f"{c['running']} running")
+    return ", ".join(parts)
+
+
+def _print_card(card: dict, dest: Path) -> None:
+    out.print(
+        f"exported trial #{card['trial']} ({card['architecture']}) to {dest}/: "
+        f"val_accuracy {card['validation_accuracy']:.4f}, "
+        f"test_accuracy {card['test_accuracy']:.4f}, test_loss {card['test_loss']:.4f}"
+    )
+
+
+@app.command("export")
+def export_cmd(
+    study: StudyOpt = None,
+    out_dir: Annotated[
+        Path, typer.Option("--out", "-o", help="Output directory [default: studies/STUDY/best].")
+    ] = None,
+    storage: StorageOpt = None,
+    artifacts: ArtifactsOpt = None,
+    data_dir: DataDirOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Export the best kept model with a model card; test metrics are measured here, once."""
+    with user_errors(debug):
+        _quiet_libraries()
+        from search import storage as st
+        from search.config import DEFAULT_CONFIG_NAME, validate_study_name
+        from search.export import export_best
+
+        name = validate_study_name(study or DEFAULT_CONFIG_NAME.removesuffix(".toml"), where="--study")
+        store_path = st.artifact_dir(storage, str(artifacts) if artifacts else None)
+        storage_obj = st.open_storage(storage, must_exist=True)
+        s = st.load_study(storage_obj, name)
+        if not store_path.is_dir():
+            from search.errors import ExportError
+
+            raise ExportError(
+                f"artifact directory {str(store_path)!r} does not exist; pass --artifacts DIR"
+            )
+        dest = out_dir or Path("studies") / name / "best"
+        card = export_best(
+            s, st.open_artifact_store(store_path), dest, data_dir=data_dir,
+            storage_masked=st.mask(st.resolve_url(storage)),
+        )
+        _print_card(card, dest)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,410 @@
+"""Typed, frozen study settings: load and validate a study TOML.
+
+A study file has five tables: [study] (name, sampler, pruner, seed), [data] (split sizes),
+[model] (how widths are laid out), [train] (speed knobs that do not change what is learned)
+and [space] (the search space). Every [space] entry is either a fixed value, a range table
+`{low, high, log?, step?}` or a list of choices. Unknown keys, wrong types and impossible
+ranges raise ConfigError naming the key and the fix, before anything touches a database.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import json
+import math
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from search.errors import ConfigError
+
+SAMPLERS = ("tpe", "random", "cmaes", "gp")
+PRUNERS = ("hyperband", "median", "successive-halving", "none")
+OPTIMIZERS = ("sgd", "adam", "rmsprop")
+REGULARIZERS = ("none", "l1", "l2")
+ACTIVATIONS = ("relu", "elu", "gelu", "selu", "swish", "tanh", "sigmoid", "leaky_relu", "linear")
+
+# A study name becomes a directory name (artifacts, exports): keep it to one safe path segment.
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+# The default study config, looked up relative to the working directory first, then beside
+# the package (an editable install from a clone).
+DEFAULT_CONFIG_NAME = "fashion-mnist-mlp.toml"
+
+
+# ---------------------------------------------------------------------------- search space
+
+
+@dataclass(frozen=True)
+class Fixed:
+    value: Any
+
+    def describe(self) -> str:
+        return repr(self.value)
+
+
+@dataclass(frozen=True)
+class IntRange:
+    low: int
+    high: int
+    log: bool = False
+    step: int = 1
+
+    def describe(self) -> str:
+        return f"int[{self.low}, {self.high}]" + (" log" if self.log else "")
+
+
+@dataclass(frozen=True)
+class FloatRange:
+    low: float
+    high: float
+    log: bool = False
+    step: float | None = None
+
+    def describe(self) -> str:
+        return f"float[{self.low:g}, {self.high:g}]" + (" log" if self.log else "")
+
+
+@dataclass(frozen=True)
+class Choice:
+    choices: tuple
+
+    def describe(self) -> str:
+        return "{" + ", ".join(map(str, self.choices)) + "}"
+
+
+Param = Fixed | IntRange | FloatRange | Choice
+
+
+def _check_positive(v: float) -> str | None:
+    return None if v > 0 else "must be > 0"
+
+
+def _check_nonneg(v: float) -> str | None:
+    return None if v >= 0 else "must be >= 0"
+
+
+def _check_unit(v: float) -> str | None:
+    return None if 0 <= v <= 1 else "must be between 0 and 1"
+
+
+def _check_dropout(v: float) -> str | None:
+    return None if 0 <= v < 1 else "must be >= 0 and < 1"
+
+
+def _check_layers(v: int) -> str | None:
+    return None if 1 <= v <= 16 else "must be between 1 and 16"
+
+
+def _one_of(options: tuple[str, ...]):
+    def check(v: str) -> str | None:
+        return None if v in options else f"must be one of {', '.join(options)}"
+
+    return check
+
+
+# name -> (python type of a value, value check). The order is the order of the model card.
+SPACE_KEYS: dict[str, tuple[type, Any]] = {
+    "layers": (int, _check_layers),
+    "width": (int, _check_positive),
+    "activation": (str, _one_of(ACTIVATIONS)),
+    "optimizer": (str, _one_of(OPTIMIZERS)),
+    "learning_rate": (float, _check_positive),
+    "momentum": (float, _check_unit),  # used by SGD only
+    "regularizer": (str, _one_of(REGULARIZERS)),
+    "reg_strength": (float, _check_nonneg),  # used when regularizer != "none"
+    "dropout": (float, _check_dropout),
+    "batch_size": (int, _check_positive),
+    "epochs": (int, _check_positive),  # the most epochs a trial may train; pruning stops earlier
+}
+
+
+# ---------------------------------------------------------------------------- settings
+
+
+@dataclass(frozen=True)
+class StudySettings:
+    name: str = "fashion-mnist-mlp"
+    seed: int = 42
+    sampler: str = "tpe"
+    pruner: str = "hyperband"
+    # Random trials before TPE models the space; Optuna's default, fine for a few hundred trials.
+    startup_trials: int = 10
+    # Pruners never stop a trial before this many epochs (Hyperband's min_resource).
+    min_epochs: int = 1
+    # Hyperband / successive halving keep 1/reduction_factor of the trials at each rung.
+    reduction_factor: int = 3
+    # Best-epoch models of the top-k trials are kept as artifacts; the rest are deleted.
+    keep_models: int = 3
+    # A worker stops after this many failed trials in a row (a bug, not bad luck).
+    max_consecutive_failures: int = 5
+
+
+@dataclass(frozen=True)
+class DataSettings:
+    # Held out of the 60,000 training images, stratified, for model selection.
+    validation_size: int = 10000
+    # 0 = every remaining training image; a smaller number takes a stratified subset (tests).
+    train_size: int = 0
+    # 0 = all 10,000 test images; only export ever reads them.
+    test_size: int = 0
+    # Seed of the split: fixed so that every trial of a study sees the same validation set.
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    # true: every hidden layer gets its own width (width_1 .. width_n); false: one shared width.
+    width_per_layer: bool = True
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    # Speed knobs: they change how fast a trial trains, never what it learns.
+    # Batches run per call into the TF graph; cuts Python overhead per step (see BENCHMARKS.md).
+    steps_per_execution: int = 32
+    # Validation is a forward pass only; big batches make it cheap.
+    validation_batch_size: int = 4096
+
+
+@dataclass(frozen=True)
+class Config:
+    study: StudySettings = field(default_factory=StudySettings)
+    data: DataSettings = field(default_factory=DataSettings)
+    model: ModelSettings = field(default_factory=ModelSettings)
+    train: TrainSettings = field(default_factory=TrainSettings)
+    space: dict[str, Param] = field(default_factory=dict)
+    source: str = "<defaults>"
+
+    def replace_study(self, **changes: Any) -> Config:
+        """A copy with [study] fields replaced (None values are ignored)."""
+        changes = {k: v for k, v in changes.items() if v is not None}
+        if not changes:
+            return self
+        new = dataclasses.replace(self, study=dataclasses.replace(self.study, **changes))
+        validate_study(new.study)
+        return new
+
+    @property
+    def max_epochs(self) -> int:
+        return max_value(self.space["epochs"])
+
+    def objective_dict(self) -> dict[str, Any]:
+        """What determines a trial's score: data split, model layout and search space.
+
+        Two configs with the same objective_dict give comparable trials; sampler, pruner and
+        speed knobs are left out on purpose, so they may change when a study is resumed.
+        """
+        return {
+            "data": dataclasses.asdict(self.data),
+            "model": dataclasses.asdict(self.model),
+            "space": {k: _param_to_json(p) for k, p in self.space.items()},
+        }
+
+    def fingerprint(self) -> str:
+        blob = json.dumps(self.objective_dict(), sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "study": dataclasses.asdict(self.study),
+            "train": dataclasses.asdict(self.train),
+            **self.objective_dict(),
+        }
+
+
+def _param_to_json(p: Param) -> dict[str, Any]:
+    d = dataclasses.asdict(p)
+    d["type"] = type(p).__name__
+    if "choices" in d:
+        d["choices"] = list(d["choices"])
+    return d
+
+
+def max_value(p: Param) -> Any:
+    if isinstance(p, Fixed):
+        return p.value
+    if isinstance(p, Choice):
+        return max(p.choices)
+    return p.high
+
+
+# ---------------------------------------------------------------------------- loading
+
+
+def default_config_path() -> Path:
+    """studies/fashion-mnist-mlp.toml in the working directory, else in the source tree."""
+    here = Path("studies") / DEFAULT_CONFIG_NAME
+    if here.is_file():
+        return here
+    beside = Path(__file__).resolve().parent.parent / "studies" / DEFAULT_CONFIG_NAME
+    return beside if beside.is_file() else here
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    """Read and validate a study TOML (the default study when path is None)."""
+    p = Path(path) if path is not None else default_config_path()
+    if not p.exists():
+        raise ConfigError(f"config file {str(p)!r} not found; pass --config PATH to a study TOML")
+    if p.is_dir():
+        raise ConfigError(f"config path {str(p)!r} is a directory; pass a .toml file")
+    try:
+        raw = tomllib.loads(p.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{p}: not valid TOML ({e})") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{p}: cannot read ({e})") from None
+    return parse_config(raw, source=str(p))
+
+
+def parse_config(raw: dict[str, Any], *, source: str = "<dict>") -> Config:
+    """Validate a parsed TOML document into a Config."""
+    where = source
+    _check_keys(raw, ["study", "data", "model", "train", "space"], where, "table")
+    study = _section(StudySettings, raw.get("study", {}), f"{where} [study]")
+    data = _section(DataSettings, raw.get("data", {}), f"{where} [data]")
+    model = _section(ModelSettings, raw.get("model", {}), f"{where} [model]")
+    train = _section(TrainSettings, raw.get("train", {}), f"{where} [train]")
+    validate_study(study, where=f"{where} [study]")
+    _validate_data(data, where=f"{where} [data]")
+    _validate_train(train, where=f"{where} [train]")
+
+    raw_space = raw.get("space")
+    if not isinstance(raw_space, dict) or not raw_space:
+        raise ConfigError(f"{where}: missing [space] table; see README 'Study config reference'")
+    _check_keys(raw_space, list(SPACE_KEYS), f"{where} [space]", "key")
+    missing = [k for k in SPACE_KEYS if k not in raw_space]
+    if missing:
+        raise ConfigError(
+            f"{where} [space]: missing {', '.join(missing)}; give each a value, range or list"
+        )
+    space = {k: _parse_param(k, raw_space[k], f"{where} [space] {k}") for k in SPACE_KEYS}
+    return Config(study=study, data=data, model=model, train=train, space=space, source=source)
+
+
+def _check_keys(table: dict, allowed: list[str], where: str, what: str) -> None:
+    for key in table:
+        if key not in allowed:
+            close = difflib.get_close_matches(key, allowed, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"allowed: {', '.join(allowed)}"
+            raise ConfigError(f"{where}: unknown {what} {key!r}; {hint}")
+
+
+def _section(cls: type, table: Any, where: str) -> Any:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: must be a table, got {type(table).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    _check_keys(table, list(fields), where, "key")
+    values = {}
+    defaults = cls()
+    for key, value in table.items():
+        want = type(getattr(defaults, key))
+        values[key] = _coerce(value, want, f"{where} {key}")
+    return cls(**values)
+
+
+def _coerce(value: Any, want: type, where: str) -> Any:
+    if want is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if want is int and isinstance(value, bool) or not isinstance(value, want):
+        raise ConfigError(
+            f"{where}: expected {want.__name__}, got {type(value).__name__} {value!r}"
+        )
+    if want is float and not math.isfinite(value):
+        raise ConfigError(f"{where}: must be a finite number, got {value!r}")
+    return value
+
+
+def validate_study_name(name: str, *, where: str = "study name") -> str:
+    if not _NAME_RE.match(name) or ".." in name:
+        raise ConfigError(
+            f"{where} {name!r} is not allowed: use 1-100 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit (it becomes a directory name)"
+        )
+    return name
+
+
+def validate_study(s: StudySettings, *, where: str = "study") -> None:
+    validate_study_name(s.name, where=f"{where} name")
+    if s.sampler not in SAMPLERS:
+        raise ConfigError(f"{where}: sampler {s.sampler!r} unknown; use one of {', '.join(SAMPLERS)}")
+    if s.pruner not in PRUNERS:
+        raise ConfigError(f"{where}: pruner {s.pruner!r} unknown; use one of {', '.join(PRUNERS)}")
+    for key, low in (
+        ("startup_trials", 0),
+        ("min_epochs", 1),
+        ("reduction_factor", 2),
+        ("keep_models", 1),
+        ("max_consecutive_failures", 1),
+    ):
+        if getattr(s, key) < low:
+            raise ConfigError(f"{where}: {key} must be >= {low}, got {getattr(s, key)}")
+
+
+def _validate_data(d: DataSettings, *, where: str) -> None:
+    if not 10 <= d.validation_size <= 30000:
+        raise ConfigError(
+            f"{where}: validation_size must be between 10 and 30000, got {d.validation_size}"
+        )
+    for key in ("train_size", "test_size"):
+        if getattr(d, key) < 0:
+            raise ConfigError(f"{where}: {key} must be >= 0 (0 = all), got {getattr(d, key)}")
+    if d.train_size and d.train_size + d.validation_size > 60000:
+        raise ConfigError(f"{where}: train_size + validation_size must be <= 60000")
+
+
+def _validate_train(t: TrainSettings, *, where: str) -> None:
+    for key in ("steps_per_execution", "validation_batch_size"):
+        if getattr(t, key) < 1:
+            raise ConfigError(f"{where}: {key} must be >= 1, got {getattr(t, key)}")
+
+
+def _parse_param(name: str, raw: Any, where: str) -> Param:
+    want, check = SPACE_KEYS[name]
+
+    def value(v: Any, at: str) -> Any:
+        v = _coerce(v, want, at)
+        problem = check(v)
+        if problem:
+            raise ConfigError(f"{at}: {problem}, got {v!r}")
+        return v
+
+    if isinstance(raw, list):
+        if not raw:
+            raise ConfigError(f"{where}: the list of choices is empty; give at least one")
+        choices = tuple(value(v, f"{where} choice") for v in raw)
+        if len(set(choices)) != len(choices):
+            raise ConfigError(f"{where}: the list of choices {list(raw)} has duplicates")
+        return Fixed(choices[0]) if len(choices) == 1 else Choice(choices)
+    if isinstance(raw, dict):
+        if want is str:
+            raise ConfigError(f"{where}: a range makes no sense here; give a value or a list")
+        _check_keys(raw, ["low", "high", "log", "step"], where, "range key")
+        for k in ("low", "high"):
+            if k not in raw:
+                raise ConfigError(f"{where}: a range needs both 'low' and 'high'")
+        low, high = value(raw["low"], f"{where} low"), value(raw["high"], f"{where} high")
+        log = raw.get("log", False)
+        if not isinstance(log, bool):
+            raise ConfigError(f"{where} log: expected true or false, got {log!r}")
+        if low > high:
+            raise ConfigError(f"{where}: low ({low}) must be <= high ({high}); swap them")
+        if log and low <= 0:
+            raise ConfigError(f"{where}: a log range needs low > 0, got low = {low}")
+        step = raw.get("step")
+        if step is not None:
+            step = _coerce(step, want, f"{where} step")
+            if step <= 0:
+                raise ConfigError(f"{where} step: must be > 0, got {step}")
+            if log:
+                raise ConfigError(f"{where}: use either log or step, not both")
+        if low == high:
+            return Fixed(low)
+        if want is int:
+            return IntRange(low, high, log, step if step is not None else 1)
+        return FloatRange(low, high, log, step)
+    return Fixed(value(raw, where))

@@ -1,0 +1,267 @@
+"""Find, verify and load Fashion-MNIST once per process; the train/validation/test split.
+
+Lookup order for the four IDX `.gz` files:
+  1. `--data-dir` / FSEARCH_DATA_DIR (if given, the files must be there: no silent fallback);
+  2. /usr/share/datasets/fashion-mnist (Debian package `dataset-fashion-mnist`);
+  3. the Keras cache, $KERAS_HOME/datasets/fashion-mnist (default ~/.keras);
+  4. a download from the data set's official mirror into that cache.
+
+Verification: each file's *decompressed* IDX bytes are checked against a known SHA-256. We hash
+the content rather than the .gz because the same data ships in differently compressed files
+(Debian's .gz differ byte-wise from the upstream ones); a truncated or altered file fails either
+gzip's own CRC or this check, and the error names the file.
+
+The test images are read only by export (`load_test`), never during the search.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import shutil
+import tempfile
+import urllib.request
+import zlib
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from search.config import DataSettings
+from search.errors import DataError
+
+CLASS_NAMES = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
+
+# file name -> SHA-256 of the decompressed IDX content.
+CONTENT_SHA256 = {
+    "train-images-idx3-ubyte.gz": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+    "train-labels-idx1-ubyte.gz": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+    "t10k-images-idx3-ubyte.gz": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+    "t10k-labels-idx1-ubyte.gz": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+}
+FILES = tuple(CONTENT_SHA256)
+DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
+# The official mirror named in zalandoresearch/fashion-mnist's README, then the one Keras uses.
+MIRRORS = (
+    "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+    "https://storage.googleapis.com/tensorflow/tf-keras-datasets/",
+)
+ENV_DATA_DIR = "FSEARCH_DATA_DIR"
+
+
+def keras_cache_dir() -> Path:
+    return Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "datasets" / "fashion-mnist"
+
+
+def _has_all(d: Path) -> bool:
+    return all((d / f).is_file() for f in FILES)
+
+
+def find_data_dir(data_dir: str | Path | None = None, *, download: bool = True) -> Path:
+    """The directory holding the four files, downloading them into the Keras cache if needed."""
+    explicit = data_dir if data_dir is not None else os.environ.get(ENV_DATA_DIR) or None
+    if explicit is not None:
+        d = Path(explicit).expanduser()
+        if not d.is_dir():
+            raise DataError(f"data directory {str(d)!r} does not exist; fix --data-dir/{ENV_DATA_DIR}")
+        missing = [f for f in FILES if not (d / f).is_file()]
+        if missing:
+            raise DataError(
+                f"data directory {str(d)!r} lacks {', '.join(missing)}; it needs the four "
+                "Fashion-MNIST .gz files (or leave --data-dir unset to use the system copy)"
+            )
+        return d
+    for d in (DEBIAN_DIR, keras_cache_dir()):
+        if _has_all(d):
+            return d
+    if not download:
+        raise DataError("Fashion-MNIST not found; install dataset-fashion-mnist or pass --data-dir")
+    return download_dataset(keras_cache_dir())
+
+
+def download_dataset(dest: Path, *, mirrors: tuple[str, ...] = MIRRORS, timeout: float = 30) -> Path:
+    """Download the four files into dest, verifying each before it is moved into place."""
+    try:
+        dest.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise DataError(f"cannot create the data cache {str(dest)!r}: {e.strerror}") from None
+    for name in FILES:
+        if (dest / name).is_file():
+            continue
+        errors = []
+        for base in mirrors:
+            fd, tmp = tempfile.mkstemp(dir=dest, suffix=".part")
+            try:
+                with os.fdopen(fd, "wb") as out, urllib.request.urlopen(base + name, timeout=timeout) as r:
+                    shutil.copyfileobj(r, out)
+                _verified_bytes(Path(tmp), expected_name=name)
+                os.replace(tmp, dest / name)
+                break
+            except (OSError, DataError) as e:  # URLError is an OSError
+                errors.append(f"{base}: {getattr(e, 'reason', e)}")
+            finally:
+                if os.path.exists(tmp):
+                    os.remove(tmp)
+        else:
+            raise DataError(
+                f"Fashion-MNIST is not on this machine and the download of {name} failed "
+                f"({'; '.join(errors)}); install the Debian package dataset-fashion-mnist "
+                f"(apt-get install dataset-fashion-mnist) or pass --data-dir DIR"
+            )
+    return dest
+
+
+def _verified_bytes(path: Path, *, expected_name: str | None = None) -> bytes:
+    name = expected_name or path.name
+    try:
+        with gzip.open(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError, zlib.error) as e:
+        raise DataError(
+            f"{path} is not a readable gzip file ({e}); it is truncated or corrupt: "
+            "delete it and reinstall dataset-fashion-mnist or download it again"
+        ) from None
+    want = CONTENT_SHA256.get(name)
+    got = hashlib.sha256(raw).hexdigest()
+    if want is not None and got != want:
+        raise DataError(
+            f"{path}: checksum mismatch (SHA-256 of its content is {got[:12]}…, expected "
+            f"{want[:12]}…); the file is altered: delete it and reinstall or download it again"
+        )
+    return raw
+
+
+def parse_idx(raw: bytes, *, source: str = "<bytes>") -> np.ndarray:
+    """Parse an IDX file (unsigned bytes): a big-endian header of dims, then the data."""
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
+        raise DataError(f"{source}: not an IDX file of unsigned bytes (bad magic number)")
+    ndim = raw[3]
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise DataError(f"{source}: IDX header is truncated")
+    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    size = int(np.prod(shape)) if shape else 0
+    if len(raw) - header != size:
+        raise DataError(
+            f"{source}: IDX body holds {len(raw) - header} bytes, header promises {size}"
+        )
+    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class RawData:
+    directory: Path
+    train_x: np.ndarray  # uint8 (60000, 28, 28)
+    train_y: np.ndarray  # uint8 (60000,)
+    test_x: np.ndarray
+    test_y: np.ndarray
+    gz_sha256: dict[str, str]
+
+
+@lru_cache(maxsize=4)
+def _read(directory: Path) -> RawData:
+    arrays = {}
+    for name in FILES:
+        path = directory / name
+        arrays[name] = parse_idx(_verified_bytes(path), source=str(path))
+    tx, ty = arrays[FILES[0]], arrays[FILES[1]]
+    sx, sy = arrays[FILES[2]], arrays[FILES[3]]
+    if tx.shape[0] != ty.shape[0] or sx.shape[0] != sy.shape[0]:
+        raise DataError(f"{directory}: image and label counts differ")
+    return RawData(
+        directory=directory,
+        train_x=tx,
+        train_y=ty,
+        test_x=sx,
+        test_y=sy,
+        gz_sha256={name: file_sha256(directory / name) for name in FILES},
+    )
+
+
+def read_raw(data_dir: str | Path | None = None) -> RawData:
+    """Locate, verify and parse the four files; cached per directory for the process."""
+    return _read(find_data_dir(data_dir).resolve())
+
+
+def stratified_indices(labels: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """n indices drawn without replacement, each class in proportion to its share of labels."""
+    classes, counts = np.unique(labels, return_counts=True)
+    exact = counts * n / counts.sum()
+    quota = np.floor(exact).astype(int)
+    # Hand out what flooring left over to the classes with the largest remainders.
+    for i in np.argsort(-(exact - quota), kind="stable")[: n - quota.sum()]:
+        quota[i] += 1
+    picked = [
+        rng.permutation(np.flatnonzero(labels == c))[:q] for c, q in zip(classes, quota, strict=True)
+    ]
+    return np.sort(np.concatenate(picked))
+
+
+def _as_inputs(images: np.ndarray) -> np.ndarray:
+    # Flattened float32 in [0, 1]: the layout Dense layers consume with no per-step reshape.
+    return (images.reshape(len(images), -1).astype(np.float32)) / np.float32(255.0)
+
+
+@dataclass(frozen=True)
+class Split:
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    files: dict[str, str]  # .gz file name -> SHA-256 of the file, for the model card
+    directory: str
+
+
+@lru_cache(maxsize=4)
+def _split(directory: Path, settings: DataSettings) -> Split:
+    raw = _read(directory)
+    rng = np.random.default_rng(settings.seed)
+    n = len(raw.train_y)
+    val_idx = stratified_indices(raw.train_y, settings.validation_size, rng)
+    rest = np.setdiff1d(np.arange(n), val_idx, assume_unique=True)
+    if settings.train_size and settings.train_size < len(rest):
+        rest = rest[stratified_indices(raw.train_y[rest], settings.train_size, rng)]
+    return Split(
+        x_train=_as_inputs(raw.train_x[rest]),
+        y_train=raw.train_y[rest].astype(np.int32),
+        x_val=_as_inputs(raw.train_x[val_idx]),
+        y_val=raw.train_y[val_idx].astype(np.int32),
+        files=dict(raw.gz_sha256),
+        directory=str(directory),
+    )
+
+
+def load_split(settings: DataSettings, data_dir: str | Path | None = None) -> Split:
+    """Training and validation arrays; the same split for every trial of a study."""
+    return _split(find_data_dir(data_dir).resolve(), settings)
+
+
+def load_test(settings: DataSettings, data_dir: str | Path | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The held-out test set (or a stratified subset of it): only export calls this."""
+    raw = read_raw(data_dir)
+    x, y = raw.test_x, raw.test_y
+    if settings.test_size and settings.test_size < len(y):
+        idx = stratified_indices(y, settings.test_size, np.random.default_rng(settings.seed))
+        x, y = x[idx], y[idx]
+    return _as_inputs(x), y.astype(np.int32)

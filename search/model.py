@@ -1,0 +1,73 @@
+"""Hyperparams -> compiled Keras MLP. No I/O.
+
+784 inputs -> [Dense(width, activation, kernel_regularizer) -> Dropout]* -> Dense(10, softmax).
+Only stock Keras layers, regularizers and optimizers, so a saved `.keras` file loads with plain
+`keras.saving.load_model` and no custom objects.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from search.space import Hyperparams
+
+if TYPE_CHECKING:
+    import keras
+
+INPUT_DIM = 784
+N_CLASSES = 10
+
+
+def _regularizer(hp: Hyperparams):
+    from keras import regularizers
+
+    if hp.regularizer == "l1" and hp.reg_strength > 0:
+        return regularizers.L1(hp.reg_strength)
+    if hp.regularizer == "l2" and hp.reg_strength > 0:
+        return regularizers.L2(hp.reg_strength)
+    return None
+
+
+def _optimizer(hp: Hyperparams):
+    from keras import optimizers
+
+    if hp.optimizer == "sgd":
+        return optimizers.SGD(learning_rate=hp.learning_rate, momentum=hp.momentum)
+    if hp.optimizer == "adam":
+        return optimizers.Adam(learning_rate=hp.learning_rate)
+    if hp.optimizer == "rmsprop":
+        return optimizers.RMSprop(learning_rate=hp.learning_rate)
+    raise ValueError(f"unknown optimizer {hp.optimizer!r}")
+
+
+def build_model(hp: Hyperparams, *, steps_per_execution: int = 1) -> keras.Model:
+    """A compiled MLP for the given hyperparameters."""
+    import keras
+
+    inputs = keras.Input(shape=(INPUT_DIM,), name="pixels")
+    x = inputs
+    for i, width in enumerate(hp.widths, start=1):
+        # The regularizer goes on every hidden kernel, as in the lab report (bias unregularized).
+        x = keras.layers.Dense(
+            width, activation=hp.activation, kernel_regularizer=_regularizer(hp), name=f"dense_{i}"
+        )(x)
+        if hp.dropout > 0:
+            x = keras.layers.Dropout(hp.dropout, name=f"dropout_{i}")(x)
+    outputs = keras.layers.Dense(N_CLASSES, activation="softmax", name="classes")(x)
+    model = keras.Model(inputs, outputs, name="mlp_" + hp.architecture)
+    model.compile(
+        optimizer=_optimizer(hp),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+        # XLA is off on purpose: measured on 2 CPU cores it is slower for most of the space and
+        # 8x slower with dropout (BENCHMARKS.md); steps_per_execution removes most overhead.
+        jit_compile=False,
+        steps_per_execution=steps_per_execution,
+    )
+    return model
+
+
+def count_params(hp: Hyperparams) -> int:
+    """Trainable parameter count, computed without building the model."""
+    sizes = (INPUT_DIM, *hp.widths, N_CLASSES)
+    return sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:], strict=True))

@@ -1,0 +1,190 @@
+"""The search loop: sampler and pruner from settings, stop rules, progress and per-trial lines.
+
+`--trials N` is the study's total of finished (complete + pruned) trials, so re-running the
+same command resumes and stops at N, and workers sharing a storage share the same N.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable
+
+from search.config import Config, StudySettings
+from search.errors import ConfigError, TooManyFailures
+
+if TYPE_CHECKING:
+    import optuna
+
+
+def make_sampler(s: StudySettings, *, seed: int):
+    import optuna
+
+    if s.sampler == "tpe":
+        # Multivariate + group: models parameters jointly and copes with the conditional space
+        # (momentum only for SGD, width_k only for k <= layers). constant_liar keeps parallel
+        # workers from sampling the same point while trials run.
+        return optuna.samplers.TPESampler(
+            seed=seed, n_startup_trials=s.startup_trials, multivariate=True, group=True,
+            constant_liar=True,
+        )
+    if s.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if s.sampler == "cmaes":
+        # CMA-ES handles the numeric parameters; categorical ones fall back to random sampling.
+        return optuna.samplers.CmaEsSampler(
+            seed=seed, n_startup_trials=s.startup_trials, warn_independent_sampling=False
+        )
+    if s.sampler == "gp":
+        try:
+            import torch  # noqa: F401
+        except ImportError:
+            raise ConfigError(
+                "the gp sampler needs PyTorch: pip install torch (or use --sampler tpe)"
+            ) from None
+        return optuna.samplers.GPSampler(seed=seed, n_startup_trials=s.startup_trials)
+    raise ConfigError(f"unknown sampler {s.sampler!r}")
+
+
+def make_pruner(s: StudySettings, *, max_epochs: int):
+    import optuna
+
+    if s.pruner == "hyperband":
+        return optuna.pruners.HyperbandPruner(
+            min_resource=s.min_epochs, max_resource=max_epochs, reduction_factor=s.reduction_factor
+        )
+    if s.pruner == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=s.min_epochs)
+    if s.pruner == "successive-halving":
+        return optuna.pruners.SuccessiveHalvingPruner(
+            min_resource=s.min_epochs, reduction_factor=s.reduction_factor
+        )
+    if s.pruner == "none":
+        return optuna.pruners.NopPruner()
+    raise ConfigError(f"unknown pruner {s.pruner!r}")
+
+
+def finished_states():
+    from optuna.trial import TrialState
+
+    return (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+def count_finished(study: optuna.Study) -> int:
+    return len(study.get_trials(deepcopy=False, states=finished_states()))
+
+
+def process_seed(settings: StudySettings, *, n_existing: int, worker: int = 0) -> int:
+    """Sampler seed for this process: differs on resume and per worker, so no process replays
+    another's random start-up points, yet a fresh single run is reproducible."""
+    return (settings.seed + 7919 * n_existing + 104729 * worker) % (2**32)
+
+
+class ConsecutiveFailures:
+    """Stop the worker after `limit` failed trials in a row (a bug, not bad luck)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.count = 0
+        self.last_error = ""
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        from optuna.trial import TrialState
+
+        if trial.state == TrialState.FAIL:
+            self.count += 1
+            self.last_error = str(trial.user_attrs.get("error", "")).strip().splitlines()[-1:]
+            if self.count >= self.limit:
+                study.stop()
+        else:
+            self.count = 0
+
+    @property
+    def tripped(self) -> bool:
+        return self.count >= self.limit
+
+
+@dataclass
+class RunResult:
+    finished: int
+    target: int
+    best_value: float | None
+    best_trial: int | None
+    seconds: float
+    ran: int
+
+
+def trial_line(trial: optuna.trial.FrozenTrial) -> str:
+    """One line per finished trial: number, state, value, epochs, key params."""
+    from search.space import Hyperparams, short
+
+    ua = trial.user_attrs
+    reason = ua.get("end_reason", trial.state.name.lower())
+    state = "DIVERGED" if reason == "diverged" else trial.state.name
+    value = trial.value if trial.value is not None else (
+        max(trial.intermediate_values.values()) if trial.intermediate_values else None
+    )
+    val = f"{value:.4f}" if value is not None and math.isfinite(value) else "  -   "
+    epochs = ua.get("epochs_run", "?")
+    hp = ua.get("hyperparams")
+    params = short(Hyperparams.from_dict(hp)) if hp else ua.get("architecture", "")
+    return f"#{trial.number:<4} {state:<8} val_acc {val}  {epochs:>3} ep  {params}"
+
+
+def run_study(
+    study: optuna.Study,
+    objective: Callable,
+    config: Config,
+    *,
+    n_trials: int,
+    timeout: float | None = None,
+    on_trial: Callable[[optuna.trial.FrozenTrial, int], None] | None = None,
+) -> RunResult:
+    """Optimize until the study holds n_trials finished trials (or timeout / too many fails)."""
+    from optuna.study import MaxTrialsCallback
+
+    start = time.perf_counter()
+    before = count_finished(study)
+    ran = 0
+    failures = ConsecutiveFailures(config.study.max_consecutive_failures)
+
+    def after_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        nonlocal ran
+        ran += 1
+        if on_trial is not None:
+            on_trial(trial, count_finished(study))
+
+    if before < n_trials:
+        study.optimize(
+            objective,
+            timeout=timeout,
+            # Trials that raise are recorded FAIL and the search goes on; ConsecutiveFailures
+            # stops a worker whose every trial fails.
+            catch=(Exception,),
+            callbacks=[
+                MaxTrialsCallback(n_trials, states=finished_states()),
+                failures,
+                after_trial,
+            ],
+            gc_after_trial=True,
+        )
+    if failures.tripped:
+        raise TooManyFailures(
+            f"{failures.limit} trials in a row failed (last error: {' '.join(failures.last_error)}); "
+            "see `error` in the trials' user attributes, fix the cause, then re-run to resume"
+        )
+    best_value = best_trial = None
+    try:
+        best = study.best_trial
+        best_value, best_trial = best.value, best.number
+    except ValueError:
+        pass
+    return RunResult(
+        finished=count_finished(study),
+        target=n_trials,
+        best_value=best_value,
+        best_trial=best_trial,
+        seconds=time.perf_counter() - start,
+        ran=ran,
+    )

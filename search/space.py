@@ -1,0 +1,97 @@
+"""The search space: the only module that calls trial.suggest_*.
+
+`suggest` turns a config's [space] into one concrete `Hyperparams` for a trial. Conditional
+parameters are only suggested where they matter (momentum only for SGD, the strength only when
+a regularizer is on, width_2.. only for deeper nets), so TPE never models noise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+from search.config import Choice, Config, Fixed, FloatRange, IntRange, Param
+
+if TYPE_CHECKING:
+    import optuna
+
+
+@dataclass(frozen=True)
+class Hyperparams:
+    """Everything needed to build and train one model."""
+
+    widths: tuple[int, ...]
+    activation: str = "relu"
+    optimizer: str = "sgd"
+    learning_rate: float = 0.1
+    momentum: float = 0.0
+    regularizer: str = "none"
+    reg_strength: float = 0.0
+    dropout: float = 0.0
+    batch_size: int = 32
+    epochs: int = 10
+
+    @property
+    def architecture(self) -> str:
+        """The lab report's name for a net, e.g. 784x64x64x10."""
+        return "x".join(str(n) for n in (784, *self.widths, 10))
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["widths"] = list(self.widths)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Hyperparams:
+        return cls(**{**d, "widths": tuple(d["widths"])})
+
+
+def _suggest(trial: optuna.Trial, name: str, p: Param) -> Any:
+    if isinstance(p, Fixed):
+        return p.value
+    if isinstance(p, Choice):
+        return trial.suggest_categorical(name, list(p.choices))
+    if isinstance(p, IntRange):
+        return trial.suggest_int(name, p.low, p.high, log=p.log, step=p.step)
+    if isinstance(p, FloatRange):
+        return trial.suggest_float(name, p.low, p.high, log=p.log, step=p.step)
+    raise TypeError(f"unknown parameter type {type(p).__name__}")
+
+
+def suggest(trial: optuna.Trial, config: Config) -> Hyperparams:
+    """Ask the trial for one point of the config's search space."""
+    s = config.space
+    layers = _suggest(trial, "layers", s["layers"])
+    if config.model.width_per_layer:
+        widths = tuple(_suggest(trial, f"width_{i + 1}", s["width"]) for i in range(layers))
+    else:
+        widths = (_suggest(trial, "width", s["width"]),) * layers
+    optimizer = _suggest(trial, "optimizer", s["optimizer"])
+    regularizer = _suggest(trial, "regularizer", s["regularizer"])
+    return Hyperparams(
+        widths=widths,
+        activation=_suggest(trial, "activation", s["activation"]),
+        optimizer=optimizer,
+        learning_rate=_suggest(trial, "learning_rate", s["learning_rate"]),
+        momentum=_suggest(trial, "momentum", s["momentum"]) if optimizer == "sgd" else 0.0,
+        regularizer=regularizer,
+        reg_strength=(
+            _suggest(trial, "reg_strength", s["reg_strength"]) if regularizer != "none" else 0.0
+        ),
+        dropout=_suggest(trial, "dropout", s["dropout"]),
+        batch_size=_suggest(trial, "batch_size", s["batch_size"]),
+        epochs=_suggest(trial, "epochs", s["epochs"]),
+    )
+
+
+def short(hp: Hyperparams) -> str:
+    """One-line summary of the parameters that matter most, for the per-trial log line."""
+    parts = [hp.architecture, hp.optimizer, f"lr={hp.learning_rate:.3g}"]
+    if hp.optimizer == "sgd":
+        parts.append(f"mom={hp.momentum:.2f}")
+    if hp.regularizer != "none":
+        parts.append(f"{hp.regularizer}={hp.reg_strength:.1e}")
+    if hp.dropout:
+        parts.append(f"drop={hp.dropout:.2f}")
+    parts.append(f"bs={hp.batch_size}")
+    return " ".join(parts)
