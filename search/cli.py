@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -22,8 +21,8 @@ app = typer.Typer(
     # Locals may hold a storage password: never show them.
     pretty_exceptions_show_locals=False,
 )
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 class Sampler(str, Enum):
@@ -41,10 +40,10 @@ class Pruner(str, Enum):
 
 
 StudyOpt = Annotated[
-    Optional[str], typer.Option("--study", "-s", help="Study name [default: the config's name].")
+    str | None, typer.Option("--study", "-s", help="Study name [default: the config's name].")
 ]
 StorageOpt = Annotated[
-    Optional[str],
+    str | None,
     typer.Option(
         "--storage",
         envvar="FSEARCH_STORAGE",
@@ -53,7 +52,7 @@ StorageOpt = Annotated[
     ),
 ]
 ArtifactsOpt = Annotated[
-    Optional[Path],
+    Path | None,
     typer.Option(
         "--artifacts",
         envvar="FSEARCH_ARTIFACTS",
@@ -61,7 +60,7 @@ ArtifactsOpt = Annotated[
     ),
 ]
 DataDirOpt = Annotated[
-    Optional[Path],
+    Path | None,
     typer.Option(
         "--data-dir",
         envvar="FSEARCH_DATA_DIR",
@@ -69,7 +68,7 @@ DataDirOpt = Annotated[
     ),
 ]
 ConfigOpt = Annotated[
-    Optional[Path],
+    Path | None,
     typer.Option("--config", "-c", help="Study TOML [default: studies/fashion-mnist-mlp.toml]."),
 ]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")]
@@ -87,15 +86,10 @@ def user_errors(debug: bool):
         raise typer.Exit(e.exit_code) from None
 
 
-def _quiet_libraries() -> None:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import logging
-
+def _quiet_libraries(debug: bool = False) -> None:
     import optuna
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    # TF's retracing notice fires by design: every trial is a new model with a new graph.
-    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    optuna.logging.set_verbosity(optuna.logging.INFO if debug else optuna.logging.WARNING)
 
 
 def _sigterm_as_interrupt() -> None:
@@ -113,24 +107,29 @@ def run(
     trials: Annotated[
         int,
         typer.Option(
-            "--trials", "-n",
+            "--trials",
+            "-n",
             help="Finished trials the study should hold (a total: re-running resumes to it).",
         ),
     ] = 200,
     timeout: Annotated[
-        Optional[float], typer.Option("--timeout", help="Stop starting trials after SECONDS.")
+        float | None, typer.Option("--timeout", help="Stop starting trials after SECONDS.")
     ] = None,
     study: StudyOpt = None,
     config: ConfigOpt = None,
     storage: StorageOpt = None,
     artifacts: ArtifactsOpt = None,
     data_dir: DataDirOpt = None,
-    sampler: Annotated[Optional[Sampler], typer.Option(help="Override the config's sampler.")] = None,
-    pruner: Annotated[Optional[Pruner], typer.Option(help="Override the config's pruner.")] = None,
-    seed: Annotated[Optional[int], typer.Option(help="Override the config's seed.")] = None,
+    sampler: Annotated[
+        Sampler | None, typer.Option(help="Override the config's sampler.")
+    ] = None,
+    pruner: Annotated[Pruner | None, typer.Option(help="Override the config's pruner.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Override the config's seed.")] = None,
     export_dir: Annotated[
-        Optional[Path],
-        typer.Option("--export-dir", help="Where the best model goes [default: studies/STUDY/best]."),
+        Path | None,
+        typer.Option(
+            "--export-dir", help="Where the best model goes [default: studies/STUDY/best]."
+        ),
     ] = None,
     export: Annotated[
         bool, typer.Option("--export/--no-export", help="Export the best model at the end.")
@@ -149,20 +148,45 @@ def run(
             raise ConfigError(f"--trials must be at least 1, got {trials}")
         if timeout is not None and timeout <= 0:
             raise ConfigError(f"--timeout must be a positive number of seconds, got {timeout}")
-        _quiet_libraries()
+        _quiet_libraries(debug)
         _run(
-            trials=trials, timeout=timeout, study_name=study, config_path=config, storage=storage,
-            artifacts=artifacts, data_dir=data_dir,
-            sampler=sampler.value if sampler else None, pruner=pruner.value if pruner else None,
-            seed=seed, export_dir=export_dir, export=export,
+            trials=trials,
+            timeout=timeout,
+            study_name=study,
+            config_path=config,
+            storage=storage,
+            artifacts=artifacts,
+            data_dir=data_dir,
+            sampler=sampler.value if sampler else None,
+            pruner=pruner.value if pruner else None,
+            seed=seed,
+            export_dir=export_dir,
+            export=export,
             allow_space_change=allow_space_change,
+            debug=debug,
         )
 
 
-def _run(*, trials, timeout, study_name, config_path, storage, artifacts, data_dir, sampler,
-         pruner, seed, export_dir, export, allow_space_change) -> None:
+def _run(
+    *,
+    trials,
+    timeout,
+    study_name,
+    config_path,
+    storage,
+    artifacts,
+    data_dir,
+    sampler,
+    pruner,
+    seed,
+    export_dir,
+    export,
+    allow_space_change,
+    debug,
+) -> None:
     from search import runner
     from search import storage as st
+    from search._tf import import_tensorflow
     from search.config import load_config
     from search.data import load_split
     from search.objective import Objective
@@ -187,7 +211,9 @@ def _run(*, trials, timeout, study_name, config_path, storage, artifacts, data_d
     study, created = st.create_or_load_study(
         storage_obj,
         cfg,
-        sampler=runner.make_sampler(cfg.study, seed=runner.process_seed(cfg.study, n_existing=n_existing)),
+        sampler=runner.make_sampler(
+            cfg.study, seed=runner.process_seed(cfg.study, n_existing=n_existing)
+        ),
         pruner=runner.make_pruner(cfg.study, max_epochs=cfg.max_epochs),
         allow_space_change=allow_space_change,
     )
@@ -201,6 +227,7 @@ def _run(*, trials, timeout, study_name, config_path, storage, artifacts, data_d
     best = None
     with contextlib.suppress(ValueError):
         best = study.best_value
+    import_tensorflow(quiet=not debug)
     objective = Objective(cfg, split, artifact_store=store)
     _sigterm_as_interrupt()
     try:
@@ -271,15 +298,19 @@ def export_cmd(
 ) -> None:
     """Export the best kept model with a model card; test metrics are measured here, once."""
     with user_errors(debug):
-        _quiet_libraries()
+        _quiet_libraries(debug)
         from search import storage as st
+        from search._tf import import_tensorflow
         from search.config import DEFAULT_CONFIG_NAME, validate_study_name
         from search.export import export_best
 
-        name = validate_study_name(study or DEFAULT_CONFIG_NAME.removesuffix(".toml"), where="--study")
+        name = validate_study_name(
+            study or DEFAULT_CONFIG_NAME.removesuffix(".toml"), where="--study"
+        )
         store_path = st.artifact_dir(storage, str(artifacts) if artifacts else None)
         storage_obj = st.open_storage(storage, must_exist=True)
         s = st.load_study(storage_obj, name)
+        import_tensorflow(quiet=not debug)
         if not store_path.is_dir():
             from search.errors import ExportError
 
@@ -288,7 +319,10 @@ def export_cmd(
             )
         dest = out_dir or Path("studies") / name / "best"
         card = export_best(
-            s, st.open_artifact_store(store_path), dest, data_dir=data_dir,
+            s,
+            st.open_artifact_store(store_path),
+            dest,
+            data_dir=data_dir,
             storage_masked=st.mask(st.resolve_url(storage)),
         )
         _print_card(card, dest)

@@ -15,10 +15,11 @@ import hashlib
 import json
 import math
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 from search.errors import ConfigError
 
@@ -331,7 +332,9 @@ def validate_study_name(name: str, *, where: str = "study name") -> str:
 def validate_study(s: StudySettings, *, where: str = "study") -> None:
     validate_study_name(s.name, where=f"{where} name")
     if s.sampler not in SAMPLERS:
-        raise ConfigError(f"{where}: sampler {s.sampler!r} unknown; use one of {', '.join(SAMPLERS)}")
+        raise ConfigError(
+            f"{where}: sampler {s.sampler!r} unknown; use one of {', '.join(SAMPLERS)}"
+        )
     if s.pruner not in PRUNERS:
         raise ConfigError(f"{where}: pruner {s.pruner!r} unknown; use one of {', '.join(PRUNERS)}")
     for key, low in (

@@ -76,7 +76,9 @@ def find_data_dir(data_dir: str | Path | None = None, *, download: bool = True) 
     if explicit is not None:
         d = Path(explicit).expanduser()
         if not d.is_dir():
-            raise DataError(f"data directory {str(d)!r} does not exist; fix --data-dir/{ENV_DATA_DIR}")
+            raise DataError(
+                f"data directory {str(d)!r} does not exist; fix --data-dir/{ENV_DATA_DIR}"
+            )
         missing = [f for f in FILES if not (d / f).is_file()]
         if missing:
             raise DataError(
@@ -92,7 +94,9 @@ def find_data_dir(data_dir: str | Path | None = None, *, download: bool = True) 
     return download_dataset(keras_cache_dir())
 
 
-def download_dataset(dest: Path, *, mirrors: tuple[str, ...] = MIRRORS, timeout: float = 30) -> Path:
+def download_dataset(
+    dest: Path, *, mirrors: tuple[str, ...] = MIRRORS, timeout: float = 30
+) -> Path:
     """Download the four files into dest, verifying each before it is moved into place."""
     try:
         dest.mkdir(parents=True, exist_ok=True)
@@ -105,7 +109,10 @@ def download_dataset(dest: Path, *, mirrors: tuple[str, ...] = MIRRORS, timeout:
         for base in mirrors:
             fd, tmp = tempfile.mkstemp(dir=dest, suffix=".part")
             try:
-                with os.fdopen(fd, "wb") as out, urllib.request.urlopen(base + name, timeout=timeout) as r:
+                with (
+                    os.fdopen(fd, "wb") as out,
+                    urllib.request.urlopen(base + name, timeout=timeout) as r,
+                ):
                     shutil.copyfileobj(r, out)
                 _verified_bytes(Path(tmp), expected_name=name)
                 os.replace(tmp, dest / name)
@@ -213,7 +220,8 @@ def stratified_indices(labels: np.ndarray, n: int, rng: np.random.Generator) -> 
     for i in np.argsort(-(exact - quota), kind="stable")[: n - quota.sum()]:
         quota[i] += 1
     picked = [
-        rng.permutation(np.flatnonzero(labels == c))[:q] for c, q in zip(classes, quota, strict=True)
+        rng.permutation(np.flatnonzero(labels == c))[:q]
+        for c, q in zip(classes, quota, strict=True)
     ]
     return np.sort(np.concatenate(picked))
 
@@ -257,7 +265,9 @@ def load_split(settings: DataSettings, data_dir: str | Path | None = None) -> Sp
     return _split(find_data_dir(data_dir).resolve(), settings)
 
 
-def load_test(settings: DataSettings, data_dir: str | Path | None = None) -> tuple[np.ndarray, np.ndarray]:
+def load_test(
+    settings: DataSettings, data_dir: str | Path | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """The held-out test set (or a stratified subset of it): only export calls this."""
     raw = read_raw(data_dir)
     x, y = raw.test_x, raw.test_y

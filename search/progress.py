@@ -38,8 +38,9 @@ class RunProgress:
             console=console,
             transient=False,
         )
-        self.task = self.progress.add_task("trials", total=target, completed=already,
-                                           best=self._fmt(best))
+        self.task = self.progress.add_task(
+            "trials", total=target, completed=already, best=self._fmt(best)
+        )
 
     @staticmethod
     def _fmt(v: float | None) -> str:

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from search.config import Config, StudySettings
 from search.errors import ConfigError, TooManyFailures
@@ -26,7 +27,10 @@ def make_sampler(s: StudySettings, *, seed: int):
         # (momentum only for SGD, width_k only for k <= layers). constant_liar keeps parallel
         # workers from sampling the same point while trials run.
         return optuna.samplers.TPESampler(
-            seed=seed, n_startup_trials=s.startup_trials, multivariate=True, group=True,
+            seed=seed,
+            n_startup_trials=s.startup_trials,
+            multivariate=True,
+            group=True,
             constant_liar=True,
         )
     if s.sampler == "random":
@@ -122,8 +126,10 @@ def trial_line(trial: optuna.trial.FrozenTrial) -> str:
     ua = trial.user_attrs
     reason = ua.get("end_reason", trial.state.name.lower())
     state = "DIVERGED" if reason == "diverged" else trial.state.name
-    value = trial.value if trial.value is not None else (
-        max(trial.intermediate_values.values()) if trial.intermediate_values else None
+    value = (
+        trial.value
+        if trial.value is not None
+        else (max(trial.intermediate_values.values()) if trial.intermediate_values else None)
     )
     val = f"{value:.4f}" if value is not None and math.isfinite(value) else "  -   "
     epochs = ua.get("epochs_run", "?")
@@ -171,7 +177,8 @@ def run_study(
         )
     if failures.tripped:
         raise TooManyFailures(
-            f"{failures.limit} trials in a row failed (last error: {' '.join(failures.last_error)}); "
+            f"{failures.limit} trials in a row failed "
+            f"(last error: {' '.join(failures.last_error)}); "
             "see `error` in the trials' user attributes, fix the cause, then re-run to resume"
         )
     best_value = best_trial = None

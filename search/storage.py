@@ -173,7 +173,9 @@ def open_storage(url: str | None, *, must_exist: bool = False, heartbeat: bool =
     try:
         return optuna.storages.RDBStorage(info.url, engine_kwargs=_engine_kwargs(info), **kwargs)
     except Exception as e:  # schema or driver problems surface here
-        raise StorageError(f"cannot open storage {info.masked}: {mask_text(str(e), info.url)}") from None
+        raise StorageError(
+            f"cannot open storage {info.masked}: {mask_text(str(e), info.url)}"
+        ) from None
 
 
 def artifact_dir(url: str | None, artifacts: str | None = None) -> Path:
@@ -274,5 +276,7 @@ def create_or_load_study(
 def stored_config(study: optuna.Study) -> dict[str, Any]:
     cfg = study.user_attrs.get(ATTR_CONFIG)
     if not isinstance(cfg, dict):
-        raise StudyError(f"study {study.study_name!r} was not created by fsearch (no config stored)")
+        raise StudyError(
+            f"study {study.study_name!r} was not created by fsearch (no config stored)"
+        )
     return json.loads(json.dumps(cfg))
