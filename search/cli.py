@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import warnings
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -89,7 +90,10 @@ def user_errors(debug: bool):
 def _quiet_libraries(debug: bool = False) -> None:
     import optuna
 
-    optuna.logging.set_verbosity(optuna.logging.INFO if debug else optuna.logging.WARNING)
+    # Our per-trial lines replace Optuna's log (which prints tracebacks of interrupted trials).
+    optuna.logging.set_verbosity(optuna.logging.INFO if debug else optuna.logging.ERROR)
+    # We rely on a few experimental Optuna arguments (heartbeats, TPE group) on purpose.
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
 
 def _sigterm_as_interrupt() -> None:
@@ -120,9 +124,7 @@ def run(
     storage: StorageOpt = None,
     artifacts: ArtifactsOpt = None,
     data_dir: DataDirOpt = None,
-    sampler: Annotated[
-        Sampler | None, typer.Option(help="Override the config's sampler.")
-    ] = None,
+    sampler: Annotated[Sampler | None, typer.Option(help="Override the config's sampler.")] = None,
     pruner: Annotated[Pruner | None, typer.Option(help="Override the config's pruner.")] = None,
     seed: Annotated[int | None, typer.Option(help="Override the config's seed.")] = None,
     export_dir: Annotated[
@@ -311,16 +313,10 @@ def export_cmd(
         storage_obj = st.open_storage(storage, must_exist=True)
         s = st.load_study(storage_obj, name)
         import_tensorflow(quiet=not debug)
-        if not store_path.is_dir():
-            from search.errors import ExportError
-
-            raise ExportError(
-                f"artifact directory {str(store_path)!r} does not exist; pass --artifacts DIR"
-            )
         dest = out_dir or Path("studies") / name / "best"
         card = export_best(
             s,
-            st.open_artifact_store(store_path),
+            st.open_artifact_store(store_path, create=False),
             dest,
             data_dir=data_dir,
             storage_masked=st.mask(st.resolve_url(storage)),

@@ -135,7 +135,9 @@ def trial_line(trial: optuna.trial.FrozenTrial) -> str:
     epochs = ua.get("epochs_run", "?")
     hp = ua.get("hyperparams")
     params = short(Hyperparams.from_dict(hp)) if hp else ua.get("architecture", "")
-    return f"#{trial.number:<4} {state:<8} val_acc {val}  {epochs:>3} ep  {params}"
+    line = f"#{trial.number:<4} {state:<8} val_acc {val}  {epochs:>3} ep  {params}"
+    error = str(ua.get("error", "")).strip().splitlines()
+    return f"{line}  error: {error[-1]}" if error else line
 
 
 def run_study(

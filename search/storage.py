@@ -189,12 +189,15 @@ def artifact_dir(url: str | None, artifacts: str | None = None) -> Path:
     return base / "artifacts"
 
 
-def open_artifact_store(path: Path):
+def open_artifact_store(path: Path, *, create: bool = True):
+    """Optuna's filesystem artifact store at path (created unless create is False: readers
+    then get ArtifactNotFound, which export turns into a hint about --artifacts)."""
     from optuna.artifacts import FileSystemArtifactStore
 
     if path.exists() and not path.is_dir():
         raise StorageError(f"artifact path {str(path)!r} is a file; give a directory")
-    path.mkdir(parents=True, exist_ok=True)
+    if create:
+        path.mkdir(parents=True, exist_ok=True)
     return FileSystemArtifactStore(str(path))
 
 

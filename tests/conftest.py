@@ -1,0 +1,73 @@
+"""Shared fixtures: a tiny study config, an isolated working directory, the real data files."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+TINY_TOML = """
+[study]
+name = "tiny"
+seed = 1
+startup_trials = 2
+keep_models = 2
+
+[data]
+validation_size = 500
+train_size = 2000
+test_size = 1000
+
+[train]
+steps_per_execution = 8
+validation_batch_size = 500
+
+[space]
+layers = { low = 1, high = 2 }
+width = { low = 16, high = 48, log = true }
+activation = "relu"
+optimizer = ["sgd", "adam"]
+learning_rate = { low = 1e-3, high = 0.05, log = true }
+momentum = { low = 0.0, high = 0.9 }
+regularizer = ["none", "l2"]
+reg_strength = { low = 1e-5, high = 1e-3, log = true }
+dropout = { low = 0.0, high = 0.3 }
+batch_size = [64, 128]
+epochs = 2
+"""
+
+
+def data_dir() -> Path:
+    """The real Fashion-MNIST files (CI installs the Debian package)."""
+    d = os.environ.get("FSEARCH_DATA_DIR", "/usr/share/datasets/fashion-mnist")
+    return Path(d)
+
+
+@pytest.fixture(scope="session")
+def real_data_dir() -> Path:
+    d = data_dir()
+    if not (d / "train-images-idx3-ubyte.gz").is_file():
+        msg = f"Fashion-MNIST not found in {d}: apt-get install dataset-fashion-mnist"
+        if os.environ.get("CI"):
+            pytest.fail(msg)
+        pytest.skip(msg)
+    return d
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch) -> Path:
+    """Run in an empty directory so studies/ and its database are the test's own."""
+    monkeypatch.chdir(tmp_path)
+    for var in ("FSEARCH_STORAGE", "FSEARCH_ARTIFACTS", "FSEARCH_DATA_DIR"):
+        monkeypatch.delenv(var, raising=False)
+    return tmp_path
+
+
+@pytest.fixture
+def tiny_config(workdir) -> Path:
+    p = workdir / "tiny.toml"
+    p.write_text(TINY_TOML)
+    return p

@@ -1,0 +1,112 @@
+from __future__ import annotations
+
+import pytest
+
+from search.config import Choice, Fixed, FloatRange, IntRange, load_config, parse_config
+from search.errors import ConfigError
+from tests.conftest import TINY_TOML
+
+
+def _raw(**space_overrides):
+    import tomllib
+
+    raw = tomllib.loads(TINY_TOML)
+    raw["space"].update(space_overrides)
+    return raw
+
+
+def test_default_config_loads_and_covers_the_issue_space():
+    cfg = load_config()
+    s = cfg.space
+    assert cfg.study.name == "fashion-mnist-mlp"
+    assert s["layers"] == IntRange(1, 4)
+    assert s["width"] == IntRange(16, 1024, log=True)
+    assert s["activation"] == Fixed("relu")
+    assert isinstance(s["learning_rate"], FloatRange) and s["learning_rate"].log
+    assert set(s["optimizer"].choices) == {"sgd", "adam", "rmsprop"}
+    assert set(s["regularizer"].choices) == {"none", "l1", "l2"}
+    assert cfg.study.sampler == "tpe" and cfg.study.pruner == "hyperband"
+
+
+def test_parse_kinds():
+    cfg = parse_config(_raw(width=32, optimizer=["adam"], dropout={"low": 0.1, "high": 0.1}))
+    assert cfg.space["width"] == Fixed(32)
+    assert cfg.space["optimizer"] == Fixed("adam")  # a one-element list is a fixed value
+    assert cfg.space["dropout"] == Fixed(0.1)
+    assert cfg.space["batch_size"] == Choice((64, 128))
+    assert cfg.space["learning_rate"] == FloatRange(1e-3, 0.05, log=True)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"widht": 3}, "unknown key 'widht'; did you mean 'width'"),
+        ({"width": "wide"}, "expected int, got str"),
+        ({"width": 32.5}, "expected int, got float"),
+        ({"layers": True}, "expected int, got bool"),
+        ({"learning_rate": {"low": 0.1, "high": 0.01}}, "low (0.1) must be <= high (0.01)"),
+        ({"learning_rate": {"low": 0.0, "high": 0.1, "log": True}}, "must be > 0"),
+        ({"reg_strength": {"low": 0.0, "high": 0.1, "log": True}}, "log range needs low > 0"),
+        ({"dropout": 1.0}, "must be >= 0 and < 1"),
+        ({"optimizer": ["sgd", "adamw"]}, "must be one of sgd, adam, rmsprop"),
+        ({"optimizer": []}, "list of choices is empty"),
+        ({"width": {"low": 16}}, "needs both 'low' and 'high'"),
+        ({"width": {"low": 16, "high": 32, "lg": True}}, "unknown range key 'lg'"),
+        ({"activation": {"low": 1, "high": 2}}, "a range makes no sense here"),
+    ],
+)
+def test_bad_space_entries_name_the_key_and_fix(change, message):
+    with pytest.raises(ConfigError) as e:
+        parse_config(_raw(**change), source="s.toml")
+    assert message in str(e.value)
+    assert "s.toml [space]" in str(e.value)
+
+
+def test_unknown_table_and_study_key():
+    raw = _raw()
+    raw["studdy"] = {}
+    with pytest.raises(ConfigError, match="unknown table 'studdy'; did you mean 'study'"):
+        parse_config(raw)
+    raw = _raw()
+    raw["study"]["prunner"] = "median"
+    with pytest.raises(ConfigError, match="unknown key 'prunner'; did you mean 'pruner'"):
+        parse_config(raw)
+
+
+def test_missing_space_key():
+    raw = _raw()
+    del raw["space"]["dropout"]
+    with pytest.raises(ConfigError, match="missing dropout"):
+        parse_config(raw)
+
+
+@pytest.mark.parametrize("name", ["../x", "/etc/x", "a/b", "..", "", ".hidden", "x" * 101])
+def test_study_names_that_would_escape_a_directory_are_refused(name):
+    raw = _raw()
+    raw["study"]["name"] = name
+    with pytest.raises(ConfigError, match="is not allowed"):
+        parse_config(raw)
+
+
+def test_overrides_are_validated():
+    cfg = parse_config(_raw())
+    assert cfg.replace_study(name="other", sampler="random").study.sampler == "random"
+    with pytest.raises(ConfigError, match="is not allowed"):
+        cfg.replace_study(name="../up")
+
+
+def test_fingerprint_tracks_the_objective_only():
+    a = parse_config(_raw())
+    assert a.fingerprint() == parse_config(_raw()).fingerprint()
+    assert a.fingerprint() != parse_config(_raw(dropout=0.2)).fingerprint()
+    # Sampler, pruner and speed knobs may change on resume without changing the fingerprint.
+    assert a.fingerprint() == a.replace_study(sampler="random", pruner="none").fingerprint()
+
+
+def test_config_file_errors(tmp_path):
+    with pytest.raises(ConfigError, match="not found; pass --config"):
+        load_config(tmp_path / "nope.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[space\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(bad)

@@ -1,0 +1,95 @@
+"""The objective on tiny real data: pruning, divergence, best-epoch score, kept models."""
+
+from __future__ import annotations
+
+import math
+
+import optuna
+import pytest
+
+from search import storage as st
+from search.config import parse_config
+from search.data import load_split
+from search.objective import KEPT_ATTR, Objective
+from tests.test_config import _raw
+
+pytestmark = pytest.mark.slow
+
+
+class AlwaysPrune(optuna.pruners.BasePruner):
+    def prune(self, study, trial):
+        return True
+
+
+@pytest.fixture
+def tiny(real_data_dir):
+    cfg = parse_config(_raw())
+    return cfg, load_split(cfg.data, real_data_dir)
+
+
+def _study(tmp_path, cfg, pruner=None):
+    storage = st.open_storage(f"sqlite:///{tmp_path}/o.db")
+    return st.create_or_load_study(storage, cfg, pruner=pruner or optuna.pruners.NopPruner())[0]
+
+
+def test_complete_trial_reports_every_epoch_and_returns_best_epoch(tmp_path, tiny):
+    cfg, split = tiny
+    study = _study(tmp_path, cfg)
+    store = st.open_artifact_store(tmp_path / "art")
+    study.optimize(Objective(cfg, split, artifact_store=store), n_trials=1)
+    t = study.trials[0]
+    assert t.state == optuna.trial.TrialState.COMPLETE
+    assert len(t.intermediate_values) == 2  # one report per epoch (epochs = 2)
+    assert t.value == max(t.intermediate_values.values())
+    assert t.user_attrs["best_epoch"] in (1, 2) and t.user_attrs["epochs_run"] == 2
+    for key in ("n_params", "sec_per_epoch", "end_reason", "hyperparams", "architecture"):
+        assert key in t.user_attrs
+    assert t.user_attrs["end_reason"] == "completed"
+    assert study.user_attrs[KEPT_ATTR][0]["trial"] == 0
+
+
+def test_forced_pruner_prunes_after_first_epoch(tmp_path, tiny):
+    cfg, split = tiny
+    study = _study(tmp_path, cfg, pruner=AlwaysPrune())
+    study.optimize(Objective(cfg, split), n_trials=1)
+    t = study.trials[0]
+    assert t.state == optuna.trial.TrialState.PRUNED
+    assert t.user_attrs["end_reason"] == "pruned" and t.user_attrs["epochs_run"] == 1
+
+
+def test_divergence_ends_the_trial_as_pruned_with_the_reason(tmp_path, real_data_dir):
+    raw = _raw(optimizer="sgd", learning_rate=1e6, momentum=0.9, epochs=5)
+    cfg = parse_config(raw)
+    split = load_split(cfg.data, real_data_dir)
+    study = _study(tmp_path, cfg)
+    study.optimize(Objective(cfg, split), n_trials=1)
+    t = study.trials[0]
+    assert t.state == optuna.trial.TrialState.PRUNED
+    assert t.user_attrs["end_reason"] == "diverged"
+    assert "loss became" in t.user_attrs["end_detail"]
+    assert t.user_attrs["epochs_run"] == 1  # stopped at once, not trained to the end
+
+
+def test_only_top_k_models_stay_on_disk(tmp_path, tiny):
+    cfg, split = tiny  # keep_models = 2
+    study = _study(tmp_path, cfg)
+    store_dir = tmp_path / "art"
+    study.optimize(
+        Objective(cfg, split, artifact_store=st.open_artifact_store(store_dir)), n_trials=4
+    )
+    kept = study.user_attrs[KEPT_ATTR]
+    assert len(kept) == 2 and kept[0]["value"] >= kept[1]["value"]
+    assert sorted(p.name for p in store_dir.iterdir()) == sorted(e["artifact_id"] for e in kept)
+    best = max(t.value for t in study.trials if t.value is not None and math.isfinite(t.value))
+    assert kept[0]["value"] == best
+
+
+def test_a_raising_trial_records_its_error(tmp_path, tiny, monkeypatch):
+    cfg, split = tiny
+    study = _study(tmp_path, cfg)
+    objective = Objective(cfg, split)
+    monkeypatch.setattr(objective, "_train", lambda trial, hp: 1 / 0)
+    study.optimize(objective, n_trials=1, catch=(Exception,))
+    t = study.trials[0]
+    assert t.state == optuna.trial.TrialState.FAIL
+    assert "ZeroDivisionError" in t.user_attrs["error"]

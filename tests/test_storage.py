@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+import pytest
+
+from search import storage as st
+from search.config import parse_config
+from search.errors import StorageError, StudyError
+from tests.test_config import _raw
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("not a url", "is malformed"),
+        ("nosuchdb://x/y", "unknown database dialect 'nosuchdb'"),
+        ("sqlite://", "in-memory SQLite"),
+    ],
+)
+def test_bad_urls(url, message):
+    with pytest.raises(StorageError, match=message):
+        st.parse_url(url)
+
+
+def test_mask_hides_passwords():
+    assert st.mask("postgresql+psycopg://bob:s3cret@db/x") == "postgresql+psycopg://bob:***@db/x"
+    assert "s3cret" not in st.mask("garbage://bob:s3cret@@")
+
+
+def test_unreachable_server_is_one_line_without_password():
+    url = "postgresql+psycopg://bob:s3cret@127.0.0.1:9/x"
+    with pytest.raises(StorageError) as e:
+        st.open_storage(url)
+    msg = str(e.value)
+    assert "cannot reach storage" in msg and "s3cret" not in msg and "\n" not in msg
+
+
+def test_sqlite_under_a_file_is_refused(tmp_path):
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(StorageError, match="is a file"):
+        st.open_storage(f"sqlite:///{tmp_path}/afile/db.sqlite")
+
+
+def test_must_exist(tmp_path):
+    with pytest.raises(StorageError, match="no study database"):
+        st.open_storage(f"sqlite:///{tmp_path}/none.db", must_exist=True)
+    assert not (tmp_path / "none.db").exists()
+
+
+def test_default_url_and_artifacts(workdir, monkeypatch):
+    assert st.resolve_url(None) == "sqlite:///studies/fsearch.db"
+    monkeypatch.setenv("FSEARCH_STORAGE", "sqlite:///elsewhere/x.db")
+    assert st.resolve_url(None) == "sqlite:///elsewhere/x.db"
+    assert st.artifact_dir(None).as_posix() == "elsewhere/artifacts"
+    assert st.artifact_dir(None, "shared/models").as_posix() == "shared/models"
+
+
+def test_changed_space_is_refused_and_can_be_allowed(tmp_path):
+    storage = st.open_storage(f"sqlite:///{tmp_path}/s.db")
+    cfg = parse_config(_raw())
+    study, created = st.create_or_load_study(storage, cfg)
+    assert created
+    again, created = st.create_or_load_study(storage, cfg)
+    assert not created and again.study_name == study.study_name
+    changed = parse_config(_raw(dropout=0.2))
+    with pytest.raises(StudyError, match=r"different search space \(space.dropout.* changed\)"):
+        st.create_or_load_study(storage, changed)
+    _, created = st.create_or_load_study(storage, changed, allow_space_change=True)
+    assert st.create_or_load_study(storage, changed)[0].user_attrs[st.ATTR_FINGERPRINT] == (
+        changed.fingerprint()
+    )
+
+
+def test_unknown_study_lists_known_ones(tmp_path):
+    storage = st.open_storage(f"sqlite:///{tmp_path}/s.db")
+    st.create_or_load_study(storage, parse_config(_raw()))
+    with pytest.raises(StudyError, match=r"no study named 'nope' .*studies: tiny"):
+        st.load_study(storage, "nope")
