@@ -36,6 +36,7 @@ class EpochLog:
     val_acc: list[float] = field(default_factory=list)
     val_loss: list[float] = field(default_factory=list)
     seconds: list[float] = field(default_factory=list)
+    val_seconds: float = 0.0  # time spent in validation passes (part of `seconds`)
     best_value: float = -math.inf
     best_epoch: int = 0
     best_weights: list[Any] | None = None
@@ -50,6 +51,12 @@ def _make_callback(trial: optuna.Trial, log: EpochLog):
     class OptunaEpochCallback(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
             self._t0 = time.perf_counter()
+
+        def on_test_begin(self, logs=None):
+            self._v0 = time.perf_counter()
+
+        def on_test_end(self, logs=None):
+            log.val_seconds += time.perf_counter() - self._v0
 
         def _diverged(self, where: str, value: float) -> None:
             log.end_reason = "diverged"
@@ -137,17 +144,11 @@ class Objective:
         build_s = time.perf_counter() - t0
 
         log = EpochLog()
-        # Keras' own array adapter (shuffled index batches) measured as fast as a hand-built
-        # tf.data pipeline here, so we use it; BENCHMARKS.md has the numbers.
-        model.fit(
-            x,
-            y,
-            batch_size=hp.batch_size,
-            validation_data=(xv, yv),
+        fit(
+            model,
+            hp,
+            (x, y, xv, yv),
             validation_batch_size=self.config.train.validation_batch_size,
-            epochs=hp.epochs,
-            shuffle=True,
-            verbose=0,
             callbacks=[_make_callback(trial, log)],
         )
         epochs_run = len(log.seconds)
@@ -160,7 +161,9 @@ class Objective:
             "sec_per_epoch": round(
                 sum(log.seconds[1:]) / (epochs_run - 1) if epochs_run > 1 else sum(log.seconds), 3
             ),
+            "val_seconds": round(log.val_seconds, 3),
             "end_reason": log.end_reason,
+            "rss_mb": rss_mb(),
         }
         if log.best_epoch:
             attrs["val_loss"] = round(log.val_loss[log.best_epoch - 1], 5)
@@ -176,6 +179,37 @@ class Objective:
             model.set_weights(log.best_weights)
             keep_if_top(trial, value, model, self.artifact_store, k=self.config.study.keep_models)
         return value
+
+
+def fit(model, hp: Hyperparams, data, *, validation_batch_size: int, callbacks=(), epochs=None):
+    """Train with Keras' own fit: the one training path of fsearch (the benchmarks use it too).
+
+    Speed comes from compile-time settings (steps_per_execution, see model.py) and from data
+    held as TF tensors: Keras' array adapter then shuffles indices and gathers batches inside
+    the graph, measured as fast as a hand-built tf.data pipeline here (BENCHMARKS.md).
+    """
+    x, y, xv, yv = data
+    return model.fit(
+        x,
+        y,
+        batch_size=hp.batch_size,
+        validation_data=(xv, yv),
+        validation_batch_size=validation_batch_size,
+        epochs=hp.epochs if epochs is None else epochs,
+        shuffle=True,
+        verbose=0,
+        callbacks=list(callbacks),
+    )
+
+
+def rss_mb() -> float:
+    """Resident memory of this process in MB (Linux /proc; 0 elsewhere)."""
+    try:
+        with open("/proc/self/statm") as f:
+            pages = int(f.read().split()[1])
+        return round(pages * os.sysconf("SC_PAGE_SIZE") / 2**20, 1)
+    except (OSError, ValueError, IndexError):
+        return 0.0
 
 
 def keep_if_top(trial: optuna.Trial, value: float, model, store, *, k: int) -> bool:

@@ -1,0 +1,69 @@
+"""Shared helpers for the benchmarks: machine facts, a matmul rate, BENCHMARKS.md sections."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import platform
+import re
+import time
+from pathlib import Path
+
+BENCHMARKS_MD = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def machine_line() -> str:
+    from search.export import package_versions
+
+    v = package_versions()
+    pk = ", ".join(f"{k} {v[k]}" for k in ("python", "tensorflow", "keras", "optuna", "numpy"))
+    return f"{cpu_name()}, {os.cpu_count()} cores; {pk}"
+
+
+def matmul_gflops(n: int = 2048, repeats: int = 10) -> float:
+    """float32 n x n matmul rate through TensorFlow, best of `repeats` (the arithmetic ceiling)."""
+    import tensorflow as tf
+
+    a = tf.random.normal((n, n))
+    b = tf.random.normal((n, n))
+    (a @ b).numpy()  # warm up
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        (a @ b).numpy()
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n**3 / best / 1e9
+
+
+def write_section(name: str, body: str, command: str) -> None:
+    """Replace (or append) the section between <!-- name:start --> and <!-- name:end -->."""
+    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    block = (
+        f"<!-- {name}:start -->\n"
+        f"Measured {stamp} on {machine_line()}.\n"
+        f"Reproduce: `{command}`\n\n{body.rstrip()}\n"
+        f"<!-- {name}:end -->"
+    )
+    text = BENCHMARKS_MD.read_text() if BENCHMARKS_MD.exists() else "# Benchmarks\n"
+    pattern = re.compile(rf"<!-- {name}:start -->.*?<!-- {name}:end -->", re.S)
+    if pattern.search(text):
+        text = pattern.sub(lambda _: block, text)
+    else:
+        text = text.rstrip() + f"\n\n## {name}\n\n{block}\n"
+    BENCHMARKS_MD.write_text(text if text.endswith("\n") else text + "\n")
+
+
+def markdown_table(header: list[str], rows: list[list]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
