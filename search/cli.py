@@ -31,6 +31,7 @@ class Sampler(str, Enum):
     random = "random"
     cmaes = "cmaes"
     gp = "gp"
+    grid = "grid"
 
 
 class Pruner(str, Enum):
@@ -73,6 +74,7 @@ ConfigOpt = Annotated[
     typer.Option("--config", "-c", help="Study TOML [default: studies/fashion-mnist-mlp.toml]."),
 ]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")]
+DEFAULT_TRIALS = 200  # `run --trials` when not given, except for grid studies (their grid size)
 
 
 @contextlib.contextmanager
@@ -109,13 +111,15 @@ def _sigterm_as_interrupt() -> None:
 @app.command()
 def run(
     trials: Annotated[
-        int,
+        int | None,
         typer.Option(
             "--trials",
             "-n",
-            help="Finished trials the study should hold (a total: re-running resumes to it).",
+            help="Finished trials the study should hold (a total: re-running resumes to it) "
+            "[default: 200; a grid study: its grid size].",
+            show_default=False,
         ),
-    ] = 200,
+    ] = None,
     timeout: Annotated[
         float | None, typer.Option("--timeout", help="Stop starting trials after SECONDS.")
     ] = None,
@@ -146,7 +150,7 @@ def run(
     from search.errors import ConfigError
 
     with user_errors(debug):
-        if trials < 1:
+        if trials is not None and trials < 1:
             raise ConfigError(f"--trials must be at least 1, got {trials}")
         if timeout is not None and timeout <= 0:
             raise ConfigError(f"--timeout must be a positive number of seconds, got {timeout}")
@@ -193,13 +197,17 @@ def _run(
     from search.data import load_split
     from search.objective import Objective
     from search.progress import RunProgress
+    from search.space import grid_search_space, grid_size
 
     # Everything that can be checked without a database is checked first, so a bad input
     # leaves nothing behind: config, sampler/pruner availability, data.
     cfg = load_config(config_path).replace_study(
         name=study_name, sampler=sampler, pruner=pruner, seed=seed
     )
-    runner.make_sampler(cfg.study, seed=0)
+    grid = grid_search_space(cfg) if cfg.study.sampler == "grid" else None
+    if trials is None:
+        trials = grid_size(cfg) if grid is not None else DEFAULT_TRIALS
+    runner.make_sampler(cfg.study, seed=0, grid=grid)
     runner.make_pruner(cfg.study, max_epochs=cfg.max_epochs)
     split = load_split(cfg.data, data_dir)
 
@@ -214,7 +222,7 @@ def _run(
         storage_obj,
         cfg,
         sampler=runner.make_sampler(
-            cfg.study, seed=runner.process_seed(cfg.study, n_existing=n_existing)
+            cfg.study, seed=runner.process_seed(cfg.study, n_existing=n_existing), grid=grid
         ),
         pruner=runner.make_pruner(cfg.study, max_epochs=cfg.max_epochs),
         allow_space_change=allow_space_change,

@@ -23,7 +23,8 @@ import tomllib
 
 from search.errors import ConfigError
 
-SAMPLERS = ("tpe", "random", "cmaes", "gp")
+# grid: every combination of the [space] lists once (Optuna's GridSampler); no ranges allowed.
+SAMPLERS = ("tpe", "random", "cmaes", "gp", "grid")
 PRUNERS = ("hyperband", "median", "successive-halving", "none")
 OPTIMIZERS = ("sgd", "adam", "rmsprop")
 REGULARIZERS = ("none", "l1", "l2")
@@ -188,6 +189,7 @@ class Config:
             return self
         new = dataclasses.replace(self, study=dataclasses.replace(self.study, **changes))
         validate_study(new.study)
+        validate_grid(new.study, new.space, where="--sampler grid")
         return new
 
     @property
@@ -284,6 +286,7 @@ def parse_config(raw: dict[str, Any], *, source: str = "<dict>") -> Config:
             f"{where} [space]: missing {', '.join(missing)}; give each a value, range or list"
         )
     space = {k: _parse_param(k, raw_space[k], f"{where} [space] {k}") for k in SPACE_KEYS}
+    validate_grid(study, space, where=f"{where} [space]")
     return Config(study=study, data=data, model=model, train=train, space=space, source=source)
 
 
@@ -346,6 +349,19 @@ def validate_study(s: StudySettings, *, where: str = "study") -> None:
     ):
         if getattr(s, key) < low:
             raise ConfigError(f"{where}: {key} must be >= {low}, got {getattr(s, key)}")
+
+
+def validate_grid(s: StudySettings, space: dict[str, Param], *, where: str) -> None:
+    """A grid study enumerates lists of values: a range has no finite grid."""
+    if s.sampler != "grid":
+        return
+    ranges = [k for k, p in space.items() if isinstance(p, (IntRange, FloatRange))]
+    if ranges:
+        raise ConfigError(
+            f"{where}: the grid sampler needs a value or a list of values for every key, "
+            f"but {', '.join(ranges)} {'is a range' if len(ranges) == 1 else 'are ranges'}; "
+            "write e.g. momentum = [0.1, 0.2, 0.3], or use another sampler"
+        )
 
 
 def _validate_data(d: DataSettings, *, where: str) -> None:

@@ -19,8 +19,14 @@ if TYPE_CHECKING:
     import optuna
 
 
-def make_sampler(s: StudySettings, *, seed: int):
+def make_sampler(s: StudySettings, *, seed: int, grid: dict[str, list] | None = None):
+    """The study's sampler; `grid` is the grid sampler's space (space.grid_search_space)."""
     import optuna
+
+    if s.sampler == "grid":
+        # The study seed, never the per-process one: GridSampler gives trial n the n-th point
+        # of its seeded shuffle, so every worker and every resume must shuffle alike.
+        return optuna.samplers.GridSampler(grid or {}, seed=s.seed)
 
     if s.sampler == "tpe":
         # Multivariate + group: models parameters jointly and copes with the conditional space

@@ -7,10 +7,11 @@ a regularizer is on, width_2.. only for deeper nets), so TPE never models noise.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from search.config import Choice, Config, Fixed, FloatRange, IntRange, Param
+from search.config import Choice, Config, Fixed, FloatRange, IntRange, Param, max_value
 
 if TYPE_CHECKING:
     import optuna
@@ -82,6 +83,30 @@ def suggest(trial: optuna.Trial, config: Config) -> Hyperparams:
         batch_size=_suggest(trial, "batch_size", s["batch_size"]),
         epochs=_suggest(trial, "epochs", s["epochs"]),
     )
+
+
+def grid_search_space(config: Config) -> dict[str, list]:
+    """GridSampler's search space: each list of choices under the name `suggest` gives it.
+
+    Fixed values are never suggested, so they stay out of the grid. A conditional parameter
+    (momentum with adam, reg_strength with "none") still multiplies the grid: avoid such lists.
+    """
+    s = config.space
+    grid: dict[str, list] = {}
+    for key, p in s.items():
+        if not isinstance(p, Choice):
+            continue
+        if key == "width" and config.model.width_per_layer:
+            for i in range(max_value(s["layers"])):
+                grid[f"width_{i + 1}"] = list(p.choices)
+        else:
+            grid[key] = list(p.choices)
+    return grid
+
+
+def grid_size(config: Config) -> int:
+    """How many trials one pass over the grid takes."""
+    return math.prod(len(v) for v in grid_search_space(config).values())
 
 
 def short(hp: Hyperparams) -> str:
