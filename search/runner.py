@@ -146,6 +146,20 @@ def trial_line(trial: optuna.trial.FrozenTrial) -> str:
     return f"{line}  error: {error[-1]}" if error else line
 
 
+def count_states(study: optuna.Study) -> tuple[int, int, int]:
+    """(finished, running, waiting) trials of the study."""
+    from optuna.trial import TrialState
+
+    trials = study.get_trials(deepcopy=False)
+    finished = sum(1 for t in trials if t.state in finished_states())
+    running = sum(1 for t in trials if t.state == TrialState.RUNNING)
+    return finished, running, sum(1 for t in trials if t.state == TrialState.WAITING)
+
+
+# How often a worker with nothing to run looks again (other workers' trials may fail or die).
+IDLE_POLL_S = 2.0
+
+
 def run_study(
     study: optuna.Study,
     objective: Callable,
@@ -154,14 +168,26 @@ def run_study(
     n_trials: int,
     timeout: float | None = None,
     on_trial: Callable[[optuna.trial.FrozenTrial, int], None] | None = None,
+    on_wait: Callable[[int, int], None] | None = None,
 ) -> RunResult:
-    """Optimize until the study holds n_trials finished trials (or timeout / too many fails)."""
+    """Optimize until the study holds n_trials finished trials (or timeout / too many fails).
+
+    Exactly n_trials, however many workers share the study: the storage refuses a new trial
+    once finished + running + waiting trials reach n_trials (storage.ResilientStorage, count
+    and insert in one locked transaction). A worker refused a trial does not stop: a running
+    trial of another worker may still fail (its slot is free again) or its worker may die (the
+    trial is re-queued as WAITING once its heartbeat is stale). So it waits, failing stale
+    trials itself, until the study holds n_trials finished trials. MaxTrialsCallback alone
+    overshoots: every worker checks only after its own trial ends.
+    """
     from optuna.study import MaxTrialsCallback
 
+    from search import storage as st
+
     start = time.perf_counter()
-    before = count_finished(study)
     ran = 0
     failures = ConsecutiveFailures(config.study.max_consecutive_failures)
+    budgeted = st.limit_trials(study, n_trials)
 
     def after_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         nonlocal ran
@@ -169,20 +195,38 @@ def run_study(
         if on_trial is not None:
             on_trial(trial, count_finished(study))
 
-    if before < n_trials:
-        study.optimize(
-            objective,
-            timeout=timeout,
-            # Trials that raise are recorded FAIL and the search goes on; ConsecutiveFailures
-            # stops a worker whose every trial fails.
-            catch=(Exception,),
-            callbacks=[
-                MaxTrialsCallback(n_trials, states=finished_states()),
-                failures,
-                after_trial,
-            ],
-            gc_after_trial=True,
-        )
+    while not failures.tripped:
+        left = None if timeout is None else timeout - (time.perf_counter() - start)
+        if left is not None and left <= 0:
+            break
+        finished, running, waiting = count_states(study)
+        if finished >= n_trials:
+            break
+        if budgeted and not waiting and finished + running >= n_trials:
+            if on_wait is not None:
+                on_wait(finished, running)
+            time.sleep(IDLE_POLL_S if left is None else min(IDLE_POLL_S, left))
+            st.fail_stale_trials(study)
+            continue
+        try:
+            study.optimize(
+                objective,
+                timeout=left,
+                # Trials that raise are recorded FAIL and the search goes on;
+                # ConsecutiveFailures stops a worker whose every trial fails.
+                catch=(Exception,),
+                callbacks=[
+                    MaxTrialsCallback(n_trials, states=finished_states()),
+                    failures,
+                    after_trial,
+                ],
+                gc_after_trial=True,
+            )
+        except st.TrialBudgetReached:
+            continue  # the last slots went to other workers' trials: wait for them
+        # optimize returned by itself: n_trials reached (MaxTrialsCallback), too many
+        # failures, timeout, or a sampler that ran out of points (grid) stopped the study.
+        break
     if failures.tripped:
         raise TooManyFailures(
             f"{failures.limit} trials in a row failed "

@@ -5,21 +5,37 @@ PostgreSQL (`postgresql+psycopg://user@host/db`) is for many machines sharing on
 Every URL is parsed and its server reached *before* Optuna creates tables, so a typo or a
 down server gives one clear line and leaves nothing behind. Passwords never reach output:
 `mask()` is used for every URL we print.
+
+`open_storage` returns `ResilientStorage`, Optuna's RDBStorage with three additions that make
+many workers on one database safe: retry with back-off on transient connection errors (a
+database restart), a study-wide trial budget checked atomically with trial creation (exactly
+N finished trials however many workers), and stale trials failed and re-queued in one
+transaction. Environment knobs (seconds; tests shorten them): FSEARCH_HEARTBEAT_S,
+FSEARCH_GRACE_S, FSEARCH_DB_RETRY_S.
 """
 
 from __future__ import annotations
 
+import datetime as _dt
+import functools
 import json
+import logging
 import os
+import random
+import sqlite3
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import optuna
+
 from search.config import Config
-from search.errors import StorageError, StudyError
+from search.errors import ConfigError, StorageError, StudyError
 
 if TYPE_CHECKING:
-    import optuna
+    from optuna.trial import FrozenTrial
 
 ENV_STORAGE = "FSEARCH_STORAGE"
 ENV_ARTIFACTS = "FSEARCH_ARTIFACTS"
@@ -135,11 +151,24 @@ def check_reachable(info: StorageInfo, *, must_exist: bool = False) -> None:
         reason = str(getattr(e, "orig", e) or e).strip().splitlines()
         first = reason[0] if reason else type(e).__name__
         raise StorageError(
-            f"cannot reach storage {info.masked}: {mask_text(first, info.url)}; check host, "
-            "port, user, password and database name (createdb NAME creates a database)"
+            f"cannot reach storage {info.masked}: {mask_text(first, info.url)}; "
+            f"{_connect_hint(first, info.url)}"
         ) from None
     finally:
         engine.dispose()
+
+
+def _connect_hint(reason: str, url: str) -> str:
+    """The fix for a failed connection, from the server's reason."""
+    from sqlalchemy.engine import make_url
+
+    u = make_url(url)
+    low = reason.lower()
+    if "database" in low and "does not exist" in low:
+        return f"create it (createdb -h {u.host or 'localhost'} {u.database}) or fix the name"
+    if "password" in low or "role" in low or "authentication" in low:
+        return f"check the user ({u.username}) and password (the password is not shown)"
+    return "check the host and port, and that the database server is running"
 
 
 def mask_text(text: str, url: str) -> str:
@@ -153,47 +182,457 @@ def mask_text(text: str, url: str) -> str:
     return text.replace(password, "***") if password else text
 
 
-def open_storage(url: str | None, *, must_exist: bool = False, heartbeat: bool = False):
-    """An Optuna RDBStorage for the URL, after checking it is well-formed and reachable."""
-    import optuna
+# --------------------------------------------------------------------------- many workers
 
+log = logging.getLogger(__name__)
+
+# A PostgreSQL restart takes seconds; a minute of retrying rides it out without hiding a server
+# that is really gone. Back-off doubles from 0.2 s up to 5 s, with jitter so that a dozen
+# workers do not reconnect in lock-step.
+RETRY_DEADLINE_S = 60.0
+RETRY_FIRST_DELAY_S = 0.2
+RETRY_MAX_DELAY_S = 5.0
+
+
+class TrialBudgetReached(Exception):
+    """No new trial may start: finished + running + waiting trials already reach the budget.
+
+    Not an error for the user: the worker waits for the running trials (they may fail and free
+    a slot) or stops when the study is done.
+    """
+
+
+def _env_seconds(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if value <= 0:
+        raise ConfigError(f"{name} must be a positive number of seconds, got {raw!r}")
+    return value
+
+
+def heartbeat_settings() -> tuple[int, int]:
+    """(heartbeat interval, grace period) in whole seconds, from the environment or defaults."""
+    interval = int(_env_seconds("FSEARCH_HEARTBEAT_S", HEARTBEAT_INTERVAL_S))
+    grace = int(_env_seconds("FSEARCH_GRACE_S", GRACE_PERIOD_S))
+    if interval < 1 or grace <= interval:
+        raise ConfigError(
+            f"FSEARCH_GRACE_S ({grace}) must exceed FSEARCH_HEARTBEAT_S ({interval}), "
+            "both whole seconds >= 1, or a live trial could be taken for a dead one"
+        )
+    return interval, grace
+
+
+def is_transient(e: BaseException) -> bool:
+    """A lost or refused connection, a deadlock or a locked SQLite file: worth another try.
+
+    Optuna wraps SQLAlchemy errors raised at commit in StorageInternalError; look through it.
+    Integrity and data errors are not transient: retrying them would only repeat them.
+    """
+    from sqlalchemy import exc
+
+    if isinstance(e, optuna.exceptions.StorageInternalError) and e.__cause__ is not None:
+        e = e.__cause__
+    if isinstance(e, exc.DBAPIError) and e.connection_invalidated:
+        return True
+    transient = (exc.OperationalError, exc.InterfaceError, exc.DisconnectionError)
+    return isinstance(e, (*transient, exc.PendingRollbackError))
+
+
+def _retried(name: str) -> Callable:
+    """RDBStorage.<name>, retried on transient errors (looked up at call time)."""
+    method = getattr(optuna.storages.RDBStorage, name)
+
+    @functools.wraps(method)
+    def wrapper(self: ResilientStorage, *args: Any, **kwargs: Any) -> Any:
+        return self._with_retry(getattr(optuna.storages.RDBStorage, name), self, *args, **kwargs)
+
+    return wrapper
+
+
+class _TrialSink:
+    """Stands in for the study when Optuna's RetryHeartbeatStaleTrialCallback runs inside our
+    transaction: the callback decides *whether* and *how* to re-queue (max_retry, retry
+    history in system attrs), and we insert the trial it builds in the same transaction."""
+
+    def __init__(self) -> None:
+        self.trials: list[FrozenTrial] = []
+
+    def add_trial(self, trial: FrozenTrial) -> None:
+        self.trials.append(trial)
+
+
+class ResilientStorage(optuna.storages.RDBStorage):
+    """RDBStorage that survives database restarts and lets many workers share one budget.
+
+    Retry: every public storage method is retried with bounded exponential back-off on
+    transient errors (`is_transient`). That is safe only where repeating a call whose first
+    commit landed but whose acknowledgement was lost does no harm:
+
+    - reads, heartbeats and attribute / intermediate-value / param writes are upserts or
+      ignore the duplicate key (Optuna passes ignore_integrity_error): idempotent;
+    - set_trial_state_values to a finished state: a repeat finds the trial already finished
+      and raises UpdateFinishedTrialError; if the stored state is the one we asked for, our
+      first attempt landed and we return True;
+    - creating a trial (and WAITING -> RUNNING when popping a queued trial) is NOT idempotent:
+      a lost ack leaves a RUNNING trial nobody runs (Optuna's own create_new_trial already
+      retries five times on such errors and has the same window). Such a trial never gets a
+      heartbeat, so Optuna would never call it stale; `_sweep_stale` also fails RUNNING trials
+      with no heartbeat older than the grace period, so the orphan frees its slot instead of
+      blocking the study forever. The window is one lost packet at one commit: rare, and now
+      harmless.
+
+    Budget: `limit_trials(study_id, n)` makes new (non-template) trials fail with
+    TrialBudgetReached once finished + running + waiting >= n. The count and the insert run in
+    one transaction holding a lock on the study row (a row lock on PostgreSQL, the write lock
+    on SQLite), the same lock Optuna takes to number trials, so two workers cannot both take
+    the last slot. WAITING trials count because a re-queued trial replaces a running one.
+
+    Stale trials: RUNNING trials whose heartbeat is older than the grace period are failed and
+    re-queued (Optuna's RetryHeartbeatStaleTrialCallback decides how) in one transaction under
+    the same lock. Optuna's fail_stale_trials does this in two steps (fail, then add a WAITING
+    copy), and between them a worker could take the freed slot: the study would end with N + 1.
+    `_get_stale_trial_ids` therefore does the whole job and returns [], leaving Optuna's
+    caller (run before every trial) nothing to do twice.
+    """
+
+    def __init__(self, url: str, **kwargs: Any) -> None:
+        self._budgets: dict[int, int] = {}
+        self._masked = mask(url)
+        super().__init__(url, **kwargs)
+
+    # -- retry ---------------------------------------------------------------------------
+
+    def _with_retry(self, fn: Callable, *args: Any, **kwargs: Any) -> Any:
+        deadline = time.monotonic() + _env_seconds("FSEARCH_DB_RETRY_S", RETRY_DEADLINE_S)
+        delay = RETRY_FIRST_DELAY_S
+        while True:
+            try:
+                return fn(*args, **kwargs)
+            except Exception as e:
+                if not is_transient(e):
+                    raise
+                reason = _first_line(e)
+                if time.monotonic() + delay > deadline:
+                    raise StorageError(
+                        f"lost the connection to storage {self._masked} and could not get it "
+                        f"back: {mask_text(reason, self.url)}; check the database server, then "
+                        "run the same command again to resume"
+                    ) from None
+                log.warning("storage: %s; retrying in %.1f s", mask_text(reason, self.url), delay)
+                # Drop this thread's broken session; pool_pre_ping replaces dead connections.
+                self.scoped_session.remove()
+                time.sleep(delay * random.uniform(0.5, 1.0))
+                delay = min(delay * 2, RETRY_MAX_DELAY_S)
+
+    # Reads and idempotent writes: plain retry.
+    create_new_study = _retried("create_new_study")
+    delete_study = _retried("delete_study")
+    set_study_user_attr = _retried("set_study_user_attr")
+    set_study_system_attr = _retried("set_study_system_attr")
+    get_study_id_from_name = _retried("get_study_id_from_name")
+    get_study_name_from_id = _retried("get_study_name_from_id")
+    get_study_directions = _retried("get_study_directions")
+    get_study_user_attrs = _retried("get_study_user_attrs")
+    get_study_system_attrs = _retried("get_study_system_attrs")
+    get_all_studies = _retried("get_all_studies")
+    # (Public methods that only delegate to a private one are covered through it:
+    # set_trial_param, get_all_trials, get_best_trial. _CachedStorage calls the private ones.)
+    _set_trial_param = _retried("_set_trial_param")
+    get_trial_param = _retried("get_trial_param")
+    set_trial_intermediate_value = _retried("set_trial_intermediate_value")
+    set_trial_user_attr = _retried("set_trial_user_attr")
+    set_trial_system_attr = _retried("set_trial_system_attr")
+    get_trial_id_from_study_id_trial_number = _retried("get_trial_id_from_study_id_trial_number")
+    get_trial = _retried("get_trial")
+    _get_trials = _retried("_get_trials")
+    _get_best_trial_id = _retried("_get_best_trial_id")
+
+    def record_heartbeat(self, trial_id: int) -> None:
+        # Runs in Optuna's heartbeat thread: an exception there would kill the thread with a
+        # traceback and the live trial would later be taken for a dead one. After the retry
+        # deadline, warn and let the next beat try again.
+        try:
+            self._with_retry(super().record_heartbeat, trial_id)
+        except StorageError as e:
+            log.warning("storage: heartbeat not recorded: %s", e)
+
+    def set_trial_state_values(
+        self, trial_id: int, state: optuna.trial.TrialState, values: Any = None
+    ) -> bool:
+        attempts = 0
+
+        def attempt() -> bool:
+            nonlocal attempts
+            attempts += 1
+            try:
+                return super(ResilientStorage, self).set_trial_state_values(trial_id, state, values)
+            except optuna.exceptions.UpdateFinishedTrialError:
+                # A repeat after a lost ack: our first attempt finished the trial.
+                if attempts > 1 and state.is_finished():
+                    if super(ResilientStorage, self).get_trial(trial_id).state == state:
+                        return True
+                raise
+
+        return self._with_retry(attempt)
+
+    # -- budget ----------------------------------------------------------------------------
+
+    def limit_trials(self, study_id: int, n: int) -> None:
+        """New trials of the study fail with TrialBudgetReached once n are finished or live."""
+        self._budgets[study_id] = n
+
+    def _create_new_trial(self, study_id: int, template_trial: FrozenTrial | None = None):
+        # _CachedStorage (which wraps every RDBStorage a Study uses) calls this private method,
+        # not create_new_trial, so the budget check belongs here.
+        limit = self._budgets.get(study_id)
+        if template_trial is not None or limit is None:
+            return self._with_retry(super()._create_new_trial, study_id, template_trial)
+        return self._with_retry(self._create_within_budget, study_id, limit)
+
+    def _lock_study(self, session, study_id: int) -> None:
+        """Serialise budget and stale-trial changes of one study across processes.
+
+        A no-op UPDATE of the study row: a row lock on PostgreSQL (held to commit, so others
+        wait), and the database write lock on SQLite, where SELECT ... FOR UPDATE is ignored.
+        Taking it first, before any read, also avoids SQLite's "cannot upgrade a read
+        transaction" failure in WAL mode.
+        """
+        import sqlalchemy
+        from optuna.storages._rdb import models
+
+        session.execute(
+            sqlalchemy.update(models.StudyModel)
+            .where(models.StudyModel.study_id == study_id)
+            .values(study_name=models.StudyModel.study_name)
+        )
+
+    def _create_within_budget(self, study_id: int, limit: int) -> FrozenTrial:
+        import sqlalchemy
+        from optuna.storages._rdb import models
+        from optuna.storages._rdb.storage import _create_scoped_session
+        from optuna.trial import FrozenTrial, TrialState
+
+        live = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
+        with _create_scoped_session(self.scoped_session) as session:
+            self._lock_study(session, study_id)
+            taken = session.scalar(
+                sqlalchemy.select(sqlalchemy.func.count(models.TrialModel.trial_id)).where(
+                    models.TrialModel.study_id == study_id, models.TrialModel.state.in_(live)
+                )
+            )
+            if taken >= limit:
+                raise TrialBudgetReached(f"{taken} of {limit} trials finished or running")
+            trial = self._get_prepared_new_trial(study_id, None, session)
+            # Built inside the transaction, as Optuna does: the row expires at commit.
+            return FrozenTrial(
+                number=trial.number,
+                state=trial.state,
+                value=None,
+                values=None,
+                datetime_start=trial.datetime_start,
+                datetime_complete=None,
+                params={},
+                distributions={},
+                user_attrs={},
+                system_attrs={},
+                intermediate_values={},
+                trial_id=trial.trial_id,
+            )
+
+    # -- stale trials ----------------------------------------------------------------------
+
+    def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+        self._with_retry(self._sweep_stale, study_id)
+        return []
+
+    def _stale_trials(self, session, study_id: int) -> list:
+        """RUNNING trials whose last heartbeat (or, with none at all, whose start) is older
+        than the grace period. Heartbeats are compared with the database clock, start times
+        (written by the client that created the trial) with ours."""
+        import sqlalchemy
+        from optuna.storages._rdb import models
+        from optuna.trial import TrialState
+
+        grace = _dt.timedelta(seconds=self.grace_period or 2 * (self.heartbeat_interval or 1))
+        db_now = session.execute(sqlalchemy.func.now()).scalar().replace(tzinfo=None)
+        here_now = _dt.datetime.now()
+        running = (
+            session.query(models.TrialModel)
+            .options(sqlalchemy.orm.selectinload(models.TrialModel.heartbeats))
+            .filter(models.TrialModel.state == TrialState.RUNNING)
+            .filter(models.TrialModel.study_id == study_id)
+            .all()
+        )
+        return [
+            t
+            for t in running
+            if (db_now - t.heartbeats[0].heartbeat > grace if t.heartbeats else False)
+            or (not t.heartbeats and t.datetime_start and here_now - t.datetime_start > grace)
+        ]
+
+    def _sweep_stale(self, study_id: int) -> None:
+        from optuna.storages._rdb import models
+        from optuna.storages._rdb.storage import _create_scoped_session
+        from optuna.trial import TrialState
+
+        if self.heartbeat_interval is None:
+            return
+        # Cheap look first, without the lock: almost always nothing is stale.
+        with _create_scoped_session(self.scoped_session) as session:
+            if not self._stale_trials(session, study_id):
+                return
+        callback = self.get_heartbeat_stale_trial_callback()
+        with _create_scoped_session(self.scoped_session) as session:
+            self._lock_study(session, study_id)
+            for trial in self._stale_trials(session, study_id):  # again, under the lock
+                frozen = self._build_frozen_trial_from_trial_model(trial)
+                frozen.state = TrialState.FAIL
+                sink = _TrialSink()
+                if callback is not None:
+                    callback(sink, frozen)  # type: ignore[arg-type]
+                why = "its worker stopped sending heartbeats (killed or lost)"
+                self._set_trial_attr_without_commit(
+                    session, models.TrialUserAttributeModel, trial.trial_id, "end_reason", "lost"
+                )
+                self._set_trial_attr_without_commit(
+                    session, models.TrialUserAttributeModel, trial.trial_id, "error", why
+                )
+                trial.state = TrialState.FAIL
+                trial.datetime_complete = _dt.datetime.now()
+                for template in sink.trials:
+                    self._get_prepared_new_trial(study_id, template, session)
+
+
+def _first_line(e: BaseException) -> str:
+    orig = getattr(e, "orig", None) or getattr(e, "__cause__", None) or e
+    lines = str(getattr(orig, "orig", None) or orig).strip().splitlines()
+    return lines[0] if lines else type(e).__name__
+
+
+def _enable_sqlite_wal(path: Path) -> None:
+    """WAL lets readers and one writer work at once, so local workers (--jobs) rarely wait;
+    the setting is stored in the file. (WAL needs a local disk: share a study across
+    machines through PostgreSQL, never SQLite on a network file system.)"""
+    conn = sqlite3.connect(path, timeout=60)
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+    finally:
+        conn.close()
+
+
+def open_storage(
+    url: str | None, *, must_exist: bool = False, heartbeat: bool = False
+) -> ResilientStorage:
+    """Our RDBStorage for the URL, after checking it is well-formed and reachable."""
     info = parse_url(resolve_url(url))
     check_reachable(info, must_exist=must_exist)
-    if info.sqlite_path is not None:
+    if info.sqlite_path is not None and not must_exist:
         info.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+        _enable_sqlite_wal(info.sqlite_path)
     kwargs: dict[str, Any] = {}
     if heartbeat:
+        interval, grace = heartbeat_settings()
         kwargs = {
-            "heartbeat_interval": HEARTBEAT_INTERVAL_S,
-            "grace_period": GRACE_PERIOD_S,
+            "heartbeat_interval": interval,
+            "grace_period": grace,
+            # A killed worker's trial is re-run with the same parameters, at most 3 times
+            # (a trial that kills its worker every time is not retried forever).
             "heartbeat_stale_trial_callback": optuna.storages.RetryHeartbeatStaleTrialCallback(
                 max_retry=3
             ),
         }
     try:
-        return optuna.storages.RDBStorage(info.url, engine_kwargs=_engine_kwargs(info), **kwargs)
+        return ResilientStorage(info.url, engine_kwargs=_engine_kwargs(info), **kwargs)
     except Exception as e:  # schema or driver problems surface here
         raise StorageError(
-            f"cannot open storage {info.masked}: {mask_text(str(e), info.url)}"
+            f"cannot open storage {info.masked}: {mask_text(_first_line(e), info.url)}"
         ) from None
 
 
-def artifact_dir(url: str | None, artifacts: str | None = None) -> Path:
+def limit_trials(study: optuna.Study, n: int) -> bool:
+    """Give the study a budget of n trials if its storage is ours; False if it is not."""
+    backend = getattr(study._storage, "_backend", study._storage)  # unwrap _CachedStorage
+    if not isinstance(backend, ResilientStorage):
+        return False
+    backend.limit_trials(study._study_id, n)
+    return True
+
+
+def fail_stale_trials(study: optuna.Study) -> None:
+    """Fail (and re-queue) trials of dead workers now, as Optuna does before every trial."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+
+
+def artifact_dir(url: str | None, artifacts: str | None = None) -> Path | str:
     """Where kept models live: --artifacts, $FSEARCH_ARTIFACTS, else beside the SQLite file
-    (studies/artifacts for a server database)."""
+    (studies/artifacts for a server database). An s3:// URL is returned as is (a str)."""
     chosen = artifacts or os.environ.get(ENV_ARTIFACTS)
     if chosen:
-        return Path(chosen)
+        return str(chosen) if str(chosen).startswith("s3:") else Path(chosen)
     info = parse_url(resolve_url(url))
     base = info.sqlite_path.parent if info.sqlite_path is not None else Path("studies")
     return base / "artifacts"
 
 
-def open_artifact_store(path: Path, *, create: bool = True):
-    """Optuna's filesystem artifact store at path (created unless create is False: readers
-    then get ArtifactNotFound, which export turns into a hint about --artifacts)."""
+def parse_s3_url(url: str) -> tuple[str, str]:
+    """(bucket, key prefix) of s3://bucket[/prefix]; the prefix ends with '/' or is empty."""
+    head, sep, rest = url.partition("://")
+    bucket, _, prefix = rest.partition("/")
+    if head != "s3" or not sep or not bucket:
+        raise StorageError(f"artifact URL {url!r} is malformed; expected s3://BUCKET[/PREFIX]")
+    prefix = prefix.strip("/")
+    return bucket, f"{prefix}/" if prefix else ""
+
+
+class _PrefixedStore:
+    """An artifact store that keeps every key under a prefix, so one bucket holds many
+    studies. Optuna's Boto3ArtifactStore writes keys at the bucket's root."""
+
+    def __init__(self, store: Any, prefix: str) -> None:
+        self.store, self.prefix = store, prefix
+
+    def open_reader(self, artifact_id: str):
+        return self.store.open_reader(self.prefix + artifact_id)
+
+    def write(self, artifact_id: str, content_body) -> None:
+        self.store.write(self.prefix + artifact_id, content_body)
+
+    def remove(self, artifact_id: str) -> None:
+        self.store.remove(self.prefix + artifact_id)
+
+
+def open_artifact_store(path: Path | str, *, create: bool = True):
+    """Optuna's artifact store for a directory or an s3:// URL.
+
+    A directory is created unless create is False (readers then get ArtifactNotFound, which
+    export turns into a hint about --artifacts). S3 (or MinIO, Ceph... through
+    AWS_ENDPOINT_URL) uses Optuna's Boto3ArtifactStore with boto3's usual credentials chain.
+    """
+    if isinstance(path, str) and path.startswith("s3:"):
+        bucket, prefix = parse_s3_url(path)
+        try:
+            import boto3
+        except ImportError:
+            raise StorageError(
+                f"artifact store {path!r} needs boto3: pip install 'fsearch[s3]' "
+                "(or use --artifacts DIR on a shared volume)"
+            ) from None
+        from optuna.artifacts import Boto3ArtifactStore
+
+        store = Boto3ArtifactStore(bucket, client=boto3.client("s3"))
+        return _PrefixedStore(store, prefix) if prefix else store
     from optuna.artifacts import FileSystemArtifactStore
 
+    path = Path(path)
     if path.exists() and not path.is_dir():
         raise StorageError(f"artifact path {str(path)!r} is a file; give a directory")
     if create:

@@ -71,3 +71,55 @@ def tiny_config(workdir) -> Path:
     p = workdir / "tiny.toml"
     p.write_text(TINY_TOML)
     return p
+
+
+# ---------------------------------------------------------------------------- PostgreSQL
+
+PG_SERVER_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+
+
+def _pg_connect(url: str, **kwargs):
+    """A psycopg connection for a SQLAlchemy-style URL (the driver suffix removed)."""
+    import psycopg
+
+    return psycopg.connect(url.replace("+psycopg", ""), connect_timeout=5, **kwargs)
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> str:
+    """A fresh, empty database on the PostgreSQL server for this test session, dropped after.
+
+    The server is $FSEARCH_TEST_PG (any database on it; we connect there to create ours),
+    else 127.0.0.1:5432 as user postgres. Unreachable: a failure in CI, a skip elsewhere.
+    """
+    import uuid
+
+    server = os.environ.get("FSEARCH_TEST_PG", PG_SERVER_DEFAULT)
+    try:
+        admin = _pg_connect(server, autocommit=True)
+    except Exception as e:
+        from search.storage import mask
+
+        msg = f"PostgreSQL not reachable at {mask(server)} ({str(e).strip().splitlines()[0]})"
+        if os.environ.get("CI"):
+            pytest.fail(msg + "; CI must run the PostgreSQL tests")
+        pytest.skip(msg + "; set FSEARCH_TEST_PG to a server URL to run these tests")
+    name = f"fsearch_test_{uuid.uuid4().hex[:10]}"
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+        base = server.rsplit("/", 1)[0]
+        try:
+            yield f"{base}/{name}"
+        finally:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def pg_terminate(url: str) -> int:
+    """Terminate every other connection to the URL's database (what a server restart does
+    to clients, without restarting a server other tests share). Returns how many."""
+    with _pg_connect(url, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchall()
+    return sum(1 for (ok,) in rows if ok)

@@ -1,0 +1,214 @@
+"""The shared-study storage against both backends: budget, stale trials, retry, bad input.
+
+Every test here runs on SQLite and on the real PostgreSQL server (the `pg_url` fixture;
+skipped outside CI when no server answers). No TensorFlow: seconds in all.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import optuna
+import pytest
+from sqlalchemy.exc import OperationalError
+from typer.testing import CliRunner
+
+from search import storage as st
+from search.cli import app
+from search.errors import StorageError
+from tests.conftest import pg_terminate
+
+FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request, tmp_path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/s.db"
+    return request.getfixturevalue("pg_url")
+
+
+@pytest.fixture
+def fast_heartbeat(monkeypatch) -> None:
+    monkeypatch.setenv("FSEARCH_HEARTBEAT_S", "1")
+    monkeypatch.setenv("FSEARCH_GRACE_S", "2")
+
+
+def new_study(url: str, *, heartbeat: bool = False) -> optuna.Study:
+    storage = st.open_storage(url, heartbeat=heartbeat)
+    return optuna.create_study(
+        study_name=f"t-{uuid.uuid4().hex[:8]}", storage=storage, direction="maximize"
+    )
+
+
+def states(study: optuna.Study) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for t in study.get_trials(deepcopy=False):
+        out[t.state.name] = out.get(t.state.name, 0) + 1
+    return out
+
+
+def test_budget_counts_finished_running_and_waiting(backend):
+    study = new_study(backend)
+    assert st.limit_trials(study, 3)
+    a, b, c = study.ask(), study.ask(), study.ask()
+    with pytest.raises(st.TrialBudgetReached):
+        study.ask()
+    study.tell(a, 0.5)
+    study.tell(b, state=optuna.trial.TrialState.PRUNED)
+    with pytest.raises(st.TrialBudgetReached):  # finished trials keep their slots
+        study.ask()
+    study.tell(c, state=optuna.trial.TrialState.FAIL)  # a failed trial frees its slot
+    d = study.ask()
+    assert d.number == 3
+    study.tell(d, state=optuna.trial.TrialState.FAIL)
+    study.enqueue_trial({"x": 1.0})  # queued (how a dead worker's trial is re-run): holds a slot
+    with pytest.raises(st.TrialBudgetReached):
+        study._storage.create_new_trial(study._study_id)
+    queued = study.ask()  # popping a queued trial is never refused
+    assert queued.number == 4 and queued.suggest_float("x", 0, 2) == 1.0
+    with pytest.raises(st.TrialBudgetReached):
+        study.ask()
+
+
+def test_budget_holds_under_concurrent_workers(backend):
+    """Eight workers, each with its own connection, race for 20 slots: exactly 20 trials."""
+    name = new_study(backend).study_name
+    created: list[int] = []
+    lock = threading.Lock()
+
+    def worker() -> None:
+        study = optuna.load_study(study_name=name, storage=st.open_storage(backend))
+        st.limit_trials(study, 20)
+        while True:
+            try:
+                trial = study.ask()
+            except st.TrialBudgetReached:
+                return
+            with lock:
+                created.append(trial.number)
+            study.tell(trial, 0.0)
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert sorted(created) == list(range(20))
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used")
+def test_stale_trial_is_failed_and_requeued_in_one_step(backend, fast_heartbeat):
+    study = new_study(backend, heartbeat=True)
+    st.limit_trials(study, 2)
+    dead = study.ask()
+    dead.suggest_float("x", 0, 1)
+    study._storage.record_heartbeat(dead._trial_id)
+    orphan = study.ask()  # created but never beat: e.g. a lost acknowledgement
+    time.sleep(3.2)
+    st.fail_stale_trials(study)
+    trials = study.get_trials(deepcopy=False)
+    assert [t.state.name for t in trials[:2]] == ["FAIL", "FAIL"]
+    assert trials[0].user_attrs["end_reason"] == "lost"
+    retries = [t for t in trials if t.state == optuna.trial.TrialState.WAITING]
+    assert {t.system_attrs["failed_trial"] for t in retries} == {dead.number, orphan.number}
+    assert next(t for t in retries if t.params).params == dead.params
+    # The retries took the slots back: no new trial, but the queued ones run.
+    again = study.ask()
+    assert again.params.get("x") in (None, dead.params["x"])
+
+
+def test_heartbeat_settings_are_validated(monkeypatch):
+    from search.errors import ConfigError
+
+    monkeypatch.setenv("FSEARCH_HEARTBEAT_S", "5")
+    monkeypatch.setenv("FSEARCH_GRACE_S", "5")
+    with pytest.raises(ConfigError, match="must exceed"):
+        st.heartbeat_settings()
+    monkeypatch.setenv("FSEARCH_GRACE_S", "soon")
+    with pytest.raises(ConfigError, match="positive number of seconds"):
+        st.heartbeat_settings()
+
+
+def _flaky(monkeypatch, name: str, *, fail_times: int, after_call: bool = False) -> list[int]:
+    """Make RDBStorage.<name> raise a connection error `fail_times` times (after doing the
+    work when after_call: a commit whose acknowledgement was lost)."""
+    real = getattr(optuna.storages.RDBStorage, name)
+    calls = [0]
+
+    def method(self, *args, **kwargs):
+        calls[0] += 1
+        if calls[0] <= fail_times:
+            if after_call:
+                real(self, *args, **kwargs)
+            raise OperationalError("SELECT 1", {}, Exception("server closed the connection"))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(optuna.storages.RDBStorage, name, method)
+    return calls
+
+
+def test_transient_errors_are_retried(backend, monkeypatch):
+    study = new_study(backend)
+    trial = study.ask()
+    calls = _flaky(monkeypatch, "set_trial_user_attr", fail_times=2)
+    trial.set_user_attr("k", 1)
+    assert calls[0] == 3 and study.trials[0].user_attrs["k"] == 1
+
+
+def test_finishing_a_trial_whose_ack_was_lost(backend, monkeypatch):
+    study = new_study(backend)
+    trial = study.ask()
+    _flaky(monkeypatch, "set_trial_state_values", fail_times=1, after_call=True)
+    study.tell(trial, 0.7)  # the retry finds it COMPLETE already: success, not an error
+    assert study.trials[0].state == optuna.trial.TrialState.COMPLETE
+    assert study.trials[0].value == 0.7
+
+
+def test_retry_gives_up_with_one_masked_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("FSEARCH_DB_RETRY_S", "0.5")
+    url = f"sqlite:///{tmp_path}/s.db"
+    storage = st.open_storage(url)
+    storage._masked = "postgresql+psycopg://u:***@db/x"  # as for a server URL
+    _flaky(monkeypatch, "get_all_studies", fail_times=100)
+    with pytest.raises(StorageError) as e:
+        storage.get_all_studies()
+    msg = str(e.value)
+    assert msg.startswith("lost the connection to storage postgresql+psycopg://u:***@db/x")
+    assert "run the same command again" in msg and "\n" not in msg
+
+
+def test_terminated_connections_are_replaced(pg_url):
+    study = new_study(pg_url)
+    study.tell(study.ask(), 0.1)
+    assert pg_terminate(pg_url) >= 1  # our pooled connection dies
+    study.tell(study.ask(), 0.2)  # pre-ping / retry reconnects
+    assert states(study) == {"COMPLETE": 2}
+
+
+# ---------------------------------------------------------------------------- bad input
+
+
+def invoke(*args):
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("postgresql+psycopg://nobody:hunter2@127.0.0.1/postgres", 'role "nobody" does not exist'),
+        ("postgresql+psycopg://postgres:hunter2@127.0.0.1/no_such_db", "createdb"),
+        ("postgresql+psycopg://postgres:hunter2@127.0.0.1:9/x", "server is running"),
+        ("postgresql+psycopg://postgres:hunter2@no-such-host.invalid/x", "resolve host"),
+        ("postgresql+nodriver://postgres:hunter2@127.0.0.1/x", "unknown database dialect"),
+    ],
+)
+def test_bad_server_urls_are_one_line(pg_url, tiny_config, url, message):
+    r = invoke("run", "--config", tiny_config, "--trials", 1, "--storage", url)
+    assert r.exit_code == 2, r.output
+    assert message in r.output and "Traceback" not in r.output
+    assert "hunter2" not in r.output and r.output.strip().count("\n") == 0
+    assert not Path("studies/fsearch.db").exists()
