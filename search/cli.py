@@ -54,11 +54,12 @@ StorageOpt = Annotated[
     ),
 ]
 ArtifactsOpt = Annotated[
-    Path | None,
+    str | None,
     typer.Option(
         "--artifacts",
         envvar="FSEARCH_ARTIFACTS",
-        help="Directory of kept models [default: artifacts/ beside the SQLite file].",
+        help="Kept models: a directory (a shared volume for many machines) or "
+        "s3://BUCKET[/PREFIX] [default: artifacts/ beside the SQLite file].",
     ),
 ]
 DataDirOpt = Annotated[
@@ -144,17 +145,63 @@ def run(
         bool,
         typer.Option(help="Continue an existing study although its search space changed."),
     ] = False,
+    jobs: Annotated[
+        int,
+        typer.Option(
+            "--jobs",
+            "-j",
+            help="Worker processes on this machine; they split its cores and share --trials.",
+        ),
+    ] = 1,
+    worker: Annotated[
+        str | None,
+        typer.Option(
+            "--worker",
+            envvar="FSEARCH_WORKER",
+            help="This worker's number (seeds its sampler apart from other workers'); "
+            "'auto' draws one. Give each machine its own [default: 0].",
+            show_default=False,
+        ),
+    ] = None,
     debug: DebugOpt = False,
 ) -> None:
-    """Run (or resume) a study until it holds --trials finished trials, then export the best."""
+    """Run (or resume) a study until it holds --trials finished trials, then export the best.
+
+    Workers on other machines (or --jobs here) pointed at the same --storage share the study:
+    together they stop at exactly --trials; a dead worker's trial is run again elsewhere.
+    """
     from search.errors import ConfigError
+    from search.workers import parse_worker
 
     with user_errors(debug):
         if trials is not None and trials < 1:
             raise ConfigError(f"--trials must be at least 1, got {trials}")
         if timeout is not None and timeout <= 0:
             raise ConfigError(f"--timeout must be a positive number of seconds, got {timeout}")
+        if jobs < 1:
+            raise ConfigError(f"--jobs must be at least 1, got {jobs}")
+        worker_id = parse_worker(worker)
         _quiet_libraries(debug)
+        # What each --jobs child runs: these options, with --trials resolved, --worker K and
+        # --no-export added (the parent exports once, after all of them). The storage URL
+        # goes by environment (FSEARCH_STORAGE), not argv, which `ps` shows to every user.
+        child_args = ["run", "--no-export"]
+        for flag, value in (
+            ("--timeout", timeout),
+            ("--study", study),
+            ("--config", config),
+            ("--artifacts", artifacts),
+            ("--data-dir", data_dir),
+            ("--sampler", sampler.value if sampler else None),
+            ("--pruner", pruner.value if pruner else None),
+            ("--seed", seed),
+        ):
+            if value is not None:
+                child_args += [flag, str(value)]
+        if allow_space_change:
+            child_args.append("--allow-space-change")
+        if debug:
+            child_args.append("--debug")
         _run(
             trials=trials,
             timeout=timeout,
@@ -170,6 +217,9 @@ def run(
             export=export,
             allow_space_change=allow_space_change,
             debug=debug,
+            jobs=jobs,
+            worker_id=worker_id,
+            child_args=child_args,
         )
 
 
@@ -189,8 +239,11 @@ def _run(
     export,
     allow_space_change,
     debug,
+    jobs=1,
+    worker_id=0,
+    child_args=(),
 ) -> None:
-    from search import runner
+    from search import runner, workers
     from search import storage as st
     from search._tf import import_tensorflow
     from search.config import load_config
@@ -215,6 +268,28 @@ def _run(
     storage_obj = st.open_storage(storage, heartbeat=True)
     masked = st.mask(st.resolve_url(storage))
     store = st.open_artifact_store(store_path)
+    if jobs > 1:
+        # Create (or check) the study once here, so the workers only join it.
+        study, created = st.create_or_load_study(
+            storage_obj, cfg, allow_space_change=allow_space_change
+        )
+        st.fail_stale_trials(study)
+        threads = workers.threads_per_worker(jobs)
+        out.print(
+            f"study {cfg.study.name} ({'new' if created else 'resumed'}) on {masked}: "
+            f"{runner.count_finished(study)}/{trials} finished; {jobs} workers, "
+            f"{threads} TF thread{'s' if threads > 1 else ''} each",
+            markup=False,
+        )
+        codes = workers.run_local_workers(
+            [*child_args, "--trials", str(trials)],
+            jobs=jobs,
+            base_worker=worker_id,
+            env={"FSEARCH_STORAGE": st.resolve_url(storage)},
+            echo=lambda line: out.print(line, markup=False, highlight=False),
+        )
+        _after_workers(study, trials, codes, export, export_dir, store, data_dir, masked, debug)
+        return
     n_existing = 0
     if cfg.study.name in st.study_names(storage_obj):
         n_existing = len(st.load_study(storage_obj, cfg.study.name).trials)
@@ -222,11 +297,15 @@ def _run(
         storage_obj,
         cfg,
         sampler=runner.make_sampler(
-            cfg.study, seed=runner.process_seed(cfg.study, n_existing=n_existing), grid=grid
+            cfg.study,
+            seed=runner.process_seed(cfg.study, n_existing=n_existing, worker=worker_id),
+            grid=grid,
         ),
         pruner=runner.make_pruner(cfg.study, max_epochs=cfg.max_epochs),
         allow_space_change=allow_space_change,
     )
+    # Trials of workers that died (here or elsewhere) are failed and re-queued before we count.
+    st.fail_stale_trials(study)
     already = runner.count_finished(study)
     out.print(
         f"study [bold]{cfg.study.name}[/] ({'new' if created else 'resumed'}) on {masked}: "
@@ -238,12 +317,27 @@ def _run(
     with contextlib.suppress(ValueError):
         best = study.best_value
     import_tensorflow(quiet=not debug)
+    workers.apply_thread_limits()
     objective = Objective(cfg, split, artifact_store=store)
     _sigterm_as_interrupt()
+    waiting = False
+
+    def on_wait(finished: int, running: int) -> None:
+        nonlocal waiting
+        if not waiting:
+            out.print(f"waiting for {running} running trial(s) of other workers ({finished} done)")
+        waiting = True
+
     try:
         with RunProgress(out, target=trials, already=already, best=best) as bar:
             result = runner.run_study(
-                study, objective, cfg, n_trials=trials, timeout=timeout, on_trial=bar.on_trial
+                study,
+                objective,
+                cfg,
+                n_trials=trials,
+                timeout=timeout,
+                on_trial=bar.on_trial,
+                on_wait=on_wait,
             )
     except KeyboardInterrupt:
         done = runner.count_finished(study)
@@ -268,6 +362,33 @@ def _run(
         from search.export import export_best
 
         dest = export_dir or Path("studies") / cfg.study.name / "best"
+        card = export_best(study, store, dest, data_dir=data_dir, storage_masked=masked)
+        _print_card(card, dest)
+
+
+def _after_workers(study, trials, codes, export, export_dir, store, data_dir, masked, debug):
+    """Summary and export after --jobs workers ended; their worst exit code is ours."""
+    from search import runner
+    from search._tf import import_tensorflow
+
+    finished = runner.count_finished(study)
+    counts = _state_counts(study)
+    out.print(f"done: {finished}/{trials} finished ({counts}); workers exited {codes}")
+    if 130 in codes:
+        err.print(
+            f"interrupted: {finished}/{trials} trials finished. Run the same command again to "
+            "resume.",
+            markup=False,
+        )
+        raise typer.Exit(130)
+    if any(codes):
+        err.print(f"error: a worker failed (exit codes {codes}); see its lines above", markup=False)
+        raise typer.Exit(max(codes))
+    if export and finished:
+        from search.export import export_best
+
+        import_tensorflow(quiet=not debug)
+        dest = export_dir or Path("studies") / study.study_name / "best"
         card = export_best(study, store, dest, data_dir=data_dir, storage_masked=masked)
         _print_card(card, dest)
 
