@@ -16,6 +16,7 @@ FSEARCH_GRACE_S, FSEARCH_DB_RETRY_S.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import functools
 import json
@@ -525,6 +526,35 @@ def _enable_sqlite_wal(path: Path) -> None:
         conn.close()
 
 
+# Any 64-bit number, the same in every fsearch process: "fsearch\0" in ASCII.
+_SCHEMA_LOCK_KEY = 0x6673656172636800
+
+
+@contextlib.contextmanager
+def _schema_lock(info: StorageInfo):
+    """Hold a PostgreSQL advisory lock while Optuna creates or checks its tables.
+
+    Workers started together on an empty database (compose up --scale worker=4) would run
+    CREATE TABLE concurrently, and PostgreSQL fails all but one with a duplicate key in its
+    catalog. SQLite serialises schema changes itself.
+    """
+    if info.dialect != "postgresql":
+        yield
+        return
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(info.url, poolclass=sqlalchemy.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            conn.execute(sqlalchemy.text(f"SELECT pg_advisory_lock({_SCHEMA_LOCK_KEY})"))
+            try:
+                yield
+            finally:
+                conn.execute(sqlalchemy.text(f"SELECT pg_advisory_unlock({_SCHEMA_LOCK_KEY})"))
+    finally:
+        engine.dispose()
+
+
 def open_storage(
     url: str | None, *, must_exist: bool = False, heartbeat: bool = False
 ) -> ResilientStorage:
@@ -547,7 +577,8 @@ def open_storage(
             ),
         }
     try:
-        return ResilientStorage(info.url, engine_kwargs=_engine_kwargs(info), **kwargs)
+        with _schema_lock(info):
+            return ResilientStorage(info.url, engine_kwargs=_engine_kwargs(info), **kwargs)
     except Exception as e:  # schema or driver problems surface here
         raise StorageError(
             f"cannot open storage {info.masked}: {mask_text(_first_line(e), info.url)}"

@@ -114,6 +114,20 @@ def pg_url() -> str:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@pytest.fixture
+def fresh_pg_url(pg_url) -> str:
+    """Another empty database for one test (one without Optuna's tables), dropped after."""
+    import uuid
+
+    name = f"{pg_url.rsplit('/', 1)[1]}_{uuid.uuid4().hex[:6]}"
+    with _pg_connect(pg_url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            yield f"{pg_url.rsplit('/', 1)[0]}/{name}"
+        finally:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 def pg_terminate(url: str) -> int:
     """Terminate every other connection to the URL's database (what a server restart does
     to clients, without restarting a server other tests share). Returns how many."""

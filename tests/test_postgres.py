@@ -181,6 +181,24 @@ def test_retry_gives_up_with_one_masked_line(tmp_path, monkeypatch):
     assert "run the same command again" in msg and "\n" not in msg
 
 
+def test_workers_starting_together_on_an_empty_database(fresh_pg_url):
+    """Concurrent CREATE TABLE fails on PostgreSQL; open_storage serialises it."""
+    errors: list[BaseException] = []
+
+    def open_one() -> None:
+        try:
+            st.open_storage(fresh_pg_url, heartbeat=True)
+        except BaseException as e:  # noqa: BLE001 - collected for the assertion
+            errors.append(e)
+
+    threads = [threading.Thread(target=open_one) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert not errors, errors
+
+
 def test_terminated_connections_are_replaced(pg_url):
     study = new_study(pg_url)
     study.tell(study.ask(), 0.1)
