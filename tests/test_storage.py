@@ -75,3 +75,60 @@ def test_unknown_study_lists_known_ones(tmp_path):
     st.create_or_load_study(storage, parse_config(_raw()))
     with pytest.raises(StudyError, match=r"no study named 'nope' .*studies: tiny"):
         st.load_study(storage, "nope")
+
+
+@pytest.mark.parametrize(
+    ("url", "bucket", "prefix"),
+    [("s3://models", "models", ""), ("s3://models/fsearch/big/", "models", "fsearch/big/")],
+)
+def test_s3_artifact_urls(url, bucket, prefix):
+    assert st.parse_s3_url(url) == (bucket, prefix)
+    assert st.artifact_dir(None, url) == url  # kept as a URL, not squashed into a Path
+
+
+@pytest.mark.parametrize("url", ["s3://", "s3:/models", "s3:models"])
+def test_malformed_s3_urls(url):
+    with pytest.raises(StorageError, match=r"expected s3://BUCKET\[/PREFIX\]"):
+        st.parse_s3_url(url)
+
+
+def test_s3_store_is_optunas_boto3_store(monkeypatch):
+    import sys
+    import types
+
+    import optuna.artifacts
+
+    made = {}
+
+    class FakeBoto3Store:
+        def __init__(self, bucket, client=None):
+            made.update(bucket=bucket, client=client)
+
+    monkeypatch.setitem(sys.modules, "boto3", types.SimpleNamespace(client=lambda kind: kind))
+    monkeypatch.setattr(optuna.artifacts, "Boto3ArtifactStore", FakeBoto3Store)
+    assert isinstance(st.open_artifact_store("s3://models"), FakeBoto3Store)
+    assert made == {"bucket": "models", "client": "s3"}
+    store = st.open_artifact_store("s3://models/runs/a")
+    assert store.prefix == "runs/a/" and isinstance(store.store, FakeBoto3Store)
+
+
+def test_s3_without_boto3_is_one_line(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "boto3", None)  # import boto3 -> ImportError
+    with pytest.raises(StorageError, match=r"needs boto3: pip install 'fsearch\[s3\]'"):
+        st.open_artifact_store("s3://models")
+
+
+def test_prefixed_store_keeps_keys_under_the_prefix(tmp_path):
+    import io
+
+    inner = st.open_artifact_store(tmp_path)
+    store = st._PrefixedStore(inner, "runs/")
+    (tmp_path / "runs").mkdir()
+    store.write("abc", io.BytesIO(b"model"))
+    assert (tmp_path / "runs" / "abc").read_bytes() == b"model"
+    with store.open_reader("abc") as f:
+        assert f.read() == b"model"
+    store.remove("abc")
+    assert not (tmp_path / "runs" / "abc").exists()
