@@ -50,17 +50,26 @@ def plain(hp: Hyperparams, split, epochs: int):
     keras.utils.set_random_seed(0)
     layers = [keras.Input((INPUT_DIM,))]
     for w in hp.widths:
-        layers.append(keras.layers.Dense(w, activation=hp.activation,
-                                         kernel_regularizer=_regularizer(hp)))
+        layers.append(
+            keras.layers.Dense(w, activation=hp.activation, kernel_regularizer=_regularizer(hp))
+        )
         if hp.dropout:
             layers.append(keras.layers.Dropout(hp.dropout))
     layers.append(keras.layers.Dense(N_CLASSES, activation="softmax"))
     model = keras.Sequential(layers)
-    model.compile(optimizer=_optimizer(hp), loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"])
+    model.compile(
+        optimizer=_optimizer(hp), loss="sparse_categorical_crossentropy", metrics=["accuracy"]
+    )
     cb, times = _timer()
-    h = model.fit(split.x_train, split.y_train, batch_size=hp.batch_size, epochs=epochs,
-                  validation_data=(split.x_val, split.y_val), verbose=0, callbacks=[cb])
+    h = model.fit(
+        split.x_train,
+        split.y_train,
+        batch_size=hp.batch_size,
+        epochs=epochs,
+        validation_data=(split.x_val, split.y_val),
+        verbose=0,
+        callbacks=[cb],
+    )
     return times, h.history["val_accuracy"][-1]
 
 
@@ -73,8 +82,14 @@ def fsearch(hp: Hyperparams, split, epochs: int, cfg, tensors):
     keras.utils.set_random_seed(0)
     model = build_model(hp, steps_per_execution=cfg.train.steps_per_execution)
     cb, times = _timer()
-    h = fit(model, hp, tensors, validation_batch_size=cfg.train.validation_batch_size,
-            callbacks=[cb], epochs=epochs)
+    h = fit(
+        model,
+        hp,
+        tensors,
+        validation_batch_size=cfg.train.validation_batch_size,
+        callbacks=[cb],
+        epochs=epochs,
+    )
     return times, h.history["val_accuracy"][-1]
 
 
@@ -97,12 +112,18 @@ def main() -> None:
     args = ap.parse_args()
 
     import optuna
+
+    from search._tf import import_tensorflow
+
+    import_tensorflow()
     import tensorflow as tf
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     cfg = load_config()
     split = load_split(cfg.data)
-    tensors = tuple(tf.constant(a) for a in (split.x_train, split.y_train, split.x_val, split.y_val))
+    tensors = tuple(
+        tf.constant(a) for a in (split.x_train, split.y_train, split.x_val, split.y_val)
+    )
     n_train, n_val = len(split.y_train), len(split.y_val)
     rate = matmul_gflops()
     print(f"matmul 2048x2048 float32: {rate:.0f} GFLOP/s")
@@ -117,17 +138,31 @@ def main() -> None:
         ft, facc = fsearch(hp, split, args.epochs, cfg, tensors)
         flops = epoch_flops(hp, n_train, n_val)
         floor = flops / (rate * 1e9)
-        rows.append([
-            f"{hp.architecture} bs {hp.batch_size} {hp.optimizer}",
-            f"{steady(pt):.2f}", f"{steady(ft):.2f}", f"**{steady(pt) / steady(ft):.1f}x**",
-            f"{pt[0]:.2f} / {ft[0]:.2f}",
-            f"{flops / steady(ft) / 1e9:.0f}", f"{floor:.2f}", f"{steady(ft) / floor:.1f}x",
-            f"{pacc:.4f} / {facc:.4f}",
-        ])
+        rows.append(
+            [
+                f"{hp.architecture} bs {hp.batch_size} {hp.optimizer}",
+                f"{steady(pt):.2f}",
+                f"{steady(ft):.2f}",
+                f"**{steady(pt) / steady(ft):.1f}x**",
+                f"{pt[0]:.2f} / {ft[0]:.2f}",
+                f"{flops / steady(ft) / 1e9:.0f}",
+                f"{floor:.2f}",
+                f"{steady(ft) / floor:.1f}x",
+                f"{pacc:.4f} / {facc:.4f}",
+            ]
+        )
         print(rows[-1], flush=True)
-    header = ["model", "plain s/epoch", "fsearch s/epoch", "speed-up", "1st epoch plain/fsearch",
-              "fsearch GFLOP/s", "matmul floor s", "fsearch / floor",
-              f"val acc after {args.epochs} ep plain/fsearch"]
+    header = [
+        "model",
+        "plain s/epoch",
+        "fsearch s/epoch",
+        "speed-up",
+        "1st epoch plain/fsearch",
+        "fsearch GFLOP/s",
+        "matmul floor s",
+        "fsearch / floor",
+        f"val acc after {args.epochs} ep plain/fsearch",
+    ]
     body = (
         f"One epoch = {n_train:,} training images + validation on {n_val:,}; steady-state "
         f"epoch time is the median of epochs 2..{args.epochs} (epoch 1 includes graph tracing). "
@@ -146,8 +181,18 @@ def main() -> None:
         ft, _ = fsearch(hp, split, 2, cfg, tensors)
         r = pt[1] / ft[1]
         ratios.append(r)
-        srows.append([hp.architecture, hp.batch_size, hp.optimizer, f"{hp.dropout:.2f}",
-                      hp.regularizer, f"{pt[1]:.2f}", f"{ft[1]:.2f}", f"{r:.2f}x"])
+        srows.append(
+            [
+                hp.architecture,
+                hp.batch_size,
+                hp.optimizer,
+                f"{hp.dropout:.2f}",
+                hp.regularizer,
+                f"{pt[1]:.2f}",
+                f"{ft[1]:.2f}",
+                f"{r:.2f}x",
+            ]
+        )
         print(srows[-1], flush=True)
     if ratios:
         body += (
@@ -155,8 +200,19 @@ def main() -> None:
             "`studies/fashion-mnist-mlp.toml`, epoch 2 of 2: speed-up median "
             f"**{statistics.median(ratios):.2f}x**, worst **{min(ratios):.2f}x**, "
             f"best {max(ratios):.2f}x.\n\n"
-            + markdown_table(["architecture", "batch", "optimizer", "dropout", "regularizer",
-                              "plain s", "fsearch s", "speed-up"], srows)
+            + markdown_table(
+                [
+                    "architecture",
+                    "batch",
+                    "optimizer",
+                    "dropout",
+                    "regularizer",
+                    "plain s",
+                    "fsearch s",
+                    "speed-up",
+                ],
+                srows,
+            )
         )
     print(body)
     if not args.no_write:

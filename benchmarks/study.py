@@ -1,0 +1,221 @@
+"""Study benchmark: trials per hour and where a trial's time goes; memory over many trials.
+
+    .venv/bin/python -m benchmarks.study --minutes 15        # default study, time shares
+    .venv/bin/python -m benchmarks.study --memory-trials 200 # RSS over 200 tiny trials
+    .venv/bin/python -m benchmarks.study --db studies/fsearch.db --study fashion-mnist-mlp
+
+The first mode runs the default study in-process for a fixed wall-clock budget with every
+RDBStorage call timed, so "storage" is measured, not inferred. The second runs 200 trials of
+a tiny config to check that memory does not grow trial after trial. The third summarises an
+existing study (e.g. the full 200-trial run): wall time, trials per hour, state counts, time
+in build / training / validation as recorded in the trials' user attributes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import os
+import statistics
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from benchmarks.common import markdown_table, write_section  # noqa: E402
+
+TINY = """
+[study]
+name = "memory"
+seed = 3
+[data]
+validation_size = 500
+train_size = 2000
+[train]
+steps_per_execution = 8
+[space]
+layers = { low = 1, high = 4 }
+width = { low = 16, high = 256, log = true }
+activation = "relu"
+optimizer = ["sgd", "adam", "rmsprop"]
+learning_rate = { low = 1e-4, high = 0.3, log = true }
+momentum = { low = 0.0, high = 0.95 }
+regularizer = ["none", "l1", "l2"]
+reg_strength = { low = 1e-6, high = 1e-3, log = true }
+dropout = { low = 0.0, high = 0.5 }
+batch_size = [64, 128, 256]
+epochs = 2
+"""
+
+
+class StorageTimer:
+    """Accumulates wall time spent inside RDBStorage's public methods (outermost calls)."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.calls = 0
+        self._depth = 0
+
+    @contextlib.contextmanager
+    def installed(self):
+        import optuna
+
+    from search._tf import import_tensorflow
+
+    import_tensorflow()
+
+        cls = optuna.storages.RDBStorage
+        saved = {}
+        for name in dir(cls):
+            attr = getattr(cls, name)
+            if name.startswith("_") or not callable(attr):
+                continue
+            saved[name] = attr
+            setattr(cls, name, self._wrap(attr))
+        try:
+            yield self
+        finally:
+            for name, attr in saved.items():
+                setattr(cls, name, attr)
+
+    def _wrap(self, fn):
+        timer = self
+
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            if timer._depth:
+                return fn(*args, **kwargs)
+            timer._depth += 1
+            t0 = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                timer.seconds += time.perf_counter() - t0
+                timer.calls += 1
+                timer._depth -= 1
+
+        return wrapper
+
+
+def _run(config, n_trials: int | None, timeout: float | None, workdir: Path):
+    """Run a study in-process the way `fsearch run` does, returning (study, wall seconds)."""
+    from search import runner
+    from search import storage as st
+    from search.data import load_split
+    from search.objective import Objective
+
+    split = load_split(config.data)
+    storage = st.open_storage(f"sqlite:///{workdir}/bench.db", heartbeat=True)
+    study, _ = st.create_or_load_study(
+        storage, config,
+        sampler=runner.make_sampler(config.study, seed=config.study.seed),
+        pruner=runner.make_pruner(config.study, max_epochs=config.max_epochs),
+    )
+    objective = Objective(config, split, artifact_store=st.open_artifact_store(workdir / "art"))
+    t0 = time.perf_counter()
+    runner.run_study(study, objective, config, n_trials=n_trials or 10**6, timeout=timeout)
+    return study, time.perf_counter() - t0
+
+
+def shares(study, wall: float, storage_s: float | None) -> tuple[list[list], dict]:
+    trials = [t for t in study.trials if t.state.is_finished()]
+    ua = [t.user_attrs for t in trials]
+    build = sum(a.get("build_seconds", 0) for a in ua)
+    epochs_total = sum(
+        (a.get("first_epoch_seconds") or 0)
+        + a.get("sec_per_epoch", 0) * max(a.get("epochs_run", 1) - 1, 0)
+        for a in ua
+    )
+    val = sum(a.get("val_seconds", 0) for a in ua)
+    train = epochs_total - val
+    rows = [["model build + compile", build], ["training (incl. graph tracing)", train],
+            ["validation passes", val]]
+    if storage_s is not None:
+        rows.append(["storage (RDBStorage calls, measured)", storage_s])
+    other = wall - sum(r[1] for r in rows)
+    rows.append(["other (sampler, pruner, callbacks, saving models)", other])
+    table = [[name, f"{s:.1f}", f"{100 * s / wall:.1f}%"] for name, s in rows]
+    counts = Counter(
+        "diverged" if t.user_attrs.get("end_reason") == "diverged" else t.state.name.lower()
+        for t in trials
+    )
+    return table, {"trials": len(trials), "per_hour": 3600 * len(trials) / wall, **counts}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--minutes", type=float, default=0, help="run the default study this long")
+    ap.add_argument("--memory-trials", type=int, default=0, help="tiny trials for the RSS check")
+    ap.add_argument("--db", help="summarise an existing SQLite study database")
+    ap.add_argument("--study", default="fashion-mnist-mlp")
+    ap.add_argument("--no-write", action="store_true")
+    args = ap.parse_args()
+
+    import optuna
+
+    from search.config import load_config, parse_config
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    import warnings
+
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    sections = []
+
+    if args.db:
+        study = optuna.load_study(study_name=args.study, storage=f"sqlite:///{args.db}")
+        trials = [t for t in study.trials if t.datetime_complete]
+        wall = (max(t.datetime_complete for t in trials)
+                - min(t.datetime_start for t in trials)).total_seconds()
+        table, c = shares(study, wall, None)
+        best = study.best_trial
+        sections.append(
+            f"Existing study `{args.study}` ({args.db}): {c['trials']} finished trials in "
+            f"{wall / 60:.1f} min = **{c['per_hour']:.0f} trials/hour** "
+            f"(complete {c.get('complete', 0)}, pruned {c.get('pruned', 0)}, "
+            f"diverged {c.get('diverged', 0)}, failed {c.get('fail', 0)}); best validation "
+            f"accuracy {best.value:.4f} (trial #{best.number}, {best.user_attrs.get('architecture')}).\n\n"
+            + markdown_table(["where the time went", "seconds", "share of wall"], table)
+        )
+
+    if args.minutes:
+        with tempfile.TemporaryDirectory() as tmp, StorageTimer().installed() as timer:
+            cfg = load_config()
+            study, wall = _run(cfg, None, args.minutes * 60, Path(tmp))
+            table, c = shares(study, wall, timer.seconds)
+        n = c["trials"]
+        sections.append(
+            f"Default study for {args.minutes:g} min in-process: {n} finished trials = "
+            f"**{c['per_hour']:.0f} trials/hour**; storage {timer.calls} calls, "
+            f"{1000 * timer.seconds / max(n, 1):.0f} ms per trial = "
+            f"**{100 * timer.seconds / wall:.2f}%** of the wall time.\n\n"
+            + markdown_table(["where the time went", "seconds", "share of wall"], table)
+        )
+
+    if args.memory_trials:
+        import tomllib
+
+        with tempfile.TemporaryDirectory() as tmp:
+            cfg = parse_config(tomllib.loads(TINY), source="tiny")
+            study, wall = _run(cfg, args.memory_trials, None, Path(tmp))
+        rss = [t.user_attrs.get("rss_mb") for t in study.trials if t.user_attrs.get("rss_mb")]
+        at10, last = rss[min(9, len(rss) - 1)], rss[-1]
+        sections.append(
+            f"Memory: {len(rss)} tiny trials (2,000 images, 2 epochs, 1-4 layers up to 256 wide) "
+            f"in one process: RSS after trial 10 **{at10:.0f} MB**, after trial {len(rss)} "
+            f"**{last:.0f} MB** (growth {last - at10:+.0f} MB; target within 200 MB); "
+            f"median {statistics.median(rss):.0f} MB, max {max(rss):.0f} MB."
+        )
+
+    body = "\n\n".join(sections)
+    print(body)
+    if body and not args.no_write:
+        write_section("study", body, "python -m benchmarks.study " + " ".join(
+            f"{k} {v}" for k, v in (("--minutes", args.minutes), ("--memory-trials", args.memory_trials),
+                                    ("--db", args.db)) if v))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,127 @@
+"""Time to a validation accuracy: fsearch's defaults vs random search without pruning.
+
+Both arms search the same space (studies/fashion-mnist-mlp.toml) with the same wall-clock
+budget, one after the other in this run, each as a real `fsearch run` process on its own SQLite
+file. The time to target is measured from the first trial's start to the end of the first
+trial whose validation accuracy (any epoch) reached the target — a pruned trial counts.
+
+    .venv/bin/python -m benchmarks.time_to_accuracy --budget 900 --seeds 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from benchmarks.common import markdown_table, write_section
+
+ARMS = {
+    "fsearch default (TPE + Hyperband)": ["--sampler", "tpe", "--pruner", "hyperband"],
+    "random search, no pruning": ["--sampler", "random", "--pruner", "none"],
+}
+
+
+def time_to_target(db: Path, target: float) -> tuple[float | None, int, float]:
+    """(seconds to target or None, finished trials, best value) from a study database."""
+    import optuna
+
+    study = optuna.load_study(study_name="tta", storage=f"sqlite:///{db}")
+    trials = [t for t in study.trials if t.datetime_complete is not None]
+    if not trials:
+        return None, 0, float("nan")
+    start = min(t.datetime_start for t in trials)
+    hits = [
+        (t.datetime_complete - start).total_seconds()
+        for t in trials
+        if t.intermediate_values and max(t.intermediate_values.values()) >= target
+    ]
+    best = max(
+        (max(t.intermediate_values.values()) for t in trials if t.intermediate_values),
+        default=float("nan"),
+    )
+    finished = sum(t.state.is_finished() and t.state.name != "FAIL" for t in trials)
+    return (min(hits) if hits else None), finished, best
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--budget", type=float, default=900, help="seconds per arm and seed")
+    ap.add_argument("--seeds", type=int, default=1)
+    ap.add_argument("--target", type=float, default=0.89)
+    ap.add_argument("--no-write", action="store_true")
+    args = ap.parse_args()
+
+    exe = Path(sys.executable).parent / "fsearch"
+    results: dict[str, list] = {arm: [] for arm in ARMS}
+    with tempfile.TemporaryDirectory() as tmp:
+        for seed in range(args.seeds):
+            for arm, flags in ARMS.items():
+                db = Path(tmp) / f"{abs(hash(arm))}-{seed}.db"
+                cmd = [
+                    str(exe),
+                    "run",
+                    "--study",
+                    "tta",
+                    "--storage",
+                    f"sqlite:///{db}",
+                    "--artifacts",
+                    str(Path(tmp) / "art"),
+                    "--trials",
+                    "100000",
+                    "--timeout",
+                    str(args.budget),
+                    "--seed",
+                    str(seed),
+                    "--no-export",
+                    *flags,
+                ]
+                print("$", " ".join(cmd), flush=True)
+                subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+                results[arm].append(time_to_target(db, args.target))
+                print(arm, seed, results[arm][-1], flush=True)
+
+    rows, medians = [], {}
+    for arm, runs in results.items():
+        times = [r[0] for r in runs]
+        reached = [t for t in times if t is not None]
+        # A run that never reached the target counts as the budget (a lower bound).
+        med = statistics.median([t if t is not None else args.budget for t in times])
+        medians[arm] = (med, len(reached) == len(times))
+        rows.append(
+            [
+                arm,
+                ", ".join(
+                    f"{t / 60:.1f} min" if t is not None else f"> {args.budget / 60:.0f} min"
+                    for t in times
+                ),
+                ", ".join(str(r[1]) for r in runs),
+                ", ".join(f"{r[2]:.4f}" for r in runs),
+            ]
+        )
+    (fs, fs_ok), (rs, rs_ok) = medians.values()
+    ratio = f"{fs / rs:.2f}" if rs_ok else f"< {fs / rs:.2f}"
+    body = (
+        f"Budget {args.budget / 60:.0f} min per arm and seed, {args.seeds} seed(s), target "
+        f"validation accuracy {args.target}. Median time to target: fsearch "
+        f"{fs / 60:.1f} min{'' if fs_ok else ' (not reached)'}, random without pruning "
+        f"{rs / 60:.1f} min{'' if rs_ok else ' (not reached: budget used as a lower bound)'}; "
+        f"ratio fsearch / random **{ratio}**.\n\n"
+        + markdown_table(
+            ["arm", "time to target per seed", "finished trials", "best val acc"], rows
+        )
+    )
+    print(body)
+    if not args.no_write:
+        write_section(
+            "time-to-accuracy",
+            body,
+            f"python -m benchmarks.time_to_accuracy --budget {args.budget:g} --seeds {args.seeds}",
+        )
+
+
+if __name__ == "__main__":
+    main()
