@@ -13,6 +13,14 @@ if [ ! -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] && comm
   fi
 fi
 
+# Headless Chromium for the dashboard test (tests/test_dashboard.py loads the dashboard in it).
+if ! command -v chromium >/dev/null && command -v apt-get >/dev/null; then
+  echo "setup: installing the Debian packages chromium and chromium-driver"
+  if ! { as_root apt-get update -qq && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; } >/dev/null; then
+    echo "setup: could not install chromium; the dashboard test will be skipped (it fails in CI)"
+  fi
+fi
+
 PYTHON=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   echo "setup: creating .venv with $($PYTHON --version)"

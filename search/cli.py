@@ -453,6 +453,226 @@ def export_cmd(
         _print_card(card, dest)
 
 
+# ---------------------------------------------------------------------------- see the search
+
+
+class Format(str, Enum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+FormatOpt = Annotated[
+    Format, typer.Option("--format", "-f", help="table for people, csv or json for scripts.")
+]
+
+
+def _default_study(study: str | None) -> str:
+    from search.config import DEFAULT_CONFIG_NAME, validate_study_name
+
+    return validate_study_name(study or DEFAULT_CONFIG_NAME.removesuffix(".toml"), where="--study")
+
+
+def _print_rows(rows: list[dict], fmt: Format, *, title: str | None = None) -> None:
+    from search import inspection
+
+    if fmt is Format.json:
+        out.print(inspection.to_json(rows), markup=False, highlight=False)
+    elif fmt is Format.csv:
+        out.print(inspection.to_csv(rows), markup=False, highlight=False, end="")
+    elif rows:
+        from rich.measure import Measurement
+
+        table = inspection.to_table(rows, title=title)
+        if out.is_terminal:
+            out.print(table)
+        else:
+            # In a pipe rich would squeeze the table into 80 columns and truncate every number.
+            width = Measurement.get(out, out.options.update_width(10_000), table).maximum
+            Console(width=max(width, 80), highlight=False).print(table)
+    else:
+        out.print("(none)")
+
+
+@app.command()
+def dashboard(
+    host: Annotated[
+        str, typer.Option(help="Address to listen on; 0.0.0.0 exposes it to the network.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+    storage: StorageOpt = None,
+    artifacts: ArtifactsOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Watch studies live in optuna-dashboard, kept models included (Ctrl-C stops it)."""
+    with user_errors(debug):
+        _quiet_libraries(debug)
+        from search import dashboard as dash
+        from search import storage as st
+
+        storage_obj = st.open_storage(storage, must_exist=True)
+        store = st.open_artifact_store(
+            st.artifact_dir(storage, str(artifacts) if artifacts else None), create=False
+        )
+        server = dash.make_dashboard_server(storage_obj, store, host=host, port=port)
+        out.print(
+            f"optuna-dashboard for {st.mask(st.resolve_url(storage))} on "
+            f"{dash.url_of(server, host)} (Ctrl-C to stop)",
+            markup=False,
+        )
+        _sigterm_as_interrupt()
+        dash.serve(server, on_stop=lambda: out.print("dashboard stopped"))
+
+
+@app.command()
+def studies(storage: StorageOpt = None, fmt: FormatOpt = Format.table, debug: DebugOpt = False):
+    """Every study in the storage: trials by end state, best value, running or idle."""
+    with user_errors(debug):
+        _quiet_libraries(debug)
+        from search import inspection
+        from search import storage as st
+
+        rows = inspection.study_rows(st.open_storage(storage, must_exist=True))
+        _print_rows(rows, fmt, title=f"studies in {st.mask(st.resolve_url(storage))}")
+
+
+@app.command()
+def trials(
+    study: StudyOpt = None,
+    top: Annotated[
+        int | None, typer.Option("--top", "-t", help="Only the N best trials.", min=1)
+    ] = None,
+    storage: StorageOpt = None,
+    fmt: FormatOpt = Format.table,
+    debug: DebugOpt = False,
+) -> None:
+    """A study's trials, best first: value, state, architecture, hyperparameters, timing."""
+    with user_errors(debug):
+        _quiet_libraries(debug)
+        from search import inspection
+        from search import storage as st
+
+        name = _default_study(study)
+        s = st.load_study(st.open_storage(storage, must_exist=True), name)
+        rows = inspection.trial_rows(s, top=top)
+        if fmt is Format.table:
+            rows = [inspection.display_row(r) for r in rows]
+        _print_rows(rows, fmt, title=f"{name}: {len(rows)} of {len(s.trials)} trials")
+
+
+@app.command()
+def best(
+    study: StudyOpt = None,
+    storage: StorageOpt = None,
+    fmt: FormatOpt = Format.table,
+    debug: DebugOpt = False,
+) -> None:
+    """The best trial of a study: value, every hyperparameter, learning curve, kept model."""
+    with user_errors(debug):
+        _quiet_libraries(debug)
+        from search import inspection
+        from search import storage as st
+
+        s = st.load_study(st.open_storage(storage, must_exist=True), _default_study(study))
+        info = inspection.best_trial(s)
+        if fmt is Format.json:
+            out.print(inspection.to_json(info), markup=False, highlight=False)
+        else:
+            # trial.params repeats the hyperparameters that were searched: shown once here.
+            shown = {k: v for k, v in info.items() if k != "params"}
+            _print_rows(
+                inspection.key_value_rows(shown), fmt, title=f"best trial of {s.study_name}"
+            )
+
+
+@app.command()
+def delete(
+    study: Annotated[str, typer.Option("--study", "-s", help="The study to delete.")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    storage: StorageOpt = None,
+    artifacts: ArtifactsOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Delete a study, its trials and its kept models (asks first unless --yes)."""
+    with user_errors(debug):
+        _quiet_libraries(debug)
+        from search import inspection
+        from search import storage as st
+        from search.config import validate_study_name
+
+        name = validate_study_name(study, where="--study")
+        storage_obj = st.open_storage(storage, must_exist=True)
+        n = len(st.load_study(storage_obj, name).trials)  # StudyError names the studies
+        masked = st.mask(st.resolve_url(storage))
+        if not yes and not typer.confirm(
+            f"Delete study {name!r} ({n} trials) and its kept models from {masked}?"
+        ):
+            err.print("not deleted", markup=False)
+            raise typer.Exit(1)
+        store = st.open_artifact_store(
+            st.artifact_dir(storage, str(artifacts) if artifacts else None), create=False
+        )
+        removed = inspection.delete_study(storage_obj, name, store)
+        out.print(f"deleted study {name} ({n} trials, {removed} kept model files)", markup=False)
+
+
+@app.command()
+def report(
+    study: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--study",
+            "-s",
+            help="Study to report; repeat to combine several [default: fashion-mnist-mlp].",
+            show_default=False,
+        ),
+    ] = None,
+    lab: Annotated[
+        bool,
+        typer.Option(
+            "--lab", help="Combine the seed-lab-* studies and add the lab report's Tables 1-8."
+        ),
+    ] = False,
+    out_dir: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="Output directory [default: studies/STUDY/report]."),
+    ] = None,
+    storage: StorageOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """An offline HTML report with PNG plots and tables in the lab report's format."""
+    with user_errors(debug):
+        _quiet_libraries(debug)
+        from search import storage as st
+        from search.errors import ConfigError, StudyError
+        from search.report import LAB_STUDIES, write_report
+
+        if lab and study:
+            raise ConfigError("--lab reports the seed-lab studies; give either --lab or --study")
+        storage_obj = st.open_storage(storage, must_exist=True)
+        if lab:
+            names = [n for n in LAB_STUDIES if n in st.study_names(storage_obj)]
+            if not names:
+                raise StudyError(
+                    "no seed-lab study in this storage; run scripts/seed-lab.sh (or "
+                    "fsearch run --config studies/seed-lab-architecture.toml) first"
+                )
+        else:
+            names = [_default_study(s) for s in (study or [None])]
+        chosen = [st.load_study(storage_obj, n) for n in dict.fromkeys(names)]
+        dest = out_dir or Path("studies") / ("seed-lab" if lab else names[0]) / "report"
+        rep = write_report(chosen, dest, lab=lab, storage_masked=st.mask(st.resolve_url(storage)))
+        best_line = (
+            f"best {rep.best.value:.4f} ({rep.best.study} #{rep.best.trial}, "
+            f"{rep.best.architecture})"
+            if rep.best
+            else "no completed trial"
+        )
+        counts = ", ".join(f"{v} {k}" for k, v in rep.counts.items() if v)
+        out.print(f"report of {', '.join(names)} ({counts}); {best_line}", markup=False)
+        out.print(f"wrote {dest / 'index.html'} and {len(rep.files) - 1} more files", markup=False)
+
+
 def main() -> None:
     app()
 

@@ -1,0 +1,189 @@
+"""fsearch dashboard: served from a subprocess, loaded in real headless Chromium; bad input.
+
+The Chromium test needs the Debian packages chromium and chromium-driver (scripts/setup.sh
+installs them). Its screenshot is kept in test-artifacts/dashboard.png. In CI (env CI set) a
+missing Chromium fails the test; elsewhere it is skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import optuna
+import pytest
+from tiny_study import N_TRIALS, build_tiny_study
+from typer.testing import CliRunner
+
+from search.cli import app
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "test-artifacts"
+FSEARCH = Path(sys.executable).parent / "fsearch"  # the console script of this environment
+# Headless, and nothing that reaches beyond the loopback server under test.
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+    "--window-size=1280,900",
+    # Let the single-page app fetch the study before the DOM is dumped.
+    "--virtual-time-budget=15000",
+)
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory, real_data_dir):
+    return build_tiny_study(tmp_path_factory, real_data_dir)
+
+
+def chromium() -> str:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        path = shutil.which(name)
+        if path:
+            return path
+    msg = "Chromium not found: apt-get install chromium chromium-driver (scripts/setup.sh does)"
+    if os.environ.get("CI"):
+        pytest.fail(msg)
+    pytest.skip(msg)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"dashboard exited with {proc.returncode}: {proc.stderr.read()}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise AssertionError(f"dashboard did not listen on port {port} within {timeout} s")
+
+
+def page_text(html: str) -> str:
+    html = re.sub(r"<(script|style|svg)\b.*?</\1>", " ", html, flags=re.S | re.I)
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
+
+
+def run_chromium(args: list[str], profile: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.mark.slow
+def test_dashboard_shows_the_study_in_chromium(tiny, tmp_path):
+    chromium()  # skip (or fail in CI) before starting anything
+    port = free_port()
+    proc = subprocess.Popen(
+        [FSEARCH, "dashboard", "--storage", tiny.storage, "--artifacts", tiny.artifacts,
+         "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        wait_for_port(port, proc)
+        base = f"http://127.0.0.1:{port}"
+        with urllib.request.urlopen(f"{base}/api/studies", timeout=30) as resp:
+            studies = json.load(resp)["study_summaries"]
+        (study_id,) = [s["study_id"] for s in studies if s["study_name"] == tiny.name]
+        # The trial list, open at the best trial: the one whose model was kept.
+        best = optuna.load_study(study_name=tiny.name, storage=tiny.storage).best_trial.number
+        url = f"{base}/dashboard/studies/{study_id}/trials?numbers={best}"
+
+        text = ""
+        for attempt in range(3):  # a slow machine may need longer than the virtual budget
+            dom = run_chromium(["--dump-dom", url], tmp_path / f"profile-{attempt}")
+            assert dom.returncode == 0, dom.stderr[-2000:]
+            text = page_text(dom.stdout)
+            if f"{N_TRIALS} Trials" in text:
+                break
+        assert tiny.name in text, text[:2000]
+        assert f"{N_TRIALS} Trials" in text, text[:2000]
+        assert f"Trial {best} (trial_id" in text
+        assert "model.keras" in text  # the kept model, from the attached artifact store
+
+        ARTIFACTS.mkdir(exist_ok=True)
+        shot = ARTIFACTS / "dashboard.png"
+        shot.unlink(missing_ok=True)
+        r = run_chromium([f"--screenshot={shot}", url], tmp_path / "profile-shot")
+        assert r.returncode == 0, r.stderr[-2000:]
+        data = shot.read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
+    finally:
+        proc.send_signal(signal.SIGTERM)  # handled like Ctrl-C: a clean stop
+        try:
+            out, _ = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, _ = proc.communicate()
+    assert proc.returncode == 0
+    assert f"on http://127.0.0.1:{port}/dashboard/" in out and "dashboard stopped" in out
+
+
+def test_port_in_use_is_one_line(tiny_config):
+    from search import storage as st
+    from search.config import load_config
+
+    st.create_or_load_study(st.open_storage(None), load_config(tiny_config))
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        r = runner.invoke(app, ["dashboard", "--port", str(port)])
+    assert r.exit_code == 2
+    assert f"port {port} on 127.0.0.1 is already in use; pass --port N" in r.output
+    assert r.output.strip().count("\n") == 0
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("sqlite//oops", "is malformed"),
+        ("sqlite:///nowhere/fsearch.db", "no study database"),
+        ("postgresql+psycopg://u:hunter2@127.0.0.1:9/db", "cannot reach storage"),
+    ],
+)
+def test_bad_storage_is_one_line(workdir, url, message):
+    r = runner.invoke(app, ["dashboard", "--storage", url, "--port", str(free_port())])
+    assert r.exit_code == 2 and message in r.output
+    assert "hunter2" not in r.output and r.output.strip().count("\n") == 0
+    assert not (workdir / "nowhere").exists()
+
+
+def test_bad_host_and_port(tiny_config):
+    from search import storage as st
+    from search.config import load_config
+
+    st.create_or_load_study(st.open_storage(None), load_config(tiny_config))
+    r = runner.invoke(app, ["dashboard", "--host", "no-such-host.invalid"])
+    assert r.exit_code == 2 and "is not a known address" in r.output
+    r = runner.invoke(app, ["dashboard", "--port", "70000"])
+    assert r.exit_code == 2 and "--port must be between 0 and 65535" in r.output

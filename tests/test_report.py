@@ -1,0 +1,241 @@
+"""fsearch report: PNGs, an offline HTML page and the lab's tables, from a real tiny study;
+the table logic itself on hand-made runs (no training)."""
+
+from __future__ import annotations
+
+import json
+import re
+import struct
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from tiny_study import N_TRIALS, build_tiny_study
+from typer.testing import CliRunner
+
+from search.cli import app
+from search.report import (
+    LAB_STUDIES,
+    PLOTS,
+    Run,
+    architecture_table,
+    factor_table,
+    lab_tables,
+    study_tables,
+)
+
+runner = CliRunner()
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory, real_data_dir):
+    return build_tiny_study(tmp_path_factory, real_data_dir)
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    """Width and height from a PNG's IHDR chunk, after checking the signature."""
+    data = path.read_bytes()
+    assert data[:8] == PNG_SIGNATURE, f"{path.name} is not a PNG"
+    assert data[12:16] == b"IHDR"
+    return struct.unpack(">II", data[16:24])
+
+
+class Links(HTMLParser):
+    """Every URL the page would load or link to."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.urls: list[tuple[str, str]] = []
+
+    def handle_starttag(self, tag, attrs):
+        for name, value in attrs:
+            if name in ("src", "href", "srcset", "poster", "data") and value:
+                self.urls.append((tag, value))
+
+
+@pytest.mark.slow
+def test_report_of_a_real_study(tiny, tmp_path):
+    out = tmp_path / "report"
+    r = invoke("report", "--study", tiny.name, "--storage", tiny.storage, "--out", out)
+    assert r.exit_code == 0, r.output
+    assert f"wrote {out / 'index.html'}" in r.output.replace("\n", "")
+
+    for filename, _ in PLOTS:
+        w, h = png_size(out / filename)
+        assert w >= 300 and h >= 150, filename
+        assert (out / filename).stat().st_size > 5000, filename  # a drawing, not a blank
+
+    page = (out / "index.html").read_text()
+    links = Links()
+    links.feed(page)
+    assert links.urls
+    for tag, url in links.urls:
+        if url.startswith("data:image/png;base64,"):
+            continue
+        # Anything else must be a file beside the page: no scheme, no absolute path, no "..".
+        assert not re.match(r"^[a-z][a-z0-9+.-]*:|^/|^\\\\", url, re.I), (tag, url)
+        assert ".." not in url and (out / url).is_file(), (tag, url)
+    assert "http://" not in page and "https://" not in page  # nothing fetched, not even a font
+    assert page.count("data:image/png;base64,") == len(PLOTS)
+
+    meta = json.loads((out / "report.json").read_text())
+    counts = meta["counts"]
+    assert sum(counts.values()) == N_TRIALS
+    assert counts["diverged"] >= 1 and counts["complete"] + counts["diverged"] == N_TRIALS
+    assert all(v == "ok" for v in meta["plots"].values()), meta["plots"]
+
+    tables = {t["title"]: t for t in meta["tables"]}
+    arch = tables["Best validation accuracy by architecture (depth x width)"]
+    assert arch["columns"] == ["16"]
+    assert [row["label"] for row in arch["rows"]] == ["1 hidden layer", "2 hidden layers"]
+    cells = [row["cells"][0] for row in arch["rows"]]
+    assert sum(c["runs"] for c in cells) == N_TRIALS  # every trial in exactly one cell
+    assert sum(c.get("diverged", 0) for c in cells) == counts["diverged"]
+
+    lr = tables["Best validation accuracy by learning rate"]
+    assert [row["label"] for row in lr["rows"]] == ["0.05", "1e+06"]
+    assert lr["columns"] == ["784x16x10", "784x16x16x10"]
+    huge = lr["rows"][1]["cells"]
+    # The 2-layer net's loss became NaN: "diverged", never a number such as 0.1.
+    assert huge[1]["text"] == "diverged" and huge[1]["best"] is None
+    assert all(c["runs"] == 1 for row in lr["rows"] for c in row["cells"])
+    assert ">diverged</td>" in page
+    md = (out / "tables.md").read_text()
+    assert "| 1e+06 |" in md and "diverged" in md
+
+
+def test_report_bad_input(tiny_config, tmp_path):
+    r = invoke("report", "--study", "tiny")
+    assert r.exit_code == 2 and "no study database" in r.output
+    assert r.output.strip().count("\n") == 0
+    r = invoke("report", "--lab", "--study", "x")
+    assert r.exit_code == 2 and "either --lab or --study" in r.output
+
+
+@pytest.mark.slow
+def test_report_refuses_a_file_as_out_and_unknown_studies(tiny, tmp_path):
+    f = tmp_path / "afile"
+    f.write_text("x")
+    r = invoke("report", "-s", tiny.name, "--storage", tiny.storage, "--out", f)
+    assert r.exit_code == 2 and "is a file; give a directory" in r.output
+    r = invoke("report", "-s", "nope", "--storage", tiny.storage, "--out", tmp_path / "r")
+    assert r.exit_code == 2 and "no study named 'nope'" in r.output
+    assert not (tmp_path / "r").exists()
+    r = invoke("report", "--lab", "--storage", tiny.storage, "--out", tmp_path / "r")
+    assert r.exit_code == 2 and "scripts/seed-lab.sh" in r.output
+
+
+# ---------------------------------------------------------------------------- tables alone
+
+
+def run(study: str, n: int, widths, value, *, state="complete", **hp) -> Run:
+    base = {
+        "optimizer": "sgd",
+        "learning_rate": 0.1,
+        "momentum": 0.0,
+        "regularizer": "none",
+        "reg_strength": 0.0,
+        "dropout": 0.0,
+        "batch_size": 32,
+        "epochs": 10,
+    }
+    return Run(
+        study=study,
+        trial=n,
+        state=state,
+        value=value if state == "complete" else None,
+        hp={**base, **hp, "widths": list(widths)},
+        architecture="x".join(map(str, (784, *widths, 10))),
+        curve=(),
+    )
+
+
+SIX = [(16,), (32,), (64,), (16, 16), (32, 32), (64, 64)]
+
+
+def test_lab_tables_one_factor_at_a_time():
+    by_study = {
+        "seed-lab-architecture": [run("a", i, w, 0.85 + i / 1000) for i, w in enumerate(SIX)],
+        "seed-lab-regularization": [
+            run("r", i, w, 0.80 + i / 1000, regularizer=reg, reg_strength=s)
+            for i, (w, reg, s) in enumerate(
+                (w, reg, s) for w in SIX for reg in ("l1", "l2") for s in (1e-3, 1e-4, 1e-5)
+            )
+        ],
+        "seed-lab-dropout": [
+            run("d", i, w, 0.83, dropout=d, state="diverged" if d == 0.5 else "complete")
+            for i, (w, d) in enumerate((w, d) for w in SIX for d in (0.2, 0.26, 0.3, 0.4, 0.5))
+        ],
+    }
+    tables = lab_tables(by_study)
+    assert [t.title.split(":")[0] for t in tables] == [f"Table {n}" for n in range(1, 9)]
+    t1 = tables[0]
+    assert t1.columns == ["16", "32", "64"]
+    measured = [(label, cells) for label, cells in t1.rows if "(lab)" not in label]
+    assert [c.text for c in measured[1][1]] == ["0.8530", "0.8540", "0.8550"]
+    # The lab's own numbers sit under the measured ones.
+    assert [c.text for c in dict(t1.rows)["2 hidden layers (lab)"]] == ["0.8566", "0.8568", "0.875"]
+
+    t2, t3 = tables[1], tables[2]  # studies not run: their notes say how to run them
+    assert "seed-lab-learning-rate.toml" in t2.note and "seed-lab-momentum.toml" in t3.note
+    assert all("(lab)" in label for label, _ in t3.rows)  # the lab's numbers still shown
+
+    t4, t6 = tables[3], tables[5]
+    assert [label for label, _ in t4.rows if "(lab)" not in label] == ["1e-05", "0.0001", "0.001"]
+    assert all(len(c.runs) == 1 for label, cells in t4.rows if "(lab)" not in label for c in cells)
+    assert [label for label, _ in t6.rows if "(lab)" not in label] == ["L1 @ 1e-04", "L2 @ 1e-04"]
+
+    t7, t8 = tables[6], tables[7]
+    assert [label for label, _ in t7.rows if "(lab)" not in label] == ["0.2", "0.3", "0.4", "0.5"]
+    assert [c.text for c in dict(t7.rows)["0.5"]] == ["diverged"] * 6
+    assert [label for label, _ in t8.rows] == ["0.26", "0.26 (lab)"]
+    assert t8.columns == [
+        "784x16x10", "784x32x10", "784x64x10", "784x16x16x10", "784x32x32x10", "784x64x64x10"
+    ]  # fmt: skip
+
+
+def test_cells_mix_diverged_and_complete_runs():
+    runs = [
+        run("s", 0, (32,), 0.86),
+        run("s", 1, (32,), None, state="diverged"),
+        run("s", 2, (64, 64), None, state="diverged"),
+        run("s", 3, (64, 32), 0.84),
+    ]
+    t = architecture_table(runs, title="t")
+    assert t.columns == ["32", "64", "mixed"]
+    rows = dict(t.rows)
+    assert [c.text for c in rows["1 hidden layer"]] == ["0.8600 (1 diverged)", "-", "-"]
+    assert [c.text for c in rows["2 hidden layers"]] == ["-", "diverged", "0.8400"]
+
+
+def test_sampled_values_are_binned():
+    # A TPE study: learning rates drawn from a log range fall into decades, many
+    # architectures into depth columns.
+    runs = [
+        run("s", i, (16 + 7 * i,) * (1 + i % 2), 0.8 + i / 1000, learning_rate=10 ** (-3 + i / 7))
+        for i in range(21)
+    ]
+    t = factor_table(runs, "learning_rate", title="t", row_header="lr")
+    assert [label for label, _ in t.rows] == ["0.001 - 0.01", "0.01 - 0.1", "0.1 - 1"]
+    assert t.columns == ["1 hidden layer", "2 hidden layers"]
+    assert sum(len(c.runs) for _, cells in t.rows for c in cells) == 21
+    tables = study_tables(runs)
+    assert [x.title for x in tables] == [
+        "Best validation accuracy by architecture (depth x width)",
+        "Best validation accuracy by learning rate",
+    ]
+    assert tables[0].columns == ["16-31", "32-63", "64-127", "128-255"]
+
+
+def test_lab_studies_match_the_configs():
+    names = sorted(p.stem for p in Path("studies").glob("seed-lab-*.toml"))
+    if not names:  # run from another directory
+        names = sorted(
+            p.stem for p in (Path(__file__).parent.parent / "studies").glob("seed-lab-*.toml")
+        )
+    assert sorted(LAB_STUDIES) == names
