@@ -305,6 +305,15 @@ class ResilientStorage(optuna.storages.RDBStorage):
         self._budgets: dict[int, int] = {}
         self._masked = mask(url)
         super().__init__(url, **kwargs)
+        if self.engine.name == "sqlite":
+            import sqlalchemy
+
+            # With WAL (see _enable_sqlite_wal), synchronous=NORMAL syncs at checkpoints
+            # instead of every commit: a crash of fsearch never loses or corrupts anything;
+            # only a power cut may lose the last commits. Trials write ~30 small commits
+            # each, and a full sync per commit was most of SQLite's time (BENCHMARKS.md).
+            sqlalchemy.event.listen(self.engine, "connect", _sqlite_pragmas)
+            self.engine.dispose()  # connections opened while creating tables lack it
 
     # -- retry ---------------------------------------------------------------------------
 
@@ -513,6 +522,10 @@ def _first_line(e: BaseException) -> str:
     orig = getattr(e, "orig", None) or getattr(e, "__cause__", None) or e
     lines = str(getattr(orig, "orig", None) or orig).strip().splitlines()
     return lines[0] if lines else type(e).__name__
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    dbapi_conn.execute("PRAGMA synchronous=NORMAL")
 
 
 def _enable_sqlite_wal(path: Path) -> None:
