@@ -25,6 +25,7 @@ import os
 import random
 import sqlite3
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -573,13 +574,11 @@ def open_storage(
 ) -> ResilientStorage:
     """Our RDBStorage for the URL, after checking it is well-formed and reachable."""
     info = parse_url(resolve_url(url))
-    check_reachable(info, must_exist=must_exist)
-    if info.sqlite_path is not None and not must_exist:
-        info.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
-        _enable_sqlite_wal(info.sqlite_path)
     kwargs: dict[str, Any] = {}
+    # Heartbeats and the retry callback are experimental in Optuna; we rely on them on purpose.
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     if heartbeat:
-        interval, grace = heartbeat_settings()
+        interval, grace = heartbeat_settings()  # before anything is created
         kwargs = {
             "heartbeat_interval": interval,
             "grace_period": grace,
@@ -589,6 +588,10 @@ def open_storage(
                 max_retry=3
             ),
         }
+    check_reachable(info, must_exist=must_exist)
+    if info.sqlite_path is not None and not must_exist:
+        info.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+        _enable_sqlite_wal(info.sqlite_path)
     try:
         with _schema_lock(info):
             return ResilientStorage(info.url, engine_kwargs=_engine_kwargs(info), **kwargs)
@@ -609,8 +612,6 @@ def limit_trials(study: optuna.Study, n: int) -> bool:
 
 def fail_stale_trials(study: optuna.Study) -> None:
     """Fail (and re-queue) trials of dead workers now, as Optuna does before every trial."""
-    import warnings
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         optuna.storages.fail_stale_trials(study)

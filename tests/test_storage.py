@@ -132,3 +132,12 @@ def test_prefixed_store_keeps_keys_under_the_prefix(tmp_path):
         assert f.read() == b"model"
     store.remove("abc")
     assert not (tmp_path / "runs" / "abc").exists()
+
+
+def test_bad_heartbeat_settings_create_nothing(tmp_path, monkeypatch):
+    from search.errors import ConfigError
+
+    monkeypatch.setenv("FSEARCH_GRACE_S", "1")
+    with pytest.raises(ConfigError, match="FSEARCH_GRACE_S"):
+        st.open_storage(f"sqlite:///{tmp_path}/new/s.db", heartbeat=True)
+    assert not (tmp_path / "new").exists()
