@@ -45,6 +45,7 @@ LAB_STUDIES = (
 # The lab's best: 784x64x64x10, SGD lr 0.1, momentum 0, 10 epochs, read off the *test* set.
 LAB_BEST = {"architecture": "784x64x64x10", "accuracy": 0.875}
 TOP_CURVES = 8  # learning curves drawn in learning-curves.png
+CHANCE = 0.11  # 10 balanced classes: a best accuracy below this learned nothing
 # A factor with more distinct values than this (a TPE study) is binned into ranges.
 MAX_ROWS = 12
 # Hyperparameters tabulated one at a time: (title, key). Regularizer x strength is one factor.
@@ -140,7 +141,9 @@ class Cell:
             return "-"
         diverged = self.count("diverged")
         if self.best is not None:
-            return f"{self.best:.4f}" + (f" ({diverged} diverged)" if diverged else "")
+            # Chance level without a NaN: dead ReLUs or a collapsed net (the lab's 0.1s too).
+            chance = " (chance)" if self.best < CHANCE else ""
+            return f"{self.best:.4f}{chance}" + (f" ({diverged} diverged)" if diverged else "")
         if diverged:
             return "diverged"
         # No complete run and none diverged: pruned, failed or still running.
@@ -343,7 +346,7 @@ def _quote(archs: tuple[str, ...], *values: float | None) -> dict[str, float]:
 
 
 # The lab report's numbers, transcribed from its Tables 1-8 (None: the lab did not run it).
-# Its 0.1 entries are runs that diverged and were trained on at chance level.
+# Its 0.1 entries are runs that learned nothing: chance level, whether or not the loss went NaN.
 LAB_QUOTED: dict[int, dict[Any, dict[str, float]]] = {
     1: {
         "1 hidden layer": {"16": 0.8482, "32": 0.8579, "64": 0.8624},
@@ -417,7 +420,7 @@ def with_lab_rows(table: Table, quoted: dict[Any, dict[str, float]]) -> Table:
         for x in (
             table.note,
             "(lab) rows: the lab report's numbers, which it read off the test set; "
-            "its 0.1 entries are runs at chance level (diverged).",
+            "its 0.1 entries are runs that learned nothing (chance level).",
         )
         if x
     )
@@ -593,45 +596,58 @@ def _placeholder(title: str, reason: str):
 
 
 def _plot_lr_momentum(runs: list[Run]):
+    """One marker per (learning rate, momentum) point: colour = the best run there, red x =
+    some run there diverged; grids put several architectures on one point."""
     import matplotlib.pyplot as plt
 
     sgd = [r for r in runs if r.hp.get("optimizer", "sgd") == "sgd" and "momentum" in r.hp]
     if not sgd:
         raise ValueError("no SGD runs: momentum only applies to SGD")
+    points: dict[tuple[float, float], list[Run]] = {}
+    for r in sgd:
+        points.setdefault((r.hp["learning_rate"], r.hp["momentum"]), []).append(r)
     fig, ax = plt.subplots(figsize=(8, 5))
-    done = [r for r in sgd if r.state == "complete" and r.value is not None]
+    best = {p: Cell(rs).best for p, rs in points.items()}
+    done = [p for p, v in best.items() if v is not None]
     if done:
         sc = ax.scatter(
-            [r.hp["learning_rate"] for r in done],
-            [r.hp["momentum"] for r in done],
-            c=[r.value for r in done],
+            [p[0] for p in done],
+            [p[1] for p in done],
+            c=[best[p] for p in done],
             cmap="viridis",
-            s=50,
-            alpha=0.8,
+            # Contrast among the good runs; runs that learned nothing all get the darkest.
+            vmin=max(min(best[p] for p in done), max(best[p] for p in done) - 0.08),
+            s=70,
             edgecolors="k",
-            linewidths=0.3,
+            linewidths=0.4,
+            zorder=2,
         )
-        fig.colorbar(sc, ax=ax, label="best validation accuracy")
+        fig.colorbar(sc, ax=ax, label="best validation accuracy at the point")
+        if len(done) <= 40:  # a grid: write the numbers too
+            for p in done:
+                ax.annotate(
+                    f"{best[p]:.3f}", p, textcoords="offset points", xytext=(6, 4), fontsize=8
+                )
     for state, style in (
-        ("diverged", {"marker": "x", "c": "red", "s": 60}),
-        ("pruned", {"marker": "o", "facecolors": "none", "edgecolors": "0.5", "s": 40}),
-        ("failed", {"marker": "s", "c": "black", "s": 30}),
+        ("diverged", {"marker": "x", "c": "red", "s": 90, "zorder": 3}),
+        ("failed", {"marker": "s", "c": "black", "s": 30, "zorder": 3}),
     ):
-        rs = [r for r in sgd if r.state == state]
-        if rs:
+        hit = {p: sum(r.state == state for r in rs) for p, rs in points.items()}
+        hit = {p: n for p, n in hit.items() if n}
+        if hit:
             ax.scatter(
-                [r.hp["learning_rate"] for r in rs],
-                [r.hp["momentum"] for r in rs],
-                label=f"{state} ({len(rs)})",
+                [p[0] for p in hit],
+                [p[1] for p in hit],
+                label=f"{state} ({sum(hit.values())} runs)",
                 **style,
             )
-    lrs = [r.hp["learning_rate"] for r in sgd]
+    lrs = [p[0] for p in points]
     if min(lrs) > 0 and max(lrs) / min(lrs) > 5:
         ax.set_xscale("log")
     ax.set_xlabel("learning rate")
     ax.set_ylabel("momentum")
-    ax.set_title("Learning rate vs momentum (SGD runs; colour: best validation accuracy)")
-    if any(r.state != "complete" for r in sgd):
+    ax.set_title(f"Learning rate vs momentum ({len(sgd)} SGD runs at {len(points)} points)")
+    if ax.get_legend_handles_labels()[0]:
         ax.legend(loc="best")
     return fig
 
