@@ -236,7 +236,13 @@ def main(argv: list[str] | None = None) -> None:
         f"Storage time per trial (every storage call of the trial's path, heartbeats excluded), "
         f"{args.storage_trials} trials in one process per backend; target <= 2 % of trial "
         "time.\n\n"
-        f"{t2}\n"
+        f"{t2}\n\n"
+        "A storage call is a few round trips to the database (pre-ping, statements, commit). "
+        "When the load average exceeds the core count, each round trip also waits for a CPU "
+        "(the PostgreSQL server process competes with the trainers), so ms/trial then "
+        "measure the run queue as much as the database. A default-study trial (50,000 "
+        "images, up to 30 epochs) lasts 10-100x longer than these with about the same "
+        "number of calls (one more per epoch).\n"
     )
     print()
     print(body)
