@@ -241,8 +241,8 @@ def main(argv: list[str] | None = None) -> None:
         "When the load average exceeds the core count, each round trip also waits for a CPU "
         "(the PostgreSQL server process competes with the trainers), so ms/trial then "
         "measure the run queue as much as the database. A default-study trial (50,000 "
-        "images, up to 30 epochs) lasts 10-100x longer than these with about the same "
-        "number of calls (one more per epoch).\n"
+        "images, up to 27 epochs, most pruned after 1-3) lasts several times longer "
+        "than these with about the same number of calls (one more per epoch).\n"
     )
     print()
     print(body)
