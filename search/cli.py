@@ -281,6 +281,7 @@ def _run(
             f"{threads} TF thread{'s' if threads > 1 else ''} each",
             markup=False,
         )
+        del split  # the workers load their own copy; do not hold one here meanwhile
         codes = workers.run_local_workers(
             [*child_args, "--trials", str(trials)],
             jobs=jobs,
