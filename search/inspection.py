@@ -115,7 +115,8 @@ def study_rows(storage) -> list[dict[str, Any]]:
     """One row per study in the storage: trial counts by state, best value and trial, activity."""
     rows = []
     for fs in sorted(storage.get_all_studies(), key=lambda s: s.study_name):
-        trials = storage.get_all_trials(fs._study_id, deepcopy=False)
+        study_id = storage.get_study_id_from_name(fs.study_name)
+        trials = storage.get_all_trials(study_id, deepcopy=False)
         counts = state_counts(trials)
         best = max(
             (t for t in trials if trial_state(t) == "complete" and t.value is not None),
