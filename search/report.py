@@ -600,7 +600,12 @@ def _plot_lr_momentum(runs: list[Run]):
     some run there diverged; grids put several architectures on one point."""
     import matplotlib.pyplot as plt
 
-    sgd = [r for r in runs if r.hp.get("optimizer", "sgd") == "sgd" and "momentum" in r.hp]
+    # A running trial's hyperparameters are not stored yet (only its suggested params).
+    sgd = [
+        r
+        for r in runs
+        if r.hp.get("optimizer", "sgd") == "sgd" and "momentum" in r.hp and "learning_rate" in r.hp
+    ]
     if not sgd:
         raise ValueError("no SGD runs: momentum only applies to SGD")
     points: dict[tuple[float, float], list[Run]] = {}
@@ -696,7 +701,7 @@ def _plot_states(counts: dict[str, int]):
     return fig
 
 
-def _draw_plots(runs: list[Run], out: Path, *, counts: dict[str, int], multi: bool) -> dict:
+def draw_plots(runs: list[Run], out: Path, *, counts: dict[str, int], multi: bool) -> dict:
     """Write every PNG of PLOTS; a plot that cannot be drawn becomes a figure saying why."""
     import matplotlib
 
@@ -767,7 +772,7 @@ def write_report(
     out = _prepare(out)
     counts = state_counts_of(runs)
     multi = len(studies) > 1
-    notes = _draw_plots(runs, out, counts=counts, multi=multi)
+    notes = draw_plots(runs, out, counts=counts, multi=multi)
     # The lab's tables already hold one factor at a time; the generic ones would mix studies.
     tables = lab_tables(by_study) if lab else study_tables(runs)
     best = _best(runs)

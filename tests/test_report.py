@@ -3,6 +3,7 @@ the table logic itself on hand-made runs (no training)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import struct
@@ -19,6 +20,7 @@ from search.report import (
     PLOTS,
     Run,
     architecture_table,
+    draw_plots,
     factor_table,
     lab_tables,
     study_tables,
@@ -239,3 +241,22 @@ def test_lab_studies_match_the_configs():
             p.stem for p in (Path(__file__).parent.parent / "studies").glob("seed-lab-*.toml")
         )
     assert sorted(LAB_STUDIES) == names
+
+
+def test_every_plot_is_drawn_with_a_running_trial(tmp_path):
+    # A running trial has only its suggested params (hyperparams are stored at its end).
+    runs = [
+        dataclasses.replace(
+            run("s", i, (16 * (1 + i % 3),), 0.8 + i / 100, learning_rate=0.1 * (1 + i % 2),
+                momentum=0.1 * (i % 4)),
+            curve=(0.7, 0.75 + i / 100, 0.8 + i / 100),
+        )
+        for i in range(8)
+    ]  # fmt: skip
+    runs.append(Run("s", 8, "running", None, {"layers": 1}, "784x64x10", (0.5,)))
+    runs.append(run("s", 9, (32,), None, state="diverged", learning_rate=0.3, momentum=0.9))
+    counts = {"complete": 8, "running": 1, "diverged": 1}
+    notes = draw_plots(runs, tmp_path, counts=counts, multi=False)
+    assert notes == {}
+    for filename, _ in PLOTS:
+        assert png_size(tmp_path / filename)[0] > 300
