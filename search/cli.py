@@ -21,6 +21,9 @@ app = typer.Typer(
     add_completion=False,
     # Locals may hold a storage password: never show them.
     pretty_exceptions_show_locals=False,
+    # Markdown, not rich markup: help texts say "[default: ...]" and "s3://BUCKET[/PREFIX]",
+    # which rich markup would swallow as tags (or crash on: `run --help` did).
+    rich_markup_mode="markdown",
 )
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
