@@ -152,3 +152,15 @@ def test_no_database_is_one_line(workdir, cmd):
 def test_bad_format_is_refused(workdir):
     r = invoke("studies", "--format", "xml")
     assert r.exit_code == 2 and "xml" in r.output
+
+
+@pytest.mark.parametrize(
+    "cmd", ["run", "export", "dashboard", "studies", "trials", "best", "delete", "report"]
+)
+def test_every_help_renders(cmd):
+    # Help texts hold "[default: ...]" and "s3://BUCKET[/PREFIX]": shown as written.
+    r = runner.invoke(app, [cmd, "--help"], terminal_width=200)
+    assert r.exit_code == 0, r.output
+    assert "Usage: fsearch" in r.output or "Usage: root" in r.output
+    if cmd in ("run", "report"):
+        assert "[default: " in r.output
