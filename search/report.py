@@ -8,8 +8,8 @@
   report.json  counts, best trial and tables, for scripts and tests
 
 Tables give the best validation accuracy (the best epoch's, the study's objective) of every
-group of runs. A run whose loss became NaN is shown as "diverged": the lab report's "0.1"
-entries were such runs, trained to the end at chance level.
+group of runs. A run whose loss became NaN is shown as "diverged", and a finished run that
+learned nothing as "0.1000 (chance)": the lab report wrote both kinds as "0.1".
 
 Several studies can be combined (`fsearch report --study A --study B`); `--lab` combines the
 seed-lab grid studies and adds the lab's Tables 1-8, one factor at a time.
@@ -105,7 +105,7 @@ def runs_of(study: optuna.Study) -> list[Run]:
                 study=study.study_name,
                 trial=t.number,
                 state=trial_state(t),
-                value=t.value if trial_state(t) == "complete" else trial_value(t),
+                value=trial_value(t),
                 hp=hyperparams(t),
                 architecture=str(t.user_attrs.get("architecture", "")),
                 curve=curve,
@@ -249,7 +249,7 @@ def _is_round(v: Any) -> bool:
     """A value someone typed (0.26, 1e-4), not one a sampler drew (0.2631...)."""
     if isinstance(v, tuple):
         return _is_round(v[1])
-    return not isinstance(v, float) or float(f"{v:.2g}") == v
+    return not isinstance(v, float) or float(f"{v:.3g}") == v
 
 
 def _row_key(v: Any, factor: str, *, binned: bool) -> tuple[Any, str]:
