@@ -90,10 +90,6 @@ class Run:
         parts = self.architecture.split("x")
         return tuple(int(p) for p in parts[1:-1]) if len(parts) > 2 else ()
 
-    @property
-    def label(self) -> str:
-        return f"{self.study} #{self.trial}"
-
 
 def runs_of(study: optuna.Study) -> list[Run]:
     """Every trial of the study as a Run."""
@@ -657,6 +653,23 @@ def _plot_lr_momentum(runs: list[Run]):
     return fig
 
 
+def describe(r: Run) -> str:
+    """Architecture and the hyperparameters that are not the lab's baseline, in a few words."""
+    hp = r.hp
+    parts = [r.architecture]
+    if hp.get("optimizer", "sgd") != "sgd":
+        parts.append(str(hp["optimizer"]))
+    if "learning_rate" in hp:
+        parts.append(f"lr {hp['learning_rate']:.3g}")
+    if hp.get("momentum"):
+        parts.append(f"mom {hp['momentum']:.2g}")
+    if hp.get("regularizer", "none") != "none":
+        parts.append(f"{hp['regularizer']} {hp.get('reg_strength', 0):.0e}")
+    if hp.get("dropout"):
+        parts.append(f"drop {hp['dropout']:.2g}")
+    return " ".join(parts)
+
+
 def _plot_curves(runs: list[Run], *, top: int, multi: bool):
     import matplotlib.pyplot as plt
 
@@ -667,13 +680,13 @@ def _plot_curves(runs: list[Run], *, top: int, multi: bool):
         raise ValueError("no completed trial yet")
     fig, ax = plt.subplots(figsize=(8, 5))
     for r in best:
-        name = r.label if multi else f"#{r.trial}"
+        name = f"{r.study} #{r.trial}" if multi else f"#{r.trial}"
         ax.plot(
             range(1, len(r.curve) + 1),
             r.curve,
             marker="o",
             markersize=3,
-            label=f"{name} {r.architecture} ({r.value:.4f})",
+            label=f"{r.value:.4f} {describe(r)} ({name})",
         )
     ax.set_xlabel("epoch")
     ax.set_ylabel("validation accuracy")
