@@ -323,7 +323,7 @@ def _run(
     import_tensorflow(quiet=not debug)
     workers.apply_thread_limits()
     objective = Objective(cfg, split, artifact_store=store)
-    _sigterm_as_interrupt()
+    interrupted = workers.catch_interrupts()  # SIGINT/SIGTERM: close the trial, stop
     waiting = False
 
     def on_wait(finished: int, running: int) -> None:
@@ -342,6 +342,7 @@ def _run(
                 timeout=timeout,
                 on_trial=bar.on_trial,
                 on_wait=on_wait,
+                stop_requested=interrupted.is_set,
             )
     except KeyboardInterrupt:
         done = runner.count_finished(study)

@@ -169,6 +169,7 @@ def run_study(
     timeout: float | None = None,
     on_trial: Callable[[optuna.trial.FrozenTrial, int], None] | None = None,
     on_wait: Callable[[int, int], None] | None = None,
+    stop_requested: Callable[[], bool] | None = None,
 ) -> RunResult:
     """Optimize until the study holds n_trials finished trials (or timeout / too many fails).
 
@@ -179,6 +180,9 @@ def run_study(
     trial is re-queued as WAITING once its heartbeat is stale). So it waits, failing stale
     trials itself, until the study holds n_trials finished trials. MaxTrialsCallback alone
     overshoots: every worker checks only after its own trial ends.
+
+    stop_requested (an interrupt that Python may have swallowed, workers.catch_interrupts)
+    is checked after every trial and while waiting: KeyboardInterrupt, as for Ctrl-C.
     """
     from optuna.study import MaxTrialsCallback
 
@@ -194,8 +198,12 @@ def run_study(
         ran += 1
         if on_trial is not None:
             on_trial(trial, count_finished(study))
+        if stop_requested is not None and stop_requested():
+            raise KeyboardInterrupt  # out of study.optimize: this trial is already closed
 
     while not failures.tripped:
+        if stop_requested is not None and stop_requested():
+            raise KeyboardInterrupt
         left = None if timeout is None else timeout - (time.perf_counter() - start)
         if left is not None and left <= 0:
             break

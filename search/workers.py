@@ -77,6 +77,44 @@ def apply_thread_limits() -> int | None:
     return n
 
 
+def catch_interrupts() -> threading.Event:
+    """SIGINT and SIGTERM raise KeyboardInterrupt (the running trial is closed as FAIL, not
+    left RUNNING) and also set the returned event.
+
+    Python drops an exception raised while a weakref callback or __del__ runs (SQLAlchemy and
+    TensorFlow run some when objects die), printing "Exception ignored in ...
+    KeyboardInterrupt": the interrupt would vanish mid-trial. So such a dropped interrupt is
+    not printed but delivered again 50 ms later, when the main thread is elsewhere; and the
+    event lets the runner stop after the trial should every attempt land badly.
+    """
+    requested = threading.Event()
+    last = [signal.SIGINT]
+    redelivered = [0]
+
+    def handler(signum: int, frame: object) -> None:
+        requested.set()
+        last[0] = signum
+        raise KeyboardInterrupt
+
+    default_hook = sys.unraisablehook
+
+    def unraisable(info) -> None:
+        if issubclass(info.exc_type, KeyboardInterrupt) and requested.is_set():
+            if redelivered[0] < 20:
+                redelivered[0] += 1
+                threading.Timer(0.05, os.kill, (os.getpid(), last[0])).start()
+            return
+        default_hook(info)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            signal.signal(sig, handler)
+        except ValueError:  # not in the main thread (tests)
+            return requested
+    sys.unraisablehook = unraisable
+    return requested
+
+
 def child_env(worker: int, threads: int, extra: dict[str, str] | None = None) -> dict[str, str]:
     env = {**os.environ, **(extra or {})}
     env[ENV_WORKER] = str(worker)
@@ -135,21 +173,24 @@ def run_local_workers(
             if p.poll() is None:
                 p.send_signal(signum)
 
-    previous = None
-    try:
-        previous = signal.signal(signal.SIGTERM, lambda signum, frame: forward(signum))
-    except ValueError:  # not in the main thread (tests)
-        pass
+    # Forward from the handler itself rather than via KeyboardInterrupt, which Python may
+    # drop (see catch_interrupts).
+    previous: dict[int, object] = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            previous[sig] = signal.signal(sig, lambda signum, frame: forward(signum))
+        except ValueError:  # not in the main thread (tests)
+            pass
     try:
         while True:
             try:
                 codes = [p.wait() for p in procs]
                 break
-            except KeyboardInterrupt:
+            except KeyboardInterrupt:  # no handler installed (not the main thread)
                 forward(signal.SIGINT)
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     for t in pumps:
         t.join(timeout=5)
     return codes

@@ -42,6 +42,16 @@ def counts(study: optuna.Study) -> dict[str, int]:
     return out
 
 
+def poll(url: str, name: str) -> dict[str, int]:
+    """Trial states now, closing the connection after (polling must not pile up
+    connections: PostgreSQL refuses clients past max_connections, workers included)."""
+    storage = st.open_storage(url)
+    try:
+        return counts(optuna.load_study(study_name=name, storage=storage))
+    finally:
+        storage.engine.dispose()
+
+
 def start(args: list[str], env: dict[str, str]) -> subprocess.Popen:
     return subprocess.Popen(
         [str(EXE), "run", *map(str, args)],
@@ -89,13 +99,13 @@ def test_killed_worker_trial_is_rerun_and_study_ends_at_n(pg_url, tiny_config, r
         while time.monotonic() < deadline:  # every worker inside a trial, one trial done
             time.sleep(0.3)
             try:
-                c = counts(load(pg_url, name))
+                c = poll(pg_url, name)
             except KeyError:  # study not created yet
                 continue
             if c.get("RUNNING", 0) == 3 and c.get("COMPLETE", 0) + c.get("PRUNED", 0) >= 1:
                 break
         else:
-            pytest.fail(f"workers never ran 3 trials at once: {counts(load(pg_url, name))}")
+            pytest.fail(f"workers never ran 3 trials at once: {poll(pg_url, name)}")
         procs[0].send_signal(signal.SIGKILL)
         outs = finish(procs[1:], timeout=300)
     finally:
@@ -139,7 +149,7 @@ def test_jobs_survive_terminated_connections(pg_url, tiny_config, real_data_dir,
         while proc.poll() is None and time.monotonic() < deadline:
             time.sleep(1.5)
             try:
-                finished = sum(counts(load(pg_url, name)).get(s, 0) for s in ("COMPLETE", "PRUNED"))
+                finished = sum(poll(pg_url, name).get(s, 0) for s in ("COMPLETE", "PRUNED"))
             except KeyError:
                 continue
             if finished < n:
@@ -195,3 +205,39 @@ def test_worker_identity():
     assert workers.parse_worker("auto") > 0
     with pytest.raises(ConfigError, match="--worker must be"):
         workers.parse_worker("-1")
+
+
+@pytest.mark.postgres
+def test_sigint_to_jobs_closes_every_trial_and_resume_reaches_n(pg_url, tiny_config, real_data_dir):
+    """Ctrl-C to `fsearch run --jobs 2`: forwarded once to each worker; nothing RUNNING."""
+    tiny_config.write_text(tiny_config.read_text().replace("epochs = 2", "epochs = 6"))
+    name = f"int-{uuid.uuid4().hex[:6]}"
+    args = ["--config", tiny_config, "--data-dir", real_data_dir, "--study", name, "--no-export"]
+    proc = start([*args, "--trials", 40, "--jobs", 2], {"FSEARCH_STORAGE": pg_url})
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            time.sleep(0.3)
+            try:
+                c = poll(pg_url, name)
+            except KeyError:
+                continue
+            if c.get("RUNNING", 0) == 2 and c.get("COMPLETE", 0) + c.get("PRUNED", 0) >= 1:
+                break
+        else:
+            pytest.fail("the two workers never ran trials at once")
+        proc.send_signal(signal.SIGINT)
+        out = finish([proc], timeout=120)[0]
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, out
+    assert "Run the same command again to resume" in out and "Traceback" not in out
+    study = load(pg_url, name)
+    # Each worker closes its trial as FAIL, or (an interrupt Python dropped, see
+    # workers.catch_interrupts) finishes it and stops right after.
+    assert "RUNNING" not in counts(study) and counts(study).get("FAIL", 0) <= 2
+    target = sum(counts(study).get(s, 0) for s in ("COMPLETE", "PRUNED")) + 1
+    again = start([*args, "--trials", target], {"FSEARCH_STORAGE": pg_url})
+    out = finish([again], timeout=180)[0]
+    assert again.returncode == 0, out
+    assert_exactly(load(pg_url, name), target)
