@@ -241,3 +241,50 @@ def test_sigint_to_jobs_closes_every_trial_and_resume_reaches_n(pg_url, tiny_con
     out = finish([again], timeout=180)[0]
     assert again.returncode == 0, out
     assert_exactly(load(pg_url, name), target)
+
+
+def test_run_study_stops_after_a_trial_when_an_interrupt_was_dropped(tmp_path):
+    """The safety net of workers.catch_interrupts: the flag alone stops the worker."""
+    from search import runner
+    from search.config import parse_config
+    from tests.test_config import _raw
+
+    cfg = parse_config(_raw())
+    storage = st.open_storage(f"sqlite:///{tmp_path}/s.db", heartbeat=True)
+    study, _ = st.create_or_load_study(storage, cfg)
+    ran = []
+
+    def objective(trial):
+        ran.append(trial.number)
+        return trial.suggest_float("x", 0, 1)
+
+    with pytest.raises(KeyboardInterrupt):
+        runner.run_study(study, objective, cfg, n_trials=5, stop_requested=lambda: bool(ran))
+    assert ran == [0] and counts(study) == {"COMPLETE": 1}
+
+
+def test_run_study_ends_at_exactly_n_with_a_slot_taken_elsewhere(tmp_path, monkeypatch):
+    """A worker whose last slot is held by another worker's running trial waits; when that
+    trial fails, it runs the replacement and the study ends at exactly N."""
+    from search import runner
+    from search.config import parse_config
+    from tests.test_config import _raw
+
+    monkeypatch.setattr(runner, "IDLE_POLL_S", 0.05)
+    cfg = parse_config(_raw())
+    url = f"sqlite:///{tmp_path}/s.db"
+    study, _ = st.create_or_load_study(st.open_storage(url, heartbeat=True), cfg)
+    other = optuna.load_study(study_name=study.study_name, storage=st.open_storage(url))
+    held = other.ask()  # another worker's trial, running
+    waits = []
+
+    def on_wait(finished, running):
+        waits.append((finished, running))
+        if len(waits) == 3:
+            other.tell(held, state=optuna.trial.TrialState.FAIL)  # ...which then fails
+
+    result = runner.run_study(
+        study, lambda t: t.suggest_float("x", 0, 1), cfg, n_trials=3, on_wait=on_wait
+    )
+    assert waits[0] == (2, 1) and result.finished == 3
+    assert counts(study) == {"COMPLETE": 3, "FAIL": 1}
