@@ -7,7 +7,9 @@
 #
 # Uses the usual storage (--storage resolution: $FSEARCH_STORAGE, else studies/fsearch.db).
 # Re-running resumes: finished grid points are not trained again. On a shared machine run it
-# as `nice -n 10 scripts/seed-lab.sh`.
+# as `nice -n 10 scripts/seed-lab.sh`. Measured (2026-11): 53 min on 2 CPU cores shared with a
+# running 200-trial study (12-30 s a run); best 0.8792 validation accuracy, 784x64x10 with
+# momentum 0.2 (test accuracy 0.8647 at export), where the lab reported 0.875 on the test set.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-studies/seed-lab-report}
