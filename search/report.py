@@ -910,8 +910,9 @@ def _html(meta: dict[str, Any], tables: list[Table], out: Path, notes: dict[str,
         )
     parts.append(
         "<h2>Tables</h2><p class='note'>Best validation accuracy (best epoch) of the runs in "
-        "each cell; <span style='color:#b00'>diverged</span>: the loss became NaN (the lab "
-        "report wrote such runs as 0.1); '-': no run.</p>"
+        "each cell; <span style='color:#b00'>diverged</span>: the loss became NaN; "
+        "(chance): finished, but learned nothing (the lab report wrote both as 0.1); "
+        "'-': no run.</p>"
     )
     parts += [_html_table(t) for t in tables]
     parts.append("</body></html>\n")
