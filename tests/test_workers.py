@@ -44,10 +44,18 @@ def counts(study: optuna.Study) -> dict[str, int]:
 
 def poll(url: str, name: str) -> dict[str, int]:
     """Trial states now, closing the connection after (polling must not pile up
-    connections: PostgreSQL refuses clients past max_connections, workers included)."""
+    connections: PostgreSQL refuses clients past max_connections, workers included).
+    TRAINING counts the RUNNING trials past sampling (their parameters are stored)."""
     storage = st.open_storage(url)
     try:
-        return counts(optuna.load_study(study_name=name, storage=storage))
+        study = optuna.load_study(study_name=name, storage=storage)
+        out = counts(study)
+        out["TRAINING"] = sum(
+            1
+            for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+            if t.params
+        )
+        return out
     finally:
         storage.engine.dispose()
 
@@ -95,14 +103,15 @@ def test_killed_worker_trial_is_rerun_and_study_ends_at_n(pg_url, tiny_config, r
     args = ["--config", tiny_config, "--data-dir", real_data_dir, "--study", name]
     procs = [start([*args, "--trials", n, "--no-export", "--worker", i], env) for i in range(3)]
     try:
-        deadline = time.monotonic() + 180
+        deadline = time.monotonic() + 300  # generous: a loaded CI machine is slow to start TF
         while time.monotonic() < deadline:  # every worker inside a trial, one trial done
             time.sleep(0.3)
             try:
                 c = poll(pg_url, name)
             except KeyError:  # study not created yet
                 continue
-            if c.get("RUNNING", 0) == 3 and c.get("COMPLETE", 0) + c.get("PRUNED", 0) >= 1:
+            # Every worker training (a trial still sampling has no parameters to re-run).
+            if c["TRAINING"] == 3 and c.get("COMPLETE", 0) + c.get("PRUNED", 0) >= 1:
                 break
         else:
             pytest.fail(f"workers never ran 3 trials at once: {poll(pg_url, name)}")
