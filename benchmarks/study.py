@@ -63,10 +63,6 @@ class StorageTimer:
     def installed(self):
         import optuna
 
-    from search._tf import import_tensorflow
-
-    import_tensorflow()
-
         cls = optuna.storages.RDBStorage
         saved = {}
         for name in dir(cls):
@@ -110,7 +106,8 @@ def _run(config, n_trials: int | None, timeout: float | None, workdir: Path):
     split = load_split(config.data)
     storage = st.open_storage(f"sqlite:///{workdir}/bench.db", heartbeat=True)
     study, _ = st.create_or_load_study(
-        storage, config,
+        storage,
+        config,
         sampler=runner.make_sampler(config.study, seed=config.study.seed),
         pruner=runner.make_pruner(config.study, max_epochs=config.max_epochs),
     )
@@ -131,8 +128,11 @@ def shares(study, wall: float, storage_s: float | None) -> tuple[list[list], dic
     )
     val = sum(a.get("val_seconds", 0) for a in ua)
     train = epochs_total - val
-    rows = [["model build + compile", build], ["training (incl. graph tracing)", train],
-            ["validation passes", val]]
+    rows = [
+        ["model build + compile", build],
+        ["training (incl. graph tracing)", train],
+        ["validation passes", val],
+    ]
     if storage_s is not None:
         rows.append(["storage (RDBStorage calls, measured)", storage_s])
     other = wall - sum(r[1] for r in rows)
@@ -156,7 +156,10 @@ def main() -> None:
 
     import optuna
 
+    from search._tf import import_tensorflow
     from search.config import load_config, parse_config
+
+    import_tensorflow()
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     import warnings
@@ -167,8 +170,9 @@ def main() -> None:
     if args.db:
         study = optuna.load_study(study_name=args.study, storage=f"sqlite:///{args.db}")
         trials = [t for t in study.trials if t.datetime_complete]
-        wall = (max(t.datetime_complete for t in trials)
-                - min(t.datetime_start for t in trials)).total_seconds()
+        wall = (
+            max(t.datetime_complete for t in trials) - min(t.datetime_start for t in trials)
+        ).total_seconds()
         table, c = shares(study, wall, None)
         best = study.best_trial
         sections.append(
@@ -176,7 +180,8 @@ def main() -> None:
             f"{wall / 60:.1f} min = **{c['per_hour']:.0f} trials/hour** "
             f"(complete {c.get('complete', 0)}, pruned {c.get('pruned', 0)}, "
             f"diverged {c.get('diverged', 0)}, failed {c.get('fail', 0)}); best validation "
-            f"accuracy {best.value:.4f} (trial #{best.number}, {best.user_attrs.get('architecture')}).\n\n"
+            f"accuracy {best.value:.4f} (trial #{best.number}, "
+            f"{best.user_attrs.get('architecture')}).\n\n"
             + markdown_table(["where the time went", "seconds", "share of wall"], table)
         )
 
@@ -212,9 +217,13 @@ def main() -> None:
     body = "\n\n".join(sections)
     print(body)
     if body and not args.no_write:
-        write_section("study", body, "python -m benchmarks.study " + " ".join(
-            f"{k} {v}" for k, v in (("--minutes", args.minutes), ("--memory-trials", args.memory_trials),
-                                    ("--db", args.db)) if v))
+        flags = (
+            ("--minutes", args.minutes),
+            ("--memory-trials", args.memory_trials),
+            ("--db", args.db),
+        )
+        command = " ".join(f"{k} {v}" for k, v in flags if v)
+        write_section("study", body, f"python -m benchmarks.study {command}")
 
 
 if __name__ == "__main__":

@@ -28,11 +28,19 @@ def _states(db: Path) -> dict[str, int]:
 def test_interrupt_closes_the_running_trial_and_resume_reaches_n(tiny_config, real_data_dir, sig):
     tiny_config.write_text(tiny_config.read_text().replace("epochs = 2", "epochs = 6"))
     exe = Path(sys.executable).parent / "fsearch"
-    cmd = [str(exe), "run", "--config", str(tiny_config), "--data-dir", str(real_data_dir),
-           "--no-export"]
+    cmd = [
+        str(exe),
+        "run",
+        "--config",
+        str(tiny_config),
+        "--data-dir",
+        str(real_data_dir),
+        "--no-export",
+    ]
     db = Path("studies/fsearch.db")
-    proc = subprocess.Popen([*cmd, "--trials", "50"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [*cmd, "--trials", "50"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
@@ -53,8 +61,9 @@ def test_interrupt_closes_the_running_trial_and_resume_reaches_n(tiny_config, re
     assert "RUNNING" not in states
     finished = states.get("COMPLETE", 0) + states.get("PRUNED", 0)
     target = finished + 1
-    done = subprocess.run([*cmd, "--trials", str(target)], capture_output=True, text=True,
-                          timeout=300)
+    done = subprocess.run(
+        [*cmd, "--trials", str(target)], capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stderr
     states = _states(db)
     assert states.get("COMPLETE", 0) + states.get("PRUNED", 0) == target
