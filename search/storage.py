@@ -592,13 +592,25 @@ def open_storage(
     if info.sqlite_path is not None and not must_exist:
         info.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
         _enable_sqlite_wal(info.sqlite_path)
-    try:
-        with _schema_lock(info):
-            return ResilientStorage(info.url, engine_kwargs=_engine_kwargs(info), **kwargs)
-    except Exception as e:  # schema or driver problems surface here
-        raise StorageError(
-            f"cannot open storage {info.masked}: {mask_text(_first_line(e), info.url)}"
-        ) from None
+    # Opening creates missing tables (checkfirst, so repeatable) and reads the schema version:
+    # a connection dropped meanwhile (a restart, pg_terminate_backend) is retried like any
+    # other storage call, instead of failing a worker that is just starting.
+    deadline = time.monotonic() + _env_seconds("FSEARCH_DB_RETRY_S", RETRY_DEADLINE_S)
+    delay = RETRY_FIRST_DELAY_S
+    while True:
+        try:
+            with _schema_lock(info):
+                return ResilientStorage(info.url, engine_kwargs=_engine_kwargs(info), **kwargs)
+        except Exception as e:  # schema or driver problems surface here
+            if not is_transient(e) or time.monotonic() + delay > deadline:
+                raise StorageError(
+                    f"cannot open storage {info.masked}: {mask_text(_first_line(e), info.url)}"
+                ) from None
+            log.warning(
+                "storage: %s; retrying in %.1f s", mask_text(_first_line(e), info.url), delay
+            )
+            time.sleep(delay * random.uniform(0.5, 1.0))
+            delay = min(delay * 2, RETRY_MAX_DELAY_S)
 
 
 def limit_trials(study: optuna.Study, n: int) -> bool:
