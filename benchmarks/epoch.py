@@ -216,7 +216,11 @@ def main() -> None:
         )
     print(body)
     if not args.no_write:
-        write_section("epoch", body, "python -m benchmarks.epoch")
+        write_section(
+            "epoch",
+            body,
+            f"python -m benchmarks.epoch --samples {args.samples} --epochs {args.epochs}",
+        )
 
 
 if __name__ == "__main__":
