@@ -28,7 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from search.errors import ExportError, StudyError
+from search.errors import StudyError
+from search.export import prepare_out_dir
 from search.inspection import STATES, hyperparams, trial_state, trial_value
 
 if TYPE_CHECKING:
@@ -763,16 +764,6 @@ def _best(runs: Iterable[Run]) -> Run | None:
     return max(done, key=lambda r: r.value) if done else None
 
 
-def _prepare(out: Path) -> Path:
-    if out.exists() and not out.is_dir():
-        raise ExportError(f"output path {str(out)!r} is a file; give a directory (--out DIR)")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise ExportError(f"cannot create output directory {str(out)!r}: {e.strerror}") from None
-    return out
-
-
 def write_report(
     studies: list[optuna.Study], out: Path, *, lab: bool = False, storage_masked: str = ""
 ) -> Report:
@@ -782,7 +773,7 @@ def write_report(
     if not runs:
         names = ", ".join(by_study)
         raise StudyError(f"no trials in {names} yet; run `fsearch run` first, then report")
-    out = _prepare(out)
+    out = prepare_out_dir(out)
     counts = state_counts_of(runs)
     multi = len(studies) > 1
     notes = draw_plots(runs, out, counts=counts, multi=multi)
