@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
+import sys
+import time
 import warnings
 from enum import Enum
 from pathlib import Path
@@ -12,7 +15,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from search.errors import FsearchError
+from search.errors import ConfigError, FsearchError
 
 app = typer.Typer(
     name="fsearch",
@@ -261,6 +264,8 @@ def _run(
         name=study_name, sampler=sampler, pruner=pruner, seed=seed
     )
     grid = grid_search_space(cfg) if cfg.study.sampler == "grid" else None
+    timeout = _deadline_timeout(timeout)
+    recycle_every = _recycle_every()
     if trials is None:
         trials = grid_size(cfg) if grid is not None else DEFAULT_TRIALS
     runner.make_sampler(cfg.study, seed=0, grid=grid)
@@ -343,6 +348,7 @@ def _run(
                 on_trial=bar.on_trial,
                 on_wait=on_wait,
                 stop_requested=interrupted.is_set,
+                max_trials_here=recycle_every,
             )
     except KeyboardInterrupt:
         done = runner.count_finished(study)
@@ -352,6 +358,8 @@ def _run(
             markup=False,
         )
         raise typer.Exit(130) from None
+    if result.recycle:
+        _recycle(result.ran)
     counts = _state_counts(study)
     out.print(
         f"done: {result.finished}/{trials} finished ({counts}) in {result.seconds:.0f} s this run; "
@@ -369,6 +377,44 @@ def _run(
         dest = export_dir or Path("studies") / cfg.study.name / "best"
         card = export_best(study, store, dest, data_dir=data_dir, storage_masked=masked)
         _print_card(card, dest)
+
+
+# TensorFlow keeps memory from every model a process builds, clear_session() or not: measured
+# +1.3 GB of RSS over 200 small trials in one process (BENCHMARKS.md, study section). So a
+# worker restarts itself (exec, same PID, same arguments) every RECYCLE_TRIALS trials; the
+# study lives in the storage, so the new process simply resumes it. Costs one TF import and
+# data load (~5 s) per restart. FSEARCH_RECYCLE_TRIALS=0 turns it off.
+RECYCLE_TRIALS = 20
+ENV_RECYCLE = "FSEARCH_RECYCLE_TRIALS"
+ENV_DEADLINE = "FSEARCH_RUN_DEADLINE"  # --timeout as an absolute time, kept across restarts
+_CAN_REEXEC = False  # set by main(): only a real process may replace itself
+
+
+def _recycle_every() -> int | None:
+    if not _CAN_REEXEC:
+        return None
+    raw = os.environ.get(ENV_RECYCLE, str(RECYCLE_TRIALS))
+    try:
+        n = int(raw)
+    except ValueError:
+        raise ConfigError(f"{ENV_RECYCLE} must be a whole number, got {raw!r}") from None
+    return n if n > 0 else None
+
+
+def _deadline_timeout(timeout: float | None) -> float | None:
+    """--timeout counts from the first start, not from a restart of this worker."""
+    if os.environ.get(ENV_DEADLINE):
+        return max(float(os.environ[ENV_DEADLINE]) - time.time(), 0.001)
+    if timeout is not None and _CAN_REEXEC:
+        os.environ[ENV_DEADLINE] = str(time.time() + timeout)
+    return timeout
+
+
+def _recycle(ran: int) -> None:
+    out.print(f"restarting this worker after {ran} trials to release TensorFlow's memory")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, [sys.executable, *sys.argv])
 
 
 def _after_workers(study, trials, codes, export, export_dir, store, data_dir, masked, debug):
@@ -679,6 +725,8 @@ def report(
 
 
 def main() -> None:
+    global _CAN_REEXEC
+    _CAN_REEXEC = True  # a real process: `run` may restart itself (never under CliRunner)
     app()
 
 

@@ -123,6 +123,7 @@ class RunResult:
     best_trial: int | None
     seconds: float
     ran: int
+    recycle: bool = False  # stopped after max_trials_here trials, the study not yet done
 
 
 def trial_line(trial: optuna.trial.FrozenTrial) -> str:
@@ -170,6 +171,7 @@ def run_study(
     on_trial: Callable[[optuna.trial.FrozenTrial, int], None] | None = None,
     on_wait: Callable[[int, int], None] | None = None,
     stop_requested: Callable[[], bool] | None = None,
+    max_trials_here: int | None = None,
 ) -> RunResult:
     """Optimize until the study holds n_trials finished trials (or timeout / too many fails).
 
@@ -183,6 +185,9 @@ def run_study(
 
     stop_requested (an interrupt that Python may have swallowed, workers.catch_interrupts)
     is checked after every trial and while waiting: KeyboardInterrupt, as for Ctrl-C.
+
+    max_trials_here stops this process after that many trials (RunResult.recycle is then
+    True) so the CLI can restart it: see cli._recycle for why.
     """
     from optuna.study import MaxTrialsCallback
 
@@ -190,18 +195,22 @@ def run_study(
 
     start = time.perf_counter()
     ran = 0
+    recycle = False
     failures = ConsecutiveFailures(config.study.max_consecutive_failures)
     budgeted = st.limit_trials(study, n_trials)
 
     def after_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        nonlocal ran
+        nonlocal ran, recycle
         ran += 1
         if on_trial is not None:
             on_trial(trial, count_finished(study))
         if stop_requested is not None and stop_requested():
             raise KeyboardInterrupt  # out of study.optimize: this trial is already closed
+        if max_trials_here is not None and ran >= max_trials_here:
+            recycle = True
+            study.stop()
 
-    while not failures.tripped:
+    while not failures.tripped and not recycle:
         if stop_requested is not None and stop_requested():
             raise KeyboardInterrupt
         left = None if timeout is None else timeout - (time.perf_counter() - start)
@@ -254,4 +263,5 @@ def run_study(
         best_trial=best_trial,
         seconds=time.perf_counter() - start,
         ran=ran,
+        recycle=recycle and count_finished(study) < n_trials,
     )

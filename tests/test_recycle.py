@@ -1,0 +1,69 @@
+"""A worker restarts itself every FSEARCH_RECYCLE_TRIALS trials (TensorFlow's memory) and the
+study goes on to exactly N, with --timeout counted from the first start."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def test_worker_restarts_and_reaches_exactly_n(tiny_config, real_data_dir):
+    exe = Path(sys.executable).parent / "fsearch"
+    env = {**os.environ, "FSEARCH_RECYCLE_TRIALS": "2"}
+    proc = subprocess.run(
+        [
+            str(exe),
+            "run",
+            "--config",
+            str(tiny_config),
+            "--data-dir",
+            str(real_data_dir),
+            "--trials",
+            "5",
+            "--no-export",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("restarting this worker after 2 trials") == 2
+    assert "done: 5/5 finished" in proc.stdout
+    with sqlite3.connect("studies/fsearch.db") as conn:
+        states = dict(conn.execute("SELECT state, COUNT(*) FROM trials GROUP BY state"))
+        numbers = [n for (n,) in conn.execute("SELECT number FROM trials ORDER BY number")]
+    assert states.get("COMPLETE", 0) + states.get("PRUNED", 0) == 5
+    assert "RUNNING" not in states and numbers == list(range(len(numbers)))
+
+
+def test_bad_recycle_setting_is_one_line(tiny_config, real_data_dir):
+    exe = Path(sys.executable).parent / "fsearch"
+    env = {**os.environ, "FSEARCH_RECYCLE_TRIALS": "often"}
+    proc = subprocess.run(
+        [
+            str(exe),
+            "run",
+            "--config",
+            str(tiny_config),
+            "--data-dir",
+            str(real_data_dir),
+            "--trials",
+            "1",
+            "--no-export",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert proc.returncode == 2
+    assert "FSEARCH_RECYCLE_TRIALS must be a whole number" in proc.stderr
+    assert not Path("studies/fsearch.db").exists()  # refused before touching the database
