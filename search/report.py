@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from search.errors import StudyError
 from search.export import prepare_out_dir
-from search.inspection import STATES, hyperparams, trial_state, trial_value
+from search.inspection import HP_COLUMNS, STATES, hyperparams, trial_state, trial_value
 
 if TYPE_CHECKING:
     import optuna
@@ -867,16 +867,7 @@ def _html(meta: dict[str, Any], tables: list[Table], out: Path, notes: dict[str,
     best = meta["best"]
     if best:
         hp = best["hyperparams"]
-        keys = (
-            "optimizer",
-            "learning_rate",
-            "momentum",
-            "regularizer",
-            "reg_strength",
-            "dropout",
-            "batch_size",
-            "epochs",
-        )
+        keys = (*HP_COLUMNS, "epochs")
         desc = ", ".join(f"{k} {hp[k]}" for k in keys if k in hp)
         parts.append(
             f"<h2>Best trial</h2><p><b>{best['value']:.4f}</b> validation accuracy: "
