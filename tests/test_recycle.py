@@ -14,26 +14,26 @@ import pytest
 pytestmark = pytest.mark.slow
 
 
-def test_worker_restarts_and_reaches_exactly_n(tiny_config, real_data_dir):
+def _fsearch_run(tiny_config, data_dir, *, trials: int, recycle: str):
+    """`fsearch run` of the tiny study in a real process, restarting every `recycle` trials."""
     exe = Path(sys.executable).parent / "fsearch"
-    env = {**os.environ, "FSEARCH_RECYCLE_TRIALS": "2"}
-    proc = subprocess.run(
-        [
-            str(exe),
-            "run",
-            "--config",
-            str(tiny_config),
-            "--data-dir",
-            str(real_data_dir),
-            "--trials",
-            "5",
-            "--no-export",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-    )
+    cmd = [
+        str(exe),
+        "run",
+        "--config",
+        str(tiny_config),
+        "--data-dir",
+        str(data_dir),
+        "--trials",
+        str(trials),
+        "--no-export",
+    ]
+    env = {**os.environ, "FSEARCH_RECYCLE_TRIALS": recycle}
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+
+
+def test_worker_restarts_and_reaches_exactly_n(tiny_config, real_data_dir):
+    proc = _fsearch_run(tiny_config, real_data_dir, trials=5, recycle="2")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.count("restarting this worker after 2 trials") == 2
     assert "done: 5/5 finished" in proc.stdout
@@ -45,25 +45,7 @@ def test_worker_restarts_and_reaches_exactly_n(tiny_config, real_data_dir):
 
 
 def test_bad_recycle_setting_is_one_line(tiny_config, real_data_dir):
-    exe = Path(sys.executable).parent / "fsearch"
-    env = {**os.environ, "FSEARCH_RECYCLE_TRIALS": "often"}
-    proc = subprocess.run(
-        [
-            str(exe),
-            "run",
-            "--config",
-            str(tiny_config),
-            "--data-dir",
-            str(real_data_dir),
-            "--trials",
-            "1",
-            "--no-export",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-    )
+    proc = _fsearch_run(tiny_config, real_data_dir, trials=1, recycle="often")
     assert proc.returncode == 2
     assert "FSEARCH_RECYCLE_TRIALS must be a whole number" in proc.stderr
     assert not Path("studies/fsearch.db").exists()  # refused before touching the database
