@@ -1,9 +1,12 @@
 """Time to a validation accuracy: fsearch's defaults vs random search without pruning.
 
 Both arms search the same space (studies/fashion-mnist-mlp.toml) with the same wall-clock
-budget, one after the other in this run, each as a real `fsearch run` process on its own SQLite
-file. The time to target is measured from the first trial's start to the end of the first
-trial whose validation accuracy (any epoch) reached the target — a pruned trial counts.
+budget, each as a real `fsearch run` process on its own SQLite file. The arms of one seed run
+side by side, each pinned to its own half of the cores with that many TF threads, so they see
+the same machine at the same moments (on a shared, noisy machine, running them one after the
+other would compare two different loads). The time to target is measured from the first
+trial's start to the end of the first trial whose validation accuracy (any epoch) reached the
+target — a pruned trial counts.
 
     .venv/bin/python -m benchmarks.time_to_accuracy --budget 900 --seeds 1
 """
@@ -11,13 +14,16 @@ trial whose validation accuracy (any epoch) reached the target — a pruned tria
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from benchmarks.common import markdown_table, write_section
+from search.workers import child_env, cores
 
 ARMS = {
     "fsearch default (TPE + Hyperband)": ["--sampler", "tpe", "--pruner", "hyperband"],
@@ -56,11 +62,16 @@ def main() -> None:
     args = ap.parse_args()
 
     exe = Path(sys.executable).parent / "fsearch"
+    # Split this process's cores between the arms; each arm's TF uses exactly its share.
+    mine = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    share = max(1, cores() // len(ARMS))
     results: dict[str, list] = {arm: [] for arm in ARMS}
     with tempfile.TemporaryDirectory() as tmp:
         for seed in range(args.seeds):
-            for arm, flags in ARMS.items():
-                db = Path(tmp) / f"{abs(hash(arm))}-{seed}.db"
+            procs, dbs = {}, {}
+            t0 = time.perf_counter()
+            for i, (arm, flags) in enumerate(ARMS.items()):
+                dbs[arm] = db = Path(tmp) / f"arm{i}-{seed}.db"
                 cmd = [
                     str(exe),
                     "run",
@@ -69,7 +80,7 @@ def main() -> None:
                     "--storage",
                     f"sqlite:///{db}",
                     "--artifacts",
-                    str(Path(tmp) / "art"),
+                    str(Path(tmp) / f"art{i}"),
                     "--trials",
                     "100000",
                     "--timeout",
@@ -79,10 +90,20 @@ def main() -> None:
                     "--no-export",
                     *flags,
                 ]
-                print("$", " ".join(cmd), flush=True)
-                subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
-                results[arm].append(time_to_target(db, args.target))
+                cpus = set(mine[i * share : (i + 1) * share]) if len(mine) >= 2 else None
+                print("$", " ".join(cmd), f"# cores {sorted(cpus) if cpus else 'all'}", flush=True)
+                procs[arm] = subprocess.Popen(
+                    cmd,
+                    stdout=subprocess.DEVNULL,
+                    env=child_env(seed, share),
+                    preexec_fn=(lambda c=cpus: os.sched_setaffinity(0, c)) if cpus else None,
+                )
+            for arm, proc in procs.items():
+                if proc.wait() != 0:
+                    sys.exit(f"{arm}: fsearch run exited {proc.returncode}")
+                results[arm].append(time_to_target(dbs[arm], args.target))
                 print(arm, seed, results[arm][-1], flush=True)
+            print(f"seed {seed}: {time.perf_counter() - t0:.0f} s", flush=True)
 
     rows, medians = [], {}
     for arm, runs in results.items():
@@ -103,10 +124,15 @@ def main() -> None:
             ]
         )
     (fs, fs_ok), (rs, rs_ok) = medians.values()
-    ratio = f"{fs / rs:.2f}" if rs_ok else f"< {fs / rs:.2f}"
+    if not fs_ok:
+        ratio = "n/a (fsearch did not reach the target)"
+    else:
+        ratio = f"{fs / rs:.2f}" if rs_ok else f"< {fs / rs:.2f}"
     body = (
         f"Budget {args.budget / 60:.0f} min per arm and seed, {args.seeds} seed(s), target "
-        f"validation accuracy {args.target}. Median time to target: fsearch "
+        f"validation accuracy {args.target}; the two arms of a seed ran side by side, "
+        f"{share} core(s) and {share} TF thread(s) each. "
+        f"Median time to target: fsearch "
         f"{fs / 60:.1f} min{'' if fs_ok else ' (not reached)'}, random without pruning "
         f"{rs / 60:.1f} min{'' if rs_ok else ' (not reached: budget used as a lower bound)'}; "
         f"ratio fsearch / random **{ratio}**.\n\n"
