@@ -1,0 +1,77 @@
+"""The benchmarks' bookkeeping: time to target from a study database, BENCHMARKS.md sections."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import optuna
+import pytest
+
+from benchmarks import common
+from benchmarks.time_to_accuracy import time_to_target
+
+T0 = dt.datetime(2026, 1, 1, 12, 0, 0)
+
+
+def _trial(state, start_s, end_s, curve, value=None):
+    return optuna.trial.FrozenTrial(
+        number=0,
+        state=state,
+        value=value,
+        datetime_start=T0 + dt.timedelta(seconds=start_s),
+        datetime_complete=T0 + dt.timedelta(seconds=end_s),
+        params={},
+        distributions={},
+        user_attrs={},
+        system_attrs={},
+        intermediate_values=dict(enumerate(curve)),
+        trial_id=0,
+    )
+
+
+@pytest.fixture
+def db(tmp_path):
+    path = tmp_path / "tta.db"
+    study = optuna.create_study(study_name="tta", storage=f"sqlite:///{path}", direction="maximize")
+    P, C = optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.COMPLETE
+    study.add_trial(_trial(C, 0, 100, [0.80, 0.85], value=0.85))
+    # Reaches the target at its second epoch, then is pruned: still counts, at its end.
+    study.add_trial(_trial(P, 100, 250, [0.86, 0.893, 0.88]))
+    study.add_trial(_trial(C, 250, 400, [0.88, 0.895], value=0.895))
+    return path
+
+
+def test_time_to_target_is_the_end_of_the_first_trial_that_reached_it(db):
+    seconds, finished, best = time_to_target(db, 0.89)
+    assert seconds == 250.0
+    assert finished == 3
+    assert best == pytest.approx(0.895)
+
+
+def test_time_to_target_none_when_never_reached(db):
+    seconds, finished, best = time_to_target(db, 0.90)
+    assert seconds is None
+    assert finished == 3
+    assert best == pytest.approx(0.895)
+
+
+def test_write_section_replaces_only_its_own_block(tmp_path, monkeypatch):
+    md = tmp_path / "BENCHMARKS.md"
+    md.write_text("# Benchmarks\n\n<!-- a:start -->\nold a\n<!-- a:end -->\n\nkept text\n")
+    monkeypatch.setattr(common, "BENCHMARKS_MD", md)
+    monkeypatch.setattr(common, "machine_line", lambda: "test CPU, 2 cores")
+    common.write_section("a", "new a", "python -m benchmarks.a")
+    common.write_section("b", "new b", "python -m benchmarks.b")
+    text = md.read_text()
+    assert "old a" not in text and "new a" in text and "kept text" in text
+    assert text.index("<!-- a:end -->") < text.index("<!-- b:start -->")
+    assert "Reproduce: `python -m benchmarks.b`" in text
+    assert text.count("<!-- a:start -->") == 1
+
+
+def test_markdown_table():
+    assert common.markdown_table(["x", "y"], [[1, "a"]]).splitlines() == [
+        "| x | y |",
+        "|---|---|",
+        "| 1 | a |",
+    ]
