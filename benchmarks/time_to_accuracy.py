@@ -1,12 +1,12 @@
 """Time to a validation accuracy: fsearch's defaults vs random search without pruning.
 
 Both arms search the same space (studies/fashion-mnist-mlp.toml) with the same wall-clock
-budget, each as a real `fsearch run` process on its own SQLite file. The arms of one seed run
-side by side, each pinned to its own half of the cores with that many TF threads, so they see
-the same machine at the same moments (on a shared, noisy machine, running them one after the
-other would compare two different loads). The time to target is measured from the first
-trial's start to the end of the first trial whose validation accuracy (any epoch) reached the
-target — a pruned trial counts.
+budget, each as a real `fsearch run` process on its own SQLite file. By default the arms run one
+after the other with the whole machine each (what a user gets); with --side-by-side the arms of
+a seed run at the same time, each pinned to its own half of the cores with that many TF
+threads, so on a shared, noisy machine they see the same load. The time to target is measured
+from the first trial's start to the end of the first trial whose validation accuracy (any
+epoch) reached the target — a pruned trial counts.
 
     .venv/bin/python -m benchmarks.time_to_accuracy --budget 900 --seeds 1
 """
@@ -58,13 +58,16 @@ def main() -> None:
     ap.add_argument("--budget", type=float, default=900, help="seconds per arm and seed")
     ap.add_argument("--seeds", type=int, default=1)
     ap.add_argument("--target", type=float, default=0.89)
+    ap.add_argument(
+        "--side-by-side", action="store_true", help="run the arms at once, half the cores each"
+    )
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args()
 
     exe = Path(sys.executable).parent / "fsearch"
     # Split this process's cores between the arms; each arm's TF uses exactly its share.
     mine = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
-    share = max(1, cores() // len(ARMS))
+    share = max(1, cores() // len(ARMS)) if args.side_by_side else cores()
     results: dict[str, list] = {arm: [] for arm in ARMS}
     with tempfile.TemporaryDirectory() as tmp:
         for seed in range(args.seeds):
@@ -90,14 +93,20 @@ def main() -> None:
                     "--no-export",
                     *flags,
                 ]
-                cpus = set(mine[i * share : (i + 1) * share]) if len(mine) >= 2 else None
+                cpus = (
+                    set(mine[i * share : (i + 1) * share])
+                    if args.side_by_side and len(mine) >= 2
+                    else None
+                )
                 print("$", " ".join(cmd), f"# cores {sorted(cpus) if cpus else 'all'}", flush=True)
                 procs[arm] = subprocess.Popen(
                     cmd,
                     stdout=subprocess.DEVNULL,
-                    env=child_env(seed, share),
+                    env=child_env(seed, share) if args.side_by_side else None,
                     preexec_fn=(lambda c=cpus: os.sched_setaffinity(0, c)) if cpus else None,
                 )
+                if not args.side_by_side:
+                    procs[arm].wait()
             for arm, proc in procs.items():
                 if proc.wait() != 0:
                     sys.exit(f"{arm}: fsearch run exited {proc.returncode}")
@@ -130,9 +139,13 @@ def main() -> None:
         ratio = f"{fs / rs:.2f}" if rs_ok else f"< {fs / rs:.2f}"
     body = (
         f"Budget {args.budget / 60:.0f} min per arm and seed, {args.seeds} seed(s), target "
-        f"validation accuracy {args.target}; the two arms of a seed ran side by side, "
-        f"{share} core(s) and {share} TF thread(s) each. "
-        f"Median time to target: fsearch "
+        f"validation accuracy {args.target}; "
+        + (
+            f"the two arms of a seed ran side by side, {share} core(s) and TF thread(s) each. "
+            if args.side_by_side
+            else f"the arms ran one after the other, {share} cores each. "
+        )
+        + "Median time to target: fsearch "
         f"{fs / 60:.1f} min{'' if fs_ok else ' (not reached)'}, random without pruning "
         f"{rs / 60:.1f} min{'' if rs_ok else ' (not reached: budget used as a lower bound)'}; "
         f"ratio fsearch / random **{ratio}**.\n\n"
@@ -145,7 +158,8 @@ def main() -> None:
         write_section(
             "time-to-accuracy",
             body,
-            f"python -m benchmarks.time_to_accuracy --budget {args.budget:g} --seeds {args.seeds}",
+            f"python -m benchmarks.time_to_accuracy --budget {args.budget:g} --seeds {args.seeds}"
+            + (" --side-by-side" if args.side_by_side else ""),
         )
 
 
