@@ -67,3 +67,14 @@ def markdown_table(header: list[str], rows: list[list]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def first_reaching(trials, target: float) -> float | None:
+    """Seconds from the first trial's start to the end of the first trial reaching target."""
+    start = min(t.datetime_start for t in trials)
+    hits = [
+        (t.datetime_complete - start).total_seconds()
+        for t in trials
+        if t.intermediate_values and max(t.intermediate_values.values()) >= target
+    ]
+    return min(hits) if hits else None

@@ -24,7 +24,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from benchmarks.common import markdown_table, write_section  # noqa: E402
+from benchmarks.common import first_reaching, markdown_table, write_section  # noqa: E402
 
 TINY = """
 [study]
@@ -117,7 +117,8 @@ def _run(config, n_trials: int | None, timeout: float | None, workdir: Path):
 
 
 def shares(study, wall: float, storage_s: float | None) -> tuple[list[list], dict]:
-    trials = [t for t in study.trials if t.state.is_finished()]
+    # Complete and pruned trials: a failed (e.g. interrupted) trial recorded no timings.
+    trials = [t for t in study.trials if t.state.name in ("COMPLETE", "PRUNED")]
     ua = [t.user_attrs for t in trials]
     build = sum(a.get("build_seconds", 0) for a in ua)
     epochs_total = sum(
@@ -174,18 +175,36 @@ def main() -> None:
         ).total_seconds()
         # Workers that overlapped (--jobs, or a second `fsearch run`) make the summed trial time
         # exceed the wall time; shares are then of the summed trial time.
-        busy = sum((t.datetime_complete - t.datetime_start).total_seconds() for t in trials)
-        table, c = shares(study, max(wall, busy), None)
+        busy = sum(
+            (t.datetime_complete - t.datetime_start).total_seconds()
+            for t in trials
+            if t.state.name != "FAIL"
+        )
+        failed_s = sum(
+            (t.datetime_complete - t.datetime_start).total_seconds()
+            for t in trials
+            if t.state.name == "FAIL"
+        )
+        table, c = shares(study, max(wall - failed_s, busy), None)
         c["per_hour"] = 3600 * c["trials"] / wall
         best = study.best_trial
+        n_failed = sum(t.state.name == "FAIL" for t in trials)
+        full = [t for t in trials if t.user_attrs.get("end_reason") == "completed"]
+        full_s = sum((t.datetime_complete - t.datetime_start).total_seconds() for t in full)
+        first_hit = first_reaching(trials, 0.89)
         sections.append(
             f"Existing study `{args.study}` ({args.db}): {c['trials']} finished trials in "
             f"{wall / 60:.1f} min = **{c['per_hour']:.0f} trials/hour** "
             f"(complete {c.get('complete', 0)}, pruned {c.get('pruned', 0)}, "
-            f"diverged {c.get('diverged', 0)}, failed {c.get('fail', 0)}); best validation "
+            f"diverged {c.get('diverged', 0)}; failed {n_failed}, {failed_s:.0f} s, left out of "
+            "the shares below); best validation "
             f"accuracy {best.value:.4f} (trial #{best.number}, "
             f"{best.user_attrs.get('architecture')}).\n\n"
             + markdown_table(["where the time went", "seconds", "share of wall"], table)
+            + f"\n\nTrials that trained all their epochs: {len(full)} of {c['trials']}, "
+            f"**{100 * full_s / busy:.0f}%** of the summed trial time. First trial with "
+            "validation accuracy >= 0.89 ended "
+            + (f"{first_hit / 60:.1f} min after the start." if first_hit else "never.")
         )
 
     if args.minutes:

@@ -338,7 +338,9 @@ def _run(
         waiting = True
 
     try:
-        with RunProgress(out, target=trials, already=already, best=best) as bar:
+        with RunProgress(
+            out, target=trials, already=already, best=best, started=_run_started(already)
+        ) as bar:
             result = runner.run_study(
                 study,
                 objective,
@@ -387,6 +389,7 @@ def _run(
 RECYCLE_TRIALS = 20
 ENV_RECYCLE = "FSEARCH_RECYCLE_TRIALS"
 ENV_DEADLINE = "FSEARCH_RUN_DEADLINE"  # --timeout as an absolute time, kept across restarts
+ENV_STARTED = "FSEARCH_RUN_STARTED"  # "time,finished" at the first start: progress across restarts
 _CAN_REEXEC = False  # set by main(): only a real process may replace itself
 
 
@@ -408,6 +411,17 @@ def _deadline_timeout(timeout: float | None) -> float | None:
     if timeout is not None and _CAN_REEXEC:
         os.environ[ENV_DEADLINE] = str(time.time() + timeout)
     return timeout
+
+
+def _run_started(already: int) -> tuple[float, int]:
+    """(time, finished trials) when this run first started, kept across worker restarts."""
+    with contextlib.suppress(KeyError, ValueError):
+        t, n = os.environ[ENV_STARTED].split(",")
+        return float(t), int(n)
+    started = (time.time(), already)
+    if _CAN_REEXEC:
+        os.environ[ENV_STARTED] = f"{started[0]},{started[1]}"
+    return started
 
 
 def _recycle(ran: int) -> None:

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import math
+import time
 from typing import TYPE_CHECKING
 
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn
+from rich.text import Text
 
 from search.runner import trial_line
 
@@ -21,26 +17,73 @@ if TYPE_CHECKING:
     import optuna
 
 
-class RunProgress:
-    """Progress bar of finished / target trials with the best value so far and an ETA."""
+def _clock(seconds: float | None) -> str:
+    return "-:--:--" if seconds is None else str(dt.timedelta(seconds=max(0, int(seconds))))
 
-    def __init__(self, console: Console, *, target: int, already: int, best: float | None) -> None:
+
+# rich's own elapsed / remaining columns count from this process's start and estimate speed
+# over the last 30 s: with trials that take minutes and a worker that restarts itself every
+# 20 trials (cli._recycle), they showed 0:00 after each restart and almost never an ETA. These
+# count from the run's first start (kept across restarts) and use the rate since then.
+class _ElapsedColumn(ProgressColumn):
+    def render(self, task) -> Text:
+        return Text(_clock(time.time() - task.fields["started"]), style="progress.elapsed")
+
+
+class _EtaColumn(ProgressColumn):
+    def render(self, task) -> Text:
+        end = task.fields.get("eta_at")
+        return Text(
+            "eta " + _clock(None if end is None else end - time.time()), "progress.remaining"
+        )
+
+
+class RunProgress:
+    """Progress bar of finished / target trials with the best value so far and an ETA.
+
+    `started` is (wall-clock time, finished trials then) of this run's first start, so a worker
+    that restarted itself keeps its elapsed time and rate.
+    """
+
+    def __init__(
+        self,
+        console: Console,
+        *,
+        target: int,
+        already: int,
+        best: float | None,
+        started: tuple[float, int] | None = None,
+    ) -> None:
         self.console = console
         self.best = best
+        self.target = target
+        self.started = started or (time.time(), already)
         self.progress = Progress(
             TextColumn("[bold]trials"),
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn("best {task.fields[best]}"),
-            TimeElapsedColumn(),
-            TextColumn("eta"),
-            TimeRemainingColumn(),
+            _ElapsedColumn(),
+            _EtaColumn(),
             console=console,
             transient=False,
         )
         self.task = self.progress.add_task(
-            "trials", total=target, completed=already, best=self._fmt(best)
+            "trials",
+            total=target,
+            completed=already,
+            best=self._fmt(best),
+            started=self.started[0],
+            eta_at=self.eta_at(already),
         )
+
+    def eta_at(self, finished: int, now: float | None = None) -> float | None:
+        """When the target will be reached at the rate since the start (None: no rate yet)."""
+        now = time.time() if now is None else now
+        t0, n0 = self.started
+        if finished <= n0 or now <= t0:
+            return None
+        return now + (now - t0) / (finished - n0) * max(self.target - finished, 0)
 
     @staticmethod
     def _fmt(v: float | None) -> str:
@@ -57,4 +100,6 @@ class RunProgress:
         if trial.value is not None and (self.best is None or trial.value > self.best):
             self.best = trial.value
         self.progress.console.print(trial_line(trial), highlight=False, soft_wrap=True)
-        self.progress.update(self.task, completed=finished, best=self._fmt(self.best))
+        self.progress.update(
+            self.task, completed=finished, best=self._fmt(self.best), eta_at=self.eta_at(finished)
+        )

@@ -1,0 +1,40 @@
+"""The run's progress bar: elapsed time and ETA count from the run's first start."""
+
+from __future__ import annotations
+
+import io
+import time
+
+from rich.console import Console
+
+from search.progress import RunProgress, _clock, _ElapsedColumn, _EtaColumn
+
+
+def _bar(**kw) -> RunProgress:
+    console = Console(file=io.StringIO(), width=120, force_terminal=False)
+    return RunProgress(console, best=None, **kw)
+
+
+def test_eta_from_the_rate_since_the_first_start():
+    bar = _bar(target=20, already=12, started=(1000.0, 10))
+    # 5 trials in 100 s since the start -> 20 s each, 5 to go -> 100 s from now.
+    assert bar.eta_at(15, now=1100.0) == 1200.0
+    assert bar.eta_at(10, now=1100.0) is None  # nothing finished since the start: no rate
+    assert bar.eta_at(20, now=1100.0) == 1100.0
+
+
+def test_columns_keep_counting_across_a_restart():
+    # A worker that restarted itself an hour after the run began, 30 trials done since.
+    started = (time.time() - 3725, 0)
+    bar = _bar(target=200, already=30, started=started)
+    task = bar.progress.tasks[0]
+    assert str(_ElapsedColumn().render(task)).startswith("1:02:0")
+    eta = str(_EtaColumn().render(task))
+    # 30 trials in ~3725 s -> 170 more take ~21,108 s = 5:51:48.
+    assert eta.startswith("eta 5:51:4"), eta
+
+
+def test_no_eta_before_the_first_trial():
+    bar = _bar(target=5, already=0)
+    assert str(_EtaColumn().render(bar.progress.tasks[0])) == "eta -:--:--"
+    assert _clock(59.9) == "0:00:59"
