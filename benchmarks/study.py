@@ -193,18 +193,23 @@ def main() -> None:
         full_s = sum((t.datetime_complete - t.datetime_start).total_seconds() for t in full)
         first_hit = first_reaching(trials, 0.89)
         sections.append(
-            f"Existing study `{args.study}` ({args.db}): {c['trials']} finished trials in "
-            f"{wall / 60:.1f} min = **{c['per_hour']:.0f} trials/hour** "
-            f"(complete {c.get('complete', 0)}, pruned {c.get('pruned', 0)}, "
-            f"diverged {c.get('diverged', 0)}; failed {n_failed}, {failed_s:.0f} s, left out of "
-            "the shares below); best validation "
-            f"accuracy {best.value:.4f} (trial #{best.number}, "
-            f"{best.user_attrs.get('architecture')}).\n\n"
-            + markdown_table(["where the time went", "seconds", "share of wall"], table)
-            + f"\n\nTrials that trained all their epochs: {len(full)} of {c['trials']}, "
-            f"**{100 * full_s / busy:.0f}%** of the summed trial time. First trial with "
-            "validation accuracy >= 0.89 ended "
-            + (f"{first_hit / 60:.1f} min after the start." if first_hit else "never.")
+            (
+                "study",
+                "--db",
+                args.db,
+                f"Existing study `{args.study}` ({args.db}): {c['trials']} finished trials in "
+                f"{wall / 60:.1f} min = **{c['per_hour']:.0f} trials/hour** "
+                f"(complete {c.get('complete', 0)}, pruned {c.get('pruned', 0)}, "
+                f"diverged {c.get('diverged', 0)}; failed {n_failed}, {failed_s:.0f} s, "
+                "left out of the shares below); best validation "
+                f"accuracy {best.value:.4f} (trial #{best.number}, "
+                f"{best.user_attrs.get('architecture')}).\n\n"
+                + markdown_table(["where the time went", "seconds", "share of wall"], table)
+                + f"\n\nTrials that trained all their epochs: {len(full)} of {c['trials']}, "
+                f"**{100 * full_s / busy:.0f}%** of the summed trial time. First trial with "
+                "validation accuracy >= 0.89 ended "
+                + (f"{first_hit / 60:.1f} min after the start." if first_hit else "never."),
+            )
         )
 
     if args.minutes:
@@ -214,11 +219,16 @@ def main() -> None:
             table, c = shares(study, wall, timer.seconds)
         n = c["trials"]
         sections.append(
-            f"Default study for {args.minutes:g} min in-process: {n} finished trials = "
-            f"**{c['per_hour']:.0f} trials/hour**; storage {timer.calls} calls, "
-            f"{1000 * timer.seconds / max(n, 1):.0f} ms per trial = "
-            f"**{100 * timer.seconds / wall:.2f}%** of the wall time.\n\n"
-            + markdown_table(["where the time went", "seconds", "share of wall"], table)
+            (
+                "study-minutes",
+                "--minutes",
+                f"{args.minutes:g}",
+                f"Default study for {args.minutes:g} min in-process: {n} finished trials = "
+                f"**{c['per_hour']:.0f} trials/hour**; storage {timer.calls} calls, "
+                f"{1000 * timer.seconds / max(n, 1):.0f} ms per trial = "
+                f"**{100 * timer.seconds / wall:.2f}%** of the wall time.\n\n"
+                + markdown_table(["where the time went", "seconds", "share of wall"], table),
+            )
         )
 
     if args.memory_trials:
@@ -256,24 +266,24 @@ def main() -> None:
         at10, last = rss[min(9, len(rss) - 1)], rss[-1]
         every = os.environ.get("FSEARCH_RECYCLE_TRIALS", "20 (default)")
         sections.append(
-            f"Memory: `fsearch run` of {len(rss)} tiny trials (2,000 images, 2 epochs, 1-4 "
-            f"layers up to 256 wide; worker restart every {every} trials) in {wall:.0f} s: "
-            f"RSS after trial 10 **{at10:.0f} MB**, after trial {len(rss)} **{last:.0f} MB** "
-            f"(growth {last - at10:+.0f} MB; target within 200 MB); max {max(rss):.0f} MB. "
-            "Before the restarts, one process grew from 804 MB after trial 10 to 2,115 MB "
-            "after trial 200 (+1,310 MB), clear_session() after every trial notwithstanding."
+            (
+                "memory",
+                "--memory-trials",
+                args.memory_trials,
+                f"Memory: `fsearch run` of {len(rss)} tiny trials (2,000 images, 2 epochs, 1-4 "
+                f"layers up to 256 wide; worker restart every {every} trials) in {wall:.0f} s: "
+                f"RSS after trial 10 **{at10:.0f} MB**, after trial {len(rss)} **{last:.0f} MB** "
+                f"(growth {last - at10:+.0f} MB; target within 200 MB); max {max(rss):.0f} MB. "
+                "Before the restarts, one process grew from 804 MB after trial 10 to 2,115 MB "
+                "after trial 200 (+1,310 MB), clear_session() after every trial notwithstanding.",
+            )
         )
 
-    body = "\n\n".join(sections)
-    print(body)
-    if body and not args.no_write:
-        flags = (
-            ("--minutes", args.minutes),
-            ("--memory-trials", args.memory_trials),
-            ("--db", args.db),
-        )
-        command = " ".join(f"{k} {v}" for k, v in flags if v)
-        write_section("study", body, f"python -m benchmarks.study {command}")
+    # Each mode owns its section of BENCHMARKS.md, so running one does not erase another's.
+    for name, flag, value, body in sections:
+        print(body)
+        if not args.no_write:
+            write_section(name, body, f"python -m benchmarks.study {flag} {value}")
 
 
 if __name__ == "__main__":
