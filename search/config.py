@@ -140,6 +140,9 @@ class StudySettings:
     min_epochs: int = 1
     # Hyperband / successive halving keep 1/reduction_factor of the trials at each rung.
     reduction_factor: int = 3
+    # Hyperband / successive halving prune the first N trials to reach each rung instead of
+    # promoting the best so far (Optuna's bootstrap_count; 0 = Optuna's default behaviour).
+    bootstrap_count: int = 0
     # Best-epoch models of the top-k trials are kept as artifacts; the rest are deleted.
     keep_models: int = 3
     # A worker stops after this many failed trials in a row (a bug, not bad luck).
@@ -344,6 +347,7 @@ def validate_study(s: StudySettings, *, where: str = "study") -> None:
         ("startup_trials", 0),
         ("min_epochs", 1),
         ("reduction_factor", 2),
+        ("bootstrap_count", 0),
         ("keep_models", 1),
         ("max_consecutive_failures", 1),
     ):

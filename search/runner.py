@@ -62,13 +62,18 @@ def make_pruner(s: StudySettings, *, max_epochs: int):
 
     if s.pruner == "hyperband":
         return optuna.pruners.HyperbandPruner(
-            min_resource=s.min_epochs, max_resource=max_epochs, reduction_factor=s.reduction_factor
+            min_resource=s.min_epochs,
+            max_resource=max_epochs,
+            reduction_factor=s.reduction_factor,
+            bootstrap_count=s.bootstrap_count,
         )
     if s.pruner == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=s.min_epochs)
     if s.pruner == "successive-halving":
         return optuna.pruners.SuccessiveHalvingPruner(
-            min_resource=s.min_epochs, reduction_factor=s.reduction_factor
+            min_resource=s.min_epochs,
+            reduction_factor=s.reduction_factor,
+            bootstrap_count=s.bootstrap_count,
         )
     if s.pruner == "none":
         return optuna.pruners.NopPruner()

@@ -110,3 +110,38 @@ def test_config_file_errors(tmp_path):
     bad.write_text("[space\n")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_config(bad)
+
+
+@pytest.mark.parametrize("pruner", ["hyperband", "successive-halving"])
+def test_bootstrap_count_reaches_the_pruner(pruner):
+    import optuna
+
+    from search.runner import make_pruner
+
+    def pruned_at_first_rung(bootstrap: int) -> list[bool]:
+        raw = _raw()
+        raw["study"].update(pruner=pruner, bootstrap_count=bootstrap)
+        cfg = parse_config(raw)
+        assert cfg.study.bootstrap_count == bootstrap
+        study = optuna.create_study(
+            direction="maximize", pruner=make_pruner(cfg.study, max_epochs=9)
+        )
+        out = []
+        for _ in range(6):
+            trial = study.ask()
+            trial.report(0.9, step=1)
+            out.append(trial.should_prune())
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        return out
+
+    # Equal values: each trial is the best so far, so Optuna promotes it (nothing pruned);
+    # with bootstrap_count the first trials to reach the rung are pruned instead.
+    assert not any(pruned_at_first_rung(0))
+    assert any(pruned_at_first_rung(2))
+
+
+def test_bootstrap_count_must_not_be_negative():
+    raw = _raw()
+    raw["study"]["bootstrap_count"] = -1
+    with pytest.raises(ConfigError, match="bootstrap_count must be >= 0, got -1"):
+        parse_config(raw)
