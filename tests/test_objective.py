@@ -58,7 +58,9 @@ def test_forced_pruner_prunes_after_first_epoch(tmp_path, tiny):
 
 
 def test_divergence_ends_the_trial_as_pruned_with_the_reason(tmp_path, real_data_dir):
-    raw = _raw(optimizer="sgd", learning_rate=1e6, momentum=0.9, epochs=5)
+    # 1e30: the first update overflows float32, so the loss is inf or NaN whatever the sampled
+    # widths and dropout (at 1e6 the ReLUs could all die first and the clipped loss stay finite).
+    raw = _raw(optimizer="sgd", learning_rate=1e30, momentum=0.9, epochs=5)
     cfg = parse_config(raw)
     split = load_split(cfg.data, real_data_dir)
     study = _study(tmp_path, cfg)
