@@ -145,6 +145,27 @@ def shares(study, wall: float, storage_s: float | None) -> tuple[list[list], dic
     return table, {"trials": len(trials), "per_hour": 3600 * len(trials) / wall, **counts}
 
 
+def running_time(trials, max_gap: float = 120.0) -> tuple[float, float]:
+    """(seconds the study was running, seconds it was paused) from its trials' start/end times.
+
+    A gap of more than `max_gap` seconds with no trial running is a pause (the study was
+    stopped and resumed later), not time of the study; shorter gaps (sampler, storage, a
+    worker restart) count.
+    """
+    spans = sorted((t.datetime_start, t.datetime_complete) for t in trials)
+    running = paused = 0.0
+    start, end = spans[0]
+    for s0, s1 in spans[1:]:
+        gap = (s0 - end).total_seconds()
+        if gap > max_gap:
+            running += (end - start).total_seconds()
+            paused += gap
+            start = s0
+        end = max(end, s1)
+    running += (end - start).total_seconds()
+    return running, paused
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--minutes", type=float, default=0, help="run the default study this long")
@@ -170,9 +191,7 @@ def main() -> None:
     if args.db:
         study = optuna.load_study(study_name=args.study, storage=f"sqlite:///{args.db}")
         trials = [t for t in study.trials if t.datetime_complete]
-        wall = (
-            max(t.datetime_complete for t in trials) - min(t.datetime_start for t in trials)
-        ).total_seconds()
+        wall, paused = running_time(trials)
         # Workers that overlapped (--jobs, or a second `fsearch run`) make the summed trial time
         # exceed the wall time; shares are then of the summed trial time.
         busy = sum(
@@ -198,7 +217,9 @@ def main() -> None:
                 "--db",
                 args.db,
                 f"Existing study `{args.study}` ({args.db}): {c['trials']} finished trials in "
-                f"{wall / 60:.1f} min = **{c['per_hour']:.0f} trials/hour** "
+                f"{wall / 60:.1f} min of running time"
+                + (f" (a pause of {paused / 60:.0f} min left out)" if paused else "")
+                + f" = **{c['per_hour']:.0f} trials/hour** "
                 f"(complete {c.get('complete', 0)}, pruned {c.get('pruned', 0)}, "
                 f"diverged {c.get('diverged', 0)}; failed {n_failed}, {failed_s:.0f} s, "
                 "left out of the shares below); best validation "

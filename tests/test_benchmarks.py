@@ -75,3 +75,16 @@ def test_markdown_table():
         "|---|---|",
         "| 1 | a |",
     ]
+
+
+def test_running_time_leaves_out_a_pause_between_runs():
+    from benchmarks.study import running_time
+
+    C = optuna.trial.TrialState.COMPLETE
+    trials = [
+        _trial(C, 0, 100, [0.5]),
+        _trial(C, 101, 200, [0.5]),  # 1 s between trials: the study's own time
+        _trial(C, 3800, 3900, [0.5]),  # stopped at 200 s, resumed an hour later
+    ]
+    assert running_time(trials) == (300.0, 3600.0)
+    assert running_time(trials[:2]) == (200.0, 0.0)
