@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -55,6 +56,21 @@ def real_data_dir() -> Path:
             pytest.fail(msg)
         pytest.skip(msg)
     return d
+
+
+def fsearch_run_cmd(config: Path, data_dir: Path, *args: object) -> list[str]:
+    """`fsearch run --no-export` of a study config, as a real process would be started."""
+    exe = Path(sys.executable).parent / "fsearch"
+    return [
+        str(exe),
+        "run",
+        "--config",
+        str(config),
+        "--data-dir",
+        str(data_dir),
+        "--no-export",
+        *map(str, args),
+    ]
 
 
 @pytest.fixture

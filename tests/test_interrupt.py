@@ -5,11 +5,12 @@ from __future__ import annotations
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import fsearch_run_cmd
 
 pytestmark = pytest.mark.slow
 
@@ -27,16 +28,7 @@ def _states(db: Path) -> dict[str, int]:
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_interrupt_closes_the_running_trial_and_resume_reaches_n(tiny_config, real_data_dir, sig):
     tiny_config.write_text(tiny_config.read_text().replace("epochs = 2", "epochs = 6"))
-    exe = Path(sys.executable).parent / "fsearch"
-    cmd = [
-        str(exe),
-        "run",
-        "--config",
-        str(tiny_config),
-        "--data-dir",
-        str(real_data_dir),
-        "--no-export",
-    ]
+    cmd = fsearch_run_cmd(tiny_config, real_data_dir)
     db = Path("studies/fsearch.db")
     proc = subprocess.Popen(
         [*cmd, "--trials", "50"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True

@@ -6,28 +6,18 @@ from __future__ import annotations
 import os
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import fsearch_run_cmd
 
 pytestmark = pytest.mark.slow
 
 
 def _fsearch_run(tiny_config, data_dir, *, trials: int, recycle: str):
     """`fsearch run` of the tiny study in a real process, restarting every `recycle` trials."""
-    exe = Path(sys.executable).parent / "fsearch"
-    cmd = [
-        str(exe),
-        "run",
-        "--config",
-        str(tiny_config),
-        "--data-dir",
-        str(data_dir),
-        "--trials",
-        str(trials),
-        "--no-export",
-    ]
+    cmd = fsearch_run_cmd(tiny_config, data_dir, "--trials", trials)
     env = {**os.environ, "FSEARCH_RECYCLE_TRIALS": recycle}
     return subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
 
