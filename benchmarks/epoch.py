@@ -58,7 +58,9 @@ def plain(hp: Hyperparams, split, epochs: int):
     layers.append(keras.layers.Dense(N_CLASSES, activation="softmax"))
     model = keras.Sequential(layers)
     model.compile(
-        optimizer=_optimizer(hp), loss="sparse_categorical_crossentropy", metrics=["accuracy"]
+        optimizer=_optimizer(hp, len(split.y_train)),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
     )
     cb, times = _timer()
     h = model.fit(
@@ -80,7 +82,9 @@ def fsearch(hp: Hyperparams, split, epochs: int, cfg, tensors):
 
     keras.backend.clear_session()
     keras.utils.set_random_seed(0)
-    model = build_model(hp, steps_per_execution=cfg.train.steps_per_execution)
+    model = build_model(
+        hp, steps_per_execution=cfg.train.steps_per_execution, train_size=len(split.y_train)
+    )
     cb, times = _timer()
     h = fit(
         model,

@@ -28,6 +28,7 @@ SAMPLERS = ("tpe", "random", "cmaes", "gp", "grid")
 PRUNERS = ("hyperband", "median", "successive-halving", "none")
 OPTIMIZERS = ("sgd", "adam", "rmsprop")
 REGULARIZERS = ("none", "l1", "l2")
+LR_SCHEDULES = ("constant", "cosine")
 ACTIVATIONS = ("relu", "elu", "gelu", "selu", "swish", "tanh", "sigmoid", "leaky_relu", "linear")
 
 # A study name becomes a directory name (artifacts, exports): keep it to one safe path segment.
@@ -122,7 +123,15 @@ SPACE_KEYS: dict[str, tuple[type, Any]] = {
     "dropout": (float, _check_dropout),
     "batch_size": (int, _check_positive),
     "epochs": (int, _check_positive),  # the most epochs a trial may train; pruning stops earlier
+    # constant: the learning rate as sampled; cosine: decays to 0 over the trial's `epochs`
+    # (keras CosineDecay), so a trial that trains to the end settles in fewer epochs.
+    "lr_schedule": (str, _one_of(LR_SCHEDULES)),
 }
+
+# Keys that may be left out of [space], and the value they then take. A key left at its
+# default is also left out of the study's fingerprint, so studies made before it existed
+# still resume.
+SPACE_DEFAULTS: dict[str, Any] = {"lr_schedule": "constant"}
 
 
 # ---------------------------------------------------------------------------- settings
@@ -208,7 +217,11 @@ class Config:
         return {
             "data": dataclasses.asdict(self.data),
             "model": dataclasses.asdict(self.model),
-            "space": {k: _param_to_json(p) for k, p in self.space.items()},
+            "space": {
+                k: _param_to_json(p)
+                for k, p in self.space.items()
+                if not (k in SPACE_DEFAULTS and p == Fixed(SPACE_DEFAULTS[k]))
+            },
         }
 
     def fingerprint(self) -> str:
@@ -283,6 +296,7 @@ def parse_config(raw: dict[str, Any], *, source: str = "<dict>") -> Config:
     if not isinstance(raw_space, dict) or not raw_space:
         raise ConfigError(f"{where}: missing [space] table; see README 'Study config reference'")
     _check_keys(raw_space, list(SPACE_KEYS), f"{where} [space]", "key")
+    raw_space = {**SPACE_DEFAULTS, **raw_space}
     missing = [k for k in SPACE_KEYS if k not in raw_space]
     if missing:
         raise ConfigError(

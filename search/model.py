@@ -7,6 +7,7 @@ Only stock Keras layers, regularizers and optimizers, so a saved `.keras` file l
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 from search.space import Hyperparams
@@ -28,20 +29,43 @@ def _regularizer(hp: Hyperparams):
     return None
 
 
-def _optimizer(hp: Hyperparams):
+def _learning_rate(hp: Hyperparams, train_size: int | None):
+    """The sampled rate, or a stock Keras schedule that starts at it (saves and loads as is)."""
+    from keras.optimizers import schedules
+
+    if hp.lr_schedule == "constant":
+        return hp.learning_rate
+    if hp.lr_schedule == "cosine":
+        if not train_size:
+            raise ValueError("a cosine learning-rate schedule needs the training set size")
+        steps = hp.epochs * math.ceil(train_size / hp.batch_size)
+        # Decays to 0 at the trial's last epoch (the space's `epochs`): a trial that trains to
+        # the end gets the low-rate finish; one pruned early was compared at the same rate as
+        # every other trial at that epoch.
+        return schedules.CosineDecay(hp.learning_rate, decay_steps=steps)
+    raise ValueError(f"unknown lr_schedule {hp.lr_schedule!r}")
+
+
+def _optimizer(hp: Hyperparams, train_size: int | None = None):
     from keras import optimizers
 
+    lr = _learning_rate(hp, train_size)
     if hp.optimizer == "sgd":
-        return optimizers.SGD(learning_rate=hp.learning_rate, momentum=hp.momentum)
+        return optimizers.SGD(learning_rate=lr, momentum=hp.momentum)
     if hp.optimizer == "adam":
-        return optimizers.Adam(learning_rate=hp.learning_rate)
+        return optimizers.Adam(learning_rate=lr)
     if hp.optimizer == "rmsprop":
-        return optimizers.RMSprop(learning_rate=hp.learning_rate)
+        return optimizers.RMSprop(learning_rate=lr)
     raise ValueError(f"unknown optimizer {hp.optimizer!r}")
 
 
-def build_model(hp: Hyperparams, *, steps_per_execution: int = 1) -> keras.Model:
-    """A compiled MLP for the given hyperparameters."""
+def build_model(
+    hp: Hyperparams, *, steps_per_execution: int = 1, train_size: int | None = None
+) -> keras.Model:
+    """A compiled MLP for the given hyperparameters.
+
+    `train_size` (training examples per epoch) is needed by learning-rate schedules only.
+    """
     import keras
 
     inputs = keras.Input(shape=(INPUT_DIM,), name="pixels")
@@ -56,7 +80,7 @@ def build_model(hp: Hyperparams, *, steps_per_execution: int = 1) -> keras.Model
     outputs = keras.layers.Dense(N_CLASSES, activation="softmax", name="classes")(x)
     model = keras.Model(inputs, outputs, name="mlp_" + hp.architecture)
     model.compile(
-        optimizer=_optimizer(hp),
+        optimizer=_optimizer(hp, train_size),
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
         # XLA is off on purpose: measured on 2 CPU cores it is slower for most of the space and

@@ -139,7 +139,11 @@ class Objective:
         seed = (self.config.study.seed * 100003 + trial.number) % (2**31)
         keras.utils.set_random_seed(seed)
         t0 = time.perf_counter()
-        model = build_model(hp, steps_per_execution=self.config.train.steps_per_execution)
+        model = build_model(
+            hp,
+            steps_per_execution=self.config.train.steps_per_execution,
+            train_size=len(self.split.y_train),
+        )
         x, y, xv, yv = self._arrays()
         build_s = time.perf_counter() - t0
 

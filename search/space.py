@@ -31,6 +31,7 @@ class Hyperparams:
     dropout: float = 0.0
     batch_size: int = 32
     epochs: int = 10
+    lr_schedule: str = "constant"
 
     @property
     def architecture(self) -> str:
@@ -82,6 +83,7 @@ def suggest(trial: optuna.Trial, config: Config) -> Hyperparams:
         dropout=_suggest(trial, "dropout", s["dropout"]),
         batch_size=_suggest(trial, "batch_size", s["batch_size"]),
         epochs=_suggest(trial, "epochs", s["epochs"]),
+        lr_schedule=_suggest(trial, "lr_schedule", s["lr_schedule"]),
     )
 
 
@@ -112,6 +114,8 @@ def grid_size(config: Config) -> int:
 def short(hp: Hyperparams) -> str:
     """One-line summary of the parameters that matter most, for the per-trial log line."""
     parts = [hp.architecture, hp.optimizer, f"lr={hp.learning_rate:.3g}"]
+    if hp.lr_schedule != "constant":
+        parts[-1] += f"({hp.lr_schedule})"
     if hp.optimizer == "sgd":
         parts.append(f"mom={hp.momentum:.2f}")
     if hp.regularizer != "none":

@@ -53,6 +53,7 @@ def test_parse_kinds():
         ({"width": {"low": 16}}, "needs both 'low' and 'high'"),
         ({"width": {"low": 16, "high": 32, "lg": True}}, "unknown range key 'lg'"),
         ({"activation": {"low": 1, "high": 2}}, "a range makes no sense here"),
+        ({"lr_schedule": "cosin"}, "must be one of constant, cosine"),
     ],
 )
 def test_bad_space_entries_name_the_key_and_fix(change, message):
@@ -101,6 +102,21 @@ def test_fingerprint_tracks_the_objective_only():
     assert a.fingerprint() != parse_config(_raw(dropout=0.2)).fingerprint()
     # Sampler, pruner and speed knobs may change on resume without changing the fingerprint.
     assert a.fingerprint() == a.replace_study(sampler="random", pruner="none").fingerprint()
+
+
+def test_lr_schedule_is_optional_and_constant_by_default():
+    # Leaving it out means what every config meant before the key existed, fingerprint included,
+    # so a study created then still resumes.
+    plain = parse_config(_raw())
+    assert plain.space["lr_schedule"] == Fixed("constant")
+    explicit = parse_config(_raw(lr_schedule="constant"))
+    assert explicit.fingerprint() == plain.fingerprint()
+    assert "lr_schedule" not in plain.objective_dict()["space"]
+    cosine = parse_config(_raw(lr_schedule="cosine"))
+    assert cosine.fingerprint() != plain.fingerprint()
+    assert parse_config(_raw(lr_schedule=["constant", "cosine"])).space["lr_schedule"] == Choice(
+        ("constant", "cosine")
+    )
 
 
 def test_config_file_errors(tmp_path):

@@ -44,3 +44,33 @@ def test_build_model(hp, kinds):
             assert type(reg).__name__ == hp.regularizer.upper()
     probs = m.predict(np.zeros((3, 784), np.float32), verbose=0)
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_cosine_schedule_decays_to_zero_over_the_trials_epochs(tmp_path):
+    import keras
+
+    hp = Hyperparams(
+        widths=(8,),
+        optimizer="adam",
+        learning_rate=0.01,
+        batch_size=10,
+        epochs=3,
+        lr_schedule="cosine",
+    )
+    with pytest.raises(ValueError, match="training set size"):
+        build_model(hp)
+    m = build_model(hp, train_size=50)  # 5 steps per epoch, 15 in all
+    sched = m.optimizer._learning_rate
+    assert isinstance(sched, keras.optimizers.schedules.CosineDecay)
+    assert float(sched(0)) == pytest.approx(0.01)
+    assert float(sched(15)) == pytest.approx(0.0, abs=1e-9)
+    x = np.random.default_rng(0).random((50, 784), dtype=np.float32)
+    y = np.arange(50) % 10
+    m.fit(x, y, batch_size=10, epochs=3, verbose=0)
+    assert int(m.optimizer.iterations) == 15
+    assert float(m.optimizer.learning_rate) == pytest.approx(0.0, abs=1e-9)
+    # A stock schedule: the saved model loads without custom objects, schedule included.
+    path = tmp_path / "m.keras"
+    m.save(path)
+    loaded = keras.saving.load_model(path)
+    assert isinstance(loaded.optimizer._learning_rate, keras.optimizers.schedules.CosineDecay)
