@@ -88,3 +88,39 @@ def test_running_time_leaves_out_a_pause_between_runs():
     ]
     assert running_time(trials) == (300.0, 3600.0)
     assert running_time(trials[:2]) == (200.0, 0.0)
+
+
+def _sleeper(code_on_sigint: int = 130, run_for: float = 60.0, exit_code: int = 0):
+    import subprocess
+    import sys
+
+    prog = (
+        "import signal, sys, time\n"
+        f"signal.signal(signal.SIGINT, lambda *a: sys.exit({code_on_sigint}))\n"
+        f"time.sleep({run_for})\n"
+        f"sys.exit({exit_code})\n"
+    )
+    return subprocess.Popen([sys.executable, "-c", prog])
+
+
+def test_wait_for_target_interrupts_an_arm_once_its_study_reached_the_target(db, tmp_path):
+    import time
+
+    from benchmarks.time_to_accuracy import wait_for_target
+
+    reached, never = _sleeper(), _sleeper(run_for=0.5)
+    t0 = time.perf_counter()
+    wait_for_target(
+        {"a": reached, "b": never}, {"a": db, "b": tmp_path / "missing.db"}, 0.89, poll=0.2
+    )
+    assert reached.returncode == 130  # interrupted, long before its 60 s were up
+    assert never.returncode == 0
+    assert time.perf_counter() - t0 < 30
+
+
+def test_wait_for_target_fails_on_an_arm_that_crashed(db, tmp_path):
+    from benchmarks.time_to_accuracy import wait_for_target
+
+    crashed = _sleeper(run_for=0.1, exit_code=3)
+    with pytest.raises(SystemExit, match="exited 3"):
+        wait_for_target({"a": crashed}, {"a": tmp_path / "none.db"}, 0.89, poll=0.1)
