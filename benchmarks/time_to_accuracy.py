@@ -188,8 +188,9 @@ def main() -> None:
         f"{rs / 60:.1f} min{'' if rs_ok else ' (not reached: budget used as a lower bound)'}; "
         f"ratio fsearch / random **{ratio}**. Both arms of a seed start from the same "
         "configurations: TPE's first start-up trials are random draws with the same seed as "
-        "the random arm's, so a lucky early draw serves both and the ratio then reflects only "
-        "pruning; more seeds separate luck from method.\n\n"
+        "the random arm's, so a lucky early draw serves both, unless Hyperband stops it "
+        "first (the default study stops the first 3 trials at each rung: bootstrap_count); "
+        "more seeds separate luck from method.\n\n"
         + markdown_table(
             [
                 "arm",
