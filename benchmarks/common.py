@@ -78,3 +78,19 @@ def first_reaching(trials, target: float) -> float | None:
         if t.intermediate_values and max(t.intermediate_values.values()) >= target
     ]
     return min(hits) if hits else None
+
+
+def epoch_timer():
+    """(Keras callback, list it fills with each epoch's wall time in seconds)."""
+    import keras
+
+    times: list[float] = []
+
+    class EpochTimer(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.t0 = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            times.append(time.perf_counter() - self.t0)
+
+    return EpochTimer(), times

@@ -14,30 +14,14 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from benchmarks.common import markdown_table, matmul_gflops, write_section  # noqa: E402
+from benchmarks.common import epoch_timer, markdown_table, matmul_gflops, write_section  # noqa: E402
 from search.config import load_config  # noqa: E402
 from search.data import load_split  # noqa: E402
 from search.model import INPUT_DIM, N_CLASSES, build_model, count_params  # noqa: E402
 from search.space import Hyperparams, suggest  # noqa: E402
-
-
-def _timer():
-    import keras
-
-    times: list[float] = []
-
-    class EpochTimer(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            self.t0 = time.perf_counter()
-
-        def on_epoch_end(self, epoch, logs=None):
-            times.append(time.perf_counter() - self.t0)
-
-    return EpochTimer(), times
 
 
 def plain(hp: Hyperparams, split, epochs: int):
@@ -62,7 +46,7 @@ def plain(hp: Hyperparams, split, epochs: int):
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
     )
-    cb, times = _timer()
+    cb, times = epoch_timer()
     h = model.fit(
         split.x_train,
         split.y_train,
@@ -85,7 +69,7 @@ def fsearch(hp: Hyperparams, split, epochs: int, cfg, tensors):
     model = build_model(
         hp, steps_per_execution=cfg.train.steps_per_execution, train_size=len(split.y_train)
     )
-    cb, times = _timer()
+    cb, times = epoch_timer()
     h = fit(
         model,
         hp,
@@ -180,13 +164,13 @@ def main() -> None:
     # The same comparison over configurations drawn from the default search space.
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     ratios, srows = [], []
+    # Median over epochs 2..n like the headline models: one epoch alone is at the mercy of this
+    # shared machine (a 0.88x there re-measured at 1.22x over epochs 2-4).
+    n = max(args.sample_epochs, 2)
     for _ in range(args.samples):
         trial = study.ask()
         hp = suggest(trial, cfg)
         study.tell(trial, 0.0)
-        # Median over epochs 2..N like the headline models: one epoch alone is at the mercy
-        # of this shared machine (a 0.88x there re-measured at 1.22x over epochs 2-4).
-        n = max(args.sample_epochs, 2)
         pt, _ = plain(hp, split, n)
         ft, _ = fsearch(hp, split, n, cfg, tensors)
         r = steady(pt) / steady(ft)

@@ -14,11 +14,10 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from benchmarks.common import markdown_table, write_section  # noqa: E402
+from benchmarks.common import epoch_timer, markdown_table, write_section  # noqa: E402
 from search.config import load_config  # noqa: E402
 from search.data import load_split  # noqa: E402
 from search.model import build_model  # noqa: E402
@@ -45,25 +44,15 @@ def train(hp: Hyperparams, cfg, split, tensors) -> tuple[list[float], list[float
     model = build_model(
         hp, steps_per_execution=cfg.train.steps_per_execution, train_size=len(split.y_train)
     )
-    accs: list[float] = []
-    secs: list[float] = []
-
-    class Log(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            self.t0 = time.perf_counter()
-
-        def on_epoch_end(self, epoch, logs=None):
-            secs.append(time.perf_counter() - self.t0)
-            accs.append(float(logs["val_accuracy"]))
-
-    fit(
+    cb, secs = epoch_timer()
+    h = fit(
         model,
         hp,
         tensors,
         validation_batch_size=cfg.train.validation_batch_size,
-        callbacks=[Log()],
+        callbacks=[cb],
     )
-    return accs, secs
+    return [float(a) for a in h.history["val_accuracy"]], secs
 
 
 def main() -> None:
