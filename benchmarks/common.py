@@ -69,6 +69,11 @@ def markdown_table(header: list[str], rows: list[list]) -> str:
     return "\n".join(lines)
 
 
+def trial_seconds(t) -> float:
+    """How long a finished trial ran, start to end."""
+    return (t.datetime_complete - t.datetime_start).total_seconds()
+
+
 def first_reaching(trials, target: float) -> float | None:
     """Seconds from the first trial's start to the end of the first trial reaching target."""
     start = min(t.datetime_start for t in trials)

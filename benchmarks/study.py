@@ -24,7 +24,12 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from benchmarks.common import first_reaching, markdown_table, write_section  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    first_reaching,
+    markdown_table,
+    trial_seconds,
+    write_section,
+)
 
 TINY = """
 [study]
@@ -194,22 +199,14 @@ def main() -> None:
         wall, paused = running_time(trials)
         # Workers that overlapped (--jobs, or a second `fsearch run`) make the summed trial time
         # exceed the wall time; shares are then of the summed trial time.
-        busy = sum(
-            (t.datetime_complete - t.datetime_start).total_seconds()
-            for t in trials
-            if t.state.name != "FAIL"
-        )
-        failed_s = sum(
-            (t.datetime_complete - t.datetime_start).total_seconds()
-            for t in trials
-            if t.state.name == "FAIL"
-        )
+        busy = sum(trial_seconds(t) for t in trials if t.state.name != "FAIL")
+        failed_s = sum(trial_seconds(t) for t in trials if t.state.name == "FAIL")
         table, c = shares(study, max(wall - failed_s, busy), None)
         c["per_hour"] = 3600 * c["trials"] / wall
         best = study.best_trial
         n_failed = sum(t.state.name == "FAIL" for t in trials)
         full = [t for t in trials if t.user_attrs.get("end_reason") == "completed"]
-        full_s = sum((t.datetime_complete - t.datetime_start).total_seconds() for t in full)
+        full_s = sum(trial_seconds(t) for t in full)
         first_hit = first_reaching(trials, 0.89)
         sections.append(
             (

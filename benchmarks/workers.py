@@ -31,7 +31,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from benchmarks.common import markdown_table, write_section  # noqa: E402
+from benchmarks.common import markdown_table, trial_seconds, write_section  # noqa: E402
 
 COMMAND = "nice -n 10 .venv/bin/python -m benchmarks.workers"
 SERVER_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -102,8 +102,7 @@ def throughput(cfg: Path, url: str, *, jobs: int, trials: int, data_dir: str | N
         "wall_s": wall,
         "per_hour": len(done) / span * 3600,
         "per_hour_wall": len(done) / wall * 3600,
-        "trial_s": sum((t.datetime_complete - t.datetime_start).total_seconds() for t in done)
-        / len(done),
+        "trial_s": sum(trial_seconds(t) for t in done) / len(done),
     }
 
 
