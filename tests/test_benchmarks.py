@@ -94,13 +94,18 @@ def _sleeper(code_on_sigint: int = 130, run_for: float = 60.0, exit_code: int = 
     import subprocess
     import sys
 
+    # The stand-in says "ready" once its handler is installed; a SIGINT that arrives while the
+    # interpreter is still starting exits 1 (CI caught that race), which is not what is tested.
     prog = (
         "import signal, sys, time\n"
         f"signal.signal(signal.SIGINT, lambda *a: sys.exit({code_on_sigint}))\n"
+        "print('ready', flush=True)\n"
         f"time.sleep({run_for})\n"
         f"sys.exit({exit_code})\n"
     )
-    return subprocess.Popen([sys.executable, "-c", prog])
+    proc = subprocess.Popen([sys.executable, "-c", prog], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline() == "ready\n"
+    return proc
 
 
 def test_wait_for_target_interrupts_an_arm_once_its_study_reached_the_target(db, tmp_path):
