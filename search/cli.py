@@ -283,20 +283,26 @@ def _run(
         )
         st.fail_stale_trials(study)
         threads = workers.threads_per_worker(jobs)
+        already = runner.count_finished(study)
         out.print(
             f"study {cfg.study.name} ({'new' if created else 'resumed'}) on {masked}: "
-            f"{runner.count_finished(study)}/{trials} finished; {jobs} workers, "
+            f"{already}/{trials} finished; {jobs} workers, "
             f"{threads} TF thread{'s' if threads > 1 else ''} each",
             markup=False,
         )
         del split  # the workers load their own copy; do not hold one here meanwhile
-        codes = workers.run_local_workers(
-            [*child_args, "--trials", str(trials)],
-            jobs=jobs,
-            base_worker=worker_id,
-            env={"FSEARCH_STORAGE": st.resolve_url(storage)},
-            echo=lambda line: out.print(line, markup=False, highlight=False),
-        )
+        # One bar for all workers, fed from the storage; the workers print only trial lines.
+        with (
+            RunProgress(out, target=trials, already=already, best=None) as bar,
+            bar.following(study),
+        ):
+            codes = workers.run_local_workers(
+                [*child_args, "--trials", str(trials)],
+                jobs=jobs,
+                base_worker=worker_id,
+                env={"FSEARCH_STORAGE": st.resolve_url(storage), workers.ENV_NO_BAR: "1"},
+                echo=lambda line: out.print(line, markup=False, highlight=False),
+            )
         _after_workers(study, trials, codes, export, export_dir, store, data_dir, masked, debug)
         return
     n_existing = 0
@@ -339,7 +345,12 @@ def _run(
 
     try:
         with RunProgress(
-            out, target=trials, already=already, best=best, started=_run_started(already)
+            out,
+            target=trials,
+            already=already,
+            best=best,
+            started=_run_started(already),
+            show=not os.environ.get(workers.ENV_NO_BAR),
         ) as bar:
             result = runner.run_study(
                 study,

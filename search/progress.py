@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import math
+import threading
 import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from rich.console import Console
@@ -42,7 +45,8 @@ class RunProgress:
     """Progress bar of finished / target trials with the best value so far and an ETA.
 
     `started` is (wall-clock time, finished trials then) of this run's first start, so a worker
-    that restarted itself keeps its elapsed time and rate.
+    that restarted itself keeps its elapsed time and rate. `show=False` leaves the bar out (a
+    `--jobs` worker: its parent shows one bar for all workers).
     """
 
     def __init__(
@@ -53,6 +57,7 @@ class RunProgress:
         already: int,
         best: float | None,
         started: tuple[float, int] | None = None,
+        show: bool = True,
     ) -> None:
         self.console = console
         self.best = best
@@ -67,6 +72,7 @@ class RunProgress:
             _EtaColumn(),
             console=console,
             transient=False,
+            disable=not show,  # trial lines are still printed
         )
         self.task = self.progress.add_task(
             "trials",
@@ -97,9 +103,42 @@ class RunProgress:
         self.progress.stop()
 
     def on_trial(self, trial: optuna.trial.FrozenTrial, finished: int) -> None:
-        if trial.value is not None and (self.best is None or trial.value > self.best):
-            self.best = trial.value
         self.progress.console.print(trial_line(trial), highlight=False, soft_wrap=True)
+        self.update(finished, trial.value)
+
+    def update(self, finished: int, value: float | None = None) -> None:
+        """Set the finished count; `value` is a trial's value, kept if it beats the best."""
+        if value is not None and (self.best is None or value > self.best):
+            self.best = value
         self.progress.update(
             self.task, completed=finished, best=self._fmt(self.best), eta_at=self.eta_at(finished)
         )
+
+    @contextlib.contextmanager
+    def following(self, study: optuna.Study, every: float = 2.0) -> Iterator[None]:
+        """Update the bar from the storage every `every` s while other processes run the trials
+        (`--jobs N`: the workers print their trial lines; this process only watches)."""
+        from search.runner import finished_states
+
+        stop = threading.Event()
+
+        def refresh() -> None:
+            # A busy or briefly unreachable database only delays the bar to the next tick.
+            with contextlib.suppress(Exception):
+                trials = study.get_trials(deepcopy=False, states=finished_states())
+                values = [t.value for t in trials if t.value is not None]
+                self.update(len(trials), max(values, default=None))
+
+        def poll() -> None:
+            refresh()
+            while not stop.wait(every):
+                refresh()
+            refresh()  # the workers have ended: the final count
+
+        thread = threading.Thread(target=poll, name="fsearch-progress", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join(timeout=every + 5)

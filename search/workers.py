@@ -23,6 +23,7 @@ from search.errors import ConfigError
 
 ENV_WORKER = "FSEARCH_WORKER"
 ENV_THREADS = "FSEARCH_TF_THREADS"  # intra-op threads of this worker's TF (set by --jobs)
+ENV_NO_BAR = "FSEARCH_NO_BAR"  # set by --jobs: the parent shows the one progress bar
 
 
 def parse_worker(value: str | None) -> int:

@@ -38,3 +38,31 @@ def test_no_eta_before_the_first_trial():
     bar = _bar(target=5, already=0)
     assert str(_EtaColumn().render(bar.progress.tasks[0])) == "eta -:--:--"
     assert _clock(59.9) == "0:00:59"
+
+
+def test_following_a_study_counts_the_trials_other_processes_finish():
+    import optuna
+
+    study = optuna.create_study(direction="maximize")
+    bar = _bar(target=4, already=0)
+    with bar.following(study, every=0.05):
+        study.add_trial(optuna.trial.create_trial(value=0.5))
+        study.add_trial(optuna.trial.create_trial(value=0.8))
+        study.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.PRUNED))
+        study.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.FAIL))
+    # Read once more when the workers have ended: finished = complete + pruned, failed not.
+    task = bar.progress.tasks[0]
+    assert task.completed == 3
+    assert task.fields["best"] == "0.8000"
+
+
+def test_a_worker_without_a_bar_still_prints_its_trial_lines():
+    import optuna
+
+    out = io.StringIO()
+    bar = RunProgress(Console(file=out, width=120), target=2, already=0, best=None, show=False)
+    with bar:
+        bar.on_trial(optuna.trial.create_trial(value=0.7, params={}, distributions={}), 1)
+    text = out.getvalue()
+    assert "COMPLETE" in text and "0.7000" in text
+    assert "trials" not in text and "━" not in text

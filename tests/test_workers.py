@@ -196,6 +196,9 @@ def test_two_local_workers_on_sqlite(tiny_config, real_data_dir):
     assert_exactly(study, n)
     assert "FAIL" not in counts(study)
     assert "w0 | " in out and "w1 | " in out
+    # One progress bar, the parent's, counting both workers' trials; none from the workers.
+    assert "trials ━" in out and f" {n}/{n} best " in out
+    assert "| trials" not in out
 
 
 def test_cores_are_split_between_workers(monkeypatch):
