@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import signal
 import statistics
 import subprocess
@@ -28,10 +29,39 @@ from pathlib import Path
 from benchmarks.common import first_reaching, markdown_table, write_section
 from search.workers import child_env, cores
 
+DEFAULT_ARM = "fsearch default (TPE + Hyperband)"
+RANDOM_ARM = "random search, no pruning"
 ARMS = {
-    "fsearch default (TPE + Hyperband)": ["--sampler", "tpe", "--pruner", "hyperband"],
-    "random search, no pruning": ["--sampler", "random", "--pruner", "none"],
+    DEFAULT_ARM: ["--sampler", "tpe", "--pruner", "hyperband"],
+    RANDOM_ARM: ["--sampler", "random", "--pruner", "none"],
 }
+
+
+def variant_config(spec: str, dest: Path) -> tuple[str, Path]:
+    """`KEY=VALUE`: the default study with its [study] KEY set to VALUE, written to dest.
+
+    Checked by fsearch's own config loader, so a typo ends the benchmark before any arm runs.
+    """
+    from search.config import default_config_path, load_config
+    from search.errors import ConfigError
+
+    key, sep, value = spec.partition("=")
+    key, value = key.strip(), value.strip()
+    if not sep or not key or not value:
+        raise SystemExit(f"--variant wants KEY=VALUE (a [study] key), got {spec!r}")
+    text = default_config_path().read_text()
+    head, found, tail = text.partition("[study]\n")
+    section, nxt, rest = tail.partition("\n[")
+    line = re.compile(rf"^{re.escape(key)}\s*=.*$", re.M)
+    if not found or not line.search(section):
+        raise SystemExit(f"--variant {spec}: the default study has no [study] key {key!r}")
+    section = line.sub(lambda _: f"{key} = {value}", section, count=1)
+    dest.write_text(head + found + section + nxt + rest)
+    try:
+        load_config(dest)
+    except ConfigError as e:
+        raise SystemExit(f"--variant {spec}: {e}") from None
+    return f"fsearch, {key} = {value}", dest
 
 
 def time_to_target(db: Path, target: float) -> tuple[float | None, int, float]:
@@ -48,6 +78,20 @@ def time_to_target(db: Path, target: float) -> tuple[float | None, int, float]:
     )
     finished = sum(t.state.is_finished() and t.state.name != "FAIL" for t in trials)
     return first_reaching(trials, target), finished, best
+
+
+def median_time(runs: list[tuple], budget: float) -> tuple[float, bool]:
+    """(median seconds to target, whether every seed reached it); a seed that did not counts
+    as the whole budget, so the median is then a lower bound."""
+    times = [r[0] for r in runs]
+    med = statistics.median([t if t is not None else budget for t in times])
+    return med, all(t is not None for t in times)
+
+
+def ratio_text(med: float, ok: bool, random_med: float, random_ok: bool) -> str:
+    if not ok:
+        return "n/a (target not reached)"
+    return f"{med / random_med:.2f}" if random_ok else f"< {med / random_med:.2f}"
 
 
 def wait_for_target(
@@ -88,16 +132,77 @@ def _wait(procs, dbs, args) -> None:
         wait_for_target(procs, dbs, args.target)
 
 
+def summarize(results: dict[str, list[tuple]], args: argparse.Namespace, share: int) -> str:
+    """The BENCHMARKS.md text: per arm, the time to target per seed, median and ratio."""
+    medians = {arm: median_time(runs, args.budget) for arm, runs in results.items()}
+    rs, rs_ok = medians[RANDOM_ARM]
+    rows = []
+    for arm, runs in results.items():
+        med, ok = medians[arm]
+        rows.append(
+            [
+                arm,
+                ", ".join(
+                    f"{r[0] / 60:.1f} min" if r[0] is not None else f"> {args.budget / 60:.0f} min"
+                    for r in runs
+                ),
+                f"{med / 60:.1f} min" if ok else f"> {med / 60:.1f} min",
+                "1" if arm == RANDOM_ARM else ratio_text(med, ok, rs, rs_ok),
+                ", ".join(str(r[1]) for r in runs),
+                ", ".join(f"{r[2]:.4f}" for r in runs),
+            ]
+        )
+    fs, fs_ok = medians[DEFAULT_ARM]
+    body = (
+        f"Budget {args.budget / 60:.0f} min per arm and seed, {args.seeds} seed(s), target "
+        f"validation accuracy {args.target}; "
+        + (
+            f"the arms of a seed ran side by side, {share} core(s) and TF thread(s) each. "
+            if args.side_by_side
+            else f"the arms ran one after the other, {share} cores each. "
+        )
+        + "Median time to target: fsearch "
+        f"{fs / 60:.1f} min{'' if fs_ok else ' (not reached)'}, random without pruning "
+        f"{rs / 60:.1f} min{'' if rs_ok else ' (not reached: budget used as a lower bound)'}; "
+        f"ratio fsearch / random **{ratio_text(fs, fs_ok, rs, rs_ok)}**. Every arm of a seed "
+        "starts from the same configurations: TPE's first start-up trials are random draws "
+        "with the same seed as the random arm's, so a lucky early draw serves every arm, unless "
+        "Hyperband stops it first; more seeds separate luck from method.\n\n"
+        + markdown_table(
+            [
+                "arm",
+                "time to target per seed",
+                "median",
+                "median / random's",
+                "finished trials" + (" (whole budget)" if args.full_budget else " (until target)"),
+                "best val acc",
+            ],
+            rows,
+        )
+    )
+    return body
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--budget", type=float, default=900, help="seconds per arm and seed")
     ap.add_argument("--seeds", type=int, default=1)
     ap.add_argument("--target", type=float, default=0.89)
     ap.add_argument(
-        "--side-by-side", action="store_true", help="run the arms at once, half the cores each"
+        "--side-by-side",
+        action="store_true",
+        help="run the arms at once, a share of the cores each",
     )
     ap.add_argument(
         "--full-budget", action="store_true", help="run each arm to its budget, target or not"
+    )
+    ap.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="one more arm: the default study with this [study] key changed "
+        "(e.g. bootstrap_count=3); repeatable",
     )
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args()
@@ -105,13 +210,21 @@ def main() -> None:
     exe = Path(sys.executable).parent / "fsearch"
     # Split this process's cores between the arms; each arm's TF uses exactly its share.
     mine = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
-    share = max(1, cores() // len(ARMS)) if args.side_by_side else cores()
-    results: dict[str, list] = {arm: [] for arm in ARMS}
-    with tempfile.TemporaryDirectory() as tmp:
+    tmp_dir = tempfile.TemporaryDirectory()
+    tmp = tmp_dir.name
+    arms = dict(ARMS)
+    for i, spec in enumerate(args.variant):
+        name, path = variant_config(spec, Path(tmp) / f"variant{i}.toml")
+        arms[name] = ["--config", str(path), "--sampler", "tpe", "--pruner", "hyperband"]
+    if args.side_by_side and len(arms) > cores():
+        sys.exit(f"--side-by-side needs a core per arm: {len(arms)} arms, {cores()} cores")
+    share = max(1, cores() // len(arms)) if args.side_by_side else cores()
+    results: dict[str, list] = {arm: [] for arm in arms}
+    with tmp_dir:
         for seed in range(args.seeds):
             procs, dbs = {}, {}
             t0 = time.perf_counter()
-            for i, (arm, flags) in enumerate(ARMS.items()):
+            for i, (arm, flags) in enumerate(arms.items()):
                 dbs[arm] = db = Path(tmp) / f"arm{i}-{seed}.db"
                 cmd = [
                     str(exe),
@@ -152,55 +265,7 @@ def main() -> None:
                 print(arm, seed, results[arm][-1], flush=True)
             print(f"seed {seed}: {time.perf_counter() - t0:.0f} s", flush=True)
 
-    rows, medians = [], {}
-    for arm, runs in results.items():
-        times = [r[0] for r in runs]
-        reached = [t for t in times if t is not None]
-        # A run that never reached the target counts as the budget (a lower bound).
-        med = statistics.median([t if t is not None else args.budget for t in times])
-        medians[arm] = (med, len(reached) == len(times))
-        rows.append(
-            [
-                arm,
-                ", ".join(
-                    f"{t / 60:.1f} min" if t is not None else f"> {args.budget / 60:.0f} min"
-                    for t in times
-                ),
-                ", ".join(str(r[1]) for r in runs),
-                ", ".join(f"{r[2]:.4f}" for r in runs),
-            ]
-        )
-    (fs, fs_ok), (rs, rs_ok) = medians.values()
-    if not fs_ok:
-        ratio = "n/a (fsearch did not reach the target)"
-    else:
-        ratio = f"{fs / rs:.2f}" if rs_ok else f"< {fs / rs:.2f}"
-    body = (
-        f"Budget {args.budget / 60:.0f} min per arm and seed, {args.seeds} seed(s), target "
-        f"validation accuracy {args.target}; "
-        + (
-            f"the two arms of a seed ran side by side, {share} core(s) and TF thread(s) each. "
-            if args.side_by_side
-            else f"the arms ran one after the other, {share} cores each. "
-        )
-        + "Median time to target: fsearch "
-        f"{fs / 60:.1f} min{'' if fs_ok else ' (not reached)'}, random without pruning "
-        f"{rs / 60:.1f} min{'' if rs_ok else ' (not reached: budget used as a lower bound)'}; "
-        f"ratio fsearch / random **{ratio}**. Both arms of a seed start from the same "
-        "configurations: TPE's first start-up trials are random draws with the same seed as "
-        "the random arm's, so a lucky early draw serves both, unless Hyperband stops it "
-        "first (the default study stops the first 3 trials at each rung: bootstrap_count); "
-        "more seeds separate luck from method.\n\n"
-        + markdown_table(
-            [
-                "arm",
-                "time to target per seed",
-                "finished trials" + (" (whole budget)" if args.full_budget else " (until target)"),
-                "best val acc",
-            ],
-            rows,
-        )
-    )
+    body = summarize(results, args, share)
     print(body)
     if not args.no_write:
         write_section(
@@ -208,7 +273,8 @@ def main() -> None:
             body,
             f"python -m benchmarks.time_to_accuracy --budget {args.budget:g} --seeds {args.seeds}"
             + (" --side-by-side" if args.side_by_side else "")
-            + (" --full-budget" if args.full_budget else ""),
+            + (" --full-budget" if args.full_budget else "")
+            + "".join(f" --variant {v}" for v in args.variant),
         )
 
 

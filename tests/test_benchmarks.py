@@ -129,3 +129,56 @@ def test_wait_for_target_fails_on_an_arm_that_crashed(db, tmp_path):
     crashed = _sleeper(run_for=0.1, exit_code=3)
     with pytest.raises(SystemExit, match="exited 3"):
         wait_for_target({"a": crashed}, {"a": tmp_path / "none.db"}, 0.89, poll=0.1)
+
+
+def test_a_variant_arm_changes_one_study_key_of_the_default(tmp_path):
+    import dataclasses
+
+    from benchmarks.time_to_accuracy import variant_config
+    from search.config import load_config
+
+    name, path = variant_config("bootstrap_count=5", tmp_path / "v.toml")
+    assert name == "fsearch, bootstrap_count = 5"
+    changed, default = load_config(path), load_config()
+    assert changed.study.bootstrap_count == 5
+    assert dataclasses.replace(changed.study, bootstrap_count=default.study.bootstrap_count) == (
+        default.study
+    )
+    assert changed.space == default.space
+    with pytest.raises(SystemExit, match="no \\[study\\] key 'bootstrap_cont'"):
+        variant_config("bootstrap_cont=5", tmp_path / "w.toml")
+    with pytest.raises(SystemExit, match="bootstrap_count"):
+        variant_config("bootstrap_count=-1", tmp_path / "x.toml")
+    with pytest.raises(SystemExit, match="KEY=VALUE"):
+        variant_config("bootstrap_count", tmp_path / "y.toml")
+
+
+def test_median_time_counts_a_missed_target_as_the_budget():
+    from benchmarks.time_to_accuracy import median_time, ratio_text
+
+    assert median_time([(60.0, 3, 0.9), (None, 9, 0.88), (120.0, 4, 0.9)], 900) == (120.0, False)
+    assert median_time([(60.0, 3, 0.9), (30.0, 1, 0.9)], 900) == (45.0, True)
+    assert ratio_text(60, True, 120, True) == "0.50"
+    assert ratio_text(60, True, 900, False) == "< 0.07"  # random did not reach it: a bound
+    assert ratio_text(900, False, 120, True).startswith("n/a")
+
+
+def test_summary_gives_each_arm_its_median_and_ratio_to_random():
+    import argparse
+
+    from benchmarks.time_to_accuracy import DEFAULT_ARM, RANDOM_ARM, summarize
+
+    args = argparse.Namespace(
+        budget=600.0, seeds=2, target=0.89, side_by_side=False, full_budget=False
+    )
+    results = {
+        DEFAULT_ARM: [(60.0, 5, 0.895), (180.0, 9, 0.891)],
+        RANDOM_ARM: [(240.0, 4, 0.892), (None, 30, 0.885)],
+        "fsearch, bootstrap_count = 3": [(300.0, 20, 0.9), (420.0, 25, 0.893)],
+    }
+    text = summarize(results, args, share=2)
+    assert "ratio fsearch / random **< 0.29**" in text  # 120 s vs at least (240 + 600) / 2
+    rows = {line.split(" | ")[0].strip("| "): line for line in text.splitlines() if "|" in line}
+    assert "| 1.0 min, 3.0 min | 2.0 min | < 0.29 |" in rows[DEFAULT_ARM]
+    assert "| 4.0 min, > 10 min | > 7.0 min | 1 |" in rows[RANDOM_ARM]
+    assert "| 6.0 min | < 0.86 |" in rows["fsearch, bootstrap_count = 3"]
