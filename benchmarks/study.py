@@ -177,6 +177,9 @@ def main() -> None:
     ap.add_argument("--memory-trials", type=int, default=0, help="tiny trials for the RSS check")
     ap.add_argument("--db", help="summarise an existing SQLite study database")
     ap.add_argument("--study", default="fashion-mnist-mlp")
+    ap.add_argument(
+        "--section", help="BENCHMARKS.md section to write (default: the mode's own: study, memory)"
+    )
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args()
 
@@ -301,7 +304,13 @@ def main() -> None:
     for name, flag, value, body in sections:
         print(body)
         if not args.no_write:
-            write_section(name, body, f"python -m benchmarks.study {flag} {value}")
+            section = args.section or name
+            write_section(
+                section,
+                body,
+                f"python -m benchmarks.study {flag} {value}"
+                + (f" --section {section}" if args.section else ""),
+            )
 
 
 if __name__ == "__main__":
