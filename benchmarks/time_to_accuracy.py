@@ -16,6 +16,7 @@ twice the budget (--full-budget runs every arm to its budget).
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import re
 import signal
@@ -81,11 +82,16 @@ def time_to_target(db: Path, target: float) -> tuple[float | None, int, float]:
 
 
 def median_time(runs: list[tuple], budget: float) -> tuple[float, bool]:
-    """(median seconds to target, whether every seed reached it); a seed that did not counts
-    as the whole budget, so the median is then a lower bound."""
-    times = [r[0] for r in runs]
-    med = statistics.median([t if t is not None else budget for t in times])
-    return med, all(t is not None for t in times)
+    """(median seconds to target, whether that median is exact).
+
+    A seed that missed the target took longer than the budget: if the median falls on such a
+    seed, the median is a lower bound (the budget stands in for it); otherwise it is exact.
+    """
+    times = [r[0] if r[0] is not None else math.inf for r in runs]
+    med = statistics.median(times)
+    if math.isfinite(med):
+        return med, True
+    return statistics.median([min(t, budget) for t in times]), False
 
 
 def ratio_text(med: float, ok: bool, random_med: float, random_ok: bool) -> str:
