@@ -17,10 +17,16 @@ import statistics
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from benchmarks.common import epoch_timer, markdown_table, matmul_gflops, write_section  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    epoch_timer,
+    fsearch_fit,
+    markdown_table,
+    matmul_gflops,
+    write_section,
+)
 from search.config import load_config  # noqa: E402
 from search.data import load_split  # noqa: E402
-from search.model import INPUT_DIM, N_CLASSES, build_model, count_params  # noqa: E402
+from search.model import INPUT_DIM, N_CLASSES, count_params  # noqa: E402
 from search.space import Hyperparams, suggest  # noqa: E402
 
 
@@ -60,24 +66,7 @@ def plain(hp: Hyperparams, split, epochs: int):
 
 
 def fsearch(hp: Hyperparams, split, epochs: int, cfg, tensors):
-    import keras
-
-    from search.objective import fit
-
-    keras.backend.clear_session()
-    keras.utils.set_random_seed(0)
-    model = build_model(
-        hp, steps_per_execution=cfg.train.steps_per_execution, train_size=len(split.y_train)
-    )
-    cb, times = epoch_timer()
-    h = fit(
-        model,
-        hp,
-        tensors,
-        validation_batch_size=cfg.train.validation_batch_size,
-        callbacks=[cb],
-        epochs=epochs,
-    )
+    h, times = fsearch_fit(hp, cfg, split, tensors, seed=0, epochs=epochs)
     return times, h.history["val_accuracy"][-1]
 
 

@@ -17,10 +17,9 @@ import statistics
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from benchmarks.common import epoch_timer, markdown_table, write_section  # noqa: E402
+from benchmarks.common import fsearch_fit, markdown_table, write_section  # noqa: E402
 from search.config import load_config  # noqa: E402
 from search.data import load_split  # noqa: E402
-from search.model import build_model  # noqa: E402
 from search.space import Hyperparams  # noqa: E402
 
 BASE = dict(widths=(709,) * 4, optimizer="adam", regularizer="l2", reg_strength=2.6e-5, dropout=0.2)
@@ -35,23 +34,7 @@ ARMS = [
 
 def train(hp: Hyperparams, cfg, split, tensors) -> tuple[list[float], list[float]]:
     """(validation accuracy per epoch, seconds per epoch) from fsearch's own fit."""
-    import keras
-
-    from search.objective import fit
-
-    keras.backend.clear_session()
-    keras.utils.set_random_seed(1)
-    model = build_model(
-        hp, steps_per_execution=cfg.train.steps_per_execution, train_size=len(split.y_train)
-    )
-    cb, secs = epoch_timer()
-    h = fit(
-        model,
-        hp,
-        tensors,
-        validation_batch_size=cfg.train.validation_batch_size,
-        callbacks=[cb],
-    )
+    h, secs = fsearch_fit(hp, cfg, split, tensors, seed=1)
     return [float(a) for a in h.history["val_accuracy"]], secs
 
 
