@@ -23,7 +23,7 @@ def cpu_name() -> str:
 
 
 def machine_line() -> str:
-    from search.export import package_versions
+    from search.exporting import package_versions
 
     v = package_versions()
     pk = ", ".join(f"{k} {v[k]}" for k in ("python", "tensorflow", "keras", "optuna", "numpy"))

@@ -19,7 +19,6 @@ import functools
 import os
 import tempfile
 import time
-from collections import Counter
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -30,6 +29,7 @@ from benchmarks.common import (  # noqa: E402
     trial_seconds,
     write_section,
 )
+from search.outcomes import count_outcomes, finished_states  # noqa: E402
 
 TINY = """
 [study]
@@ -101,29 +101,27 @@ class StorageTimer:
 
 
 def _run(config, n_trials: int | None, timeout: float | None, workdir: Path):
-    """Run a study in-process the way `fsearch run` does, returning (study, wall seconds)."""
-    from search import runner
-    from search import storage as st
-    from search.data import load_split
-    from search.objective import Objective
+    """Run a study in-process through fsearch's own entry point (search.api.run), returning
+    (study, wall seconds: data loading and study creation included)."""
+    from rich.console import Console
 
-    split = load_split(config.data)
-    storage = st.open_storage(f"sqlite:///{workdir}/bench.db", heartbeat=True)
-    study, _ = st.create_or_load_study(
-        storage,
+    from search import api
+
+    result = api.run(
         config,
-        sampler=runner.make_sampler(config.study, seed=config.study.seed),
-        pruner=runner.make_pruner(config.study, max_epochs=config.max_epochs),
+        trials=n_trials or 10**6,
+        timeout=timeout,
+        storage=f"sqlite:///{workdir}/bench.db",
+        artifacts=str(workdir / "art"),
+        export=False,
+        console=Console(quiet=True),
     )
-    objective = Objective(config, split, artifact_store=st.open_artifact_store(workdir / "art"))
-    t0 = time.perf_counter()
-    runner.run_study(study, objective, config, n_trials=n_trials or 10**6, timeout=timeout)
-    return study, time.perf_counter() - t0
+    return result.study, result.seconds
 
 
 def shares(study, wall: float, storage_s: float | None) -> tuple[list[list], dict]:
-    # Complete and pruned trials: a failed (e.g. interrupted) trial recorded no timings.
-    trials = [t for t in study.trials if t.state.name in ("COMPLETE", "PRUNED")]
+    # Finished trials: a failed (e.g. interrupted) trial recorded no timings.
+    trials = study.get_trials(deepcopy=False, states=finished_states())
     ua = [t.user_attrs for t in trials]
     build = sum(a.get("build_seconds", 0) for a in ua)
     epochs_total = sum(
@@ -143,10 +141,7 @@ def shares(study, wall: float, storage_s: float | None) -> tuple[list[list], dic
     other = wall - sum(r[1] for r in rows)
     rows.append(["other (sampler, pruner, callbacks, saving models)", other])
     table = [[name, f"{s:.1f}", f"{100 * s / wall:.1f}%"] for name, s in rows]
-    counts = Counter(
-        "diverged" if t.user_attrs.get("end_reason") == "diverged" else t.state.name.lower()
-        for t in trials
-    )
+    counts = count_outcomes(trials)
     return table, {"trials": len(trials), "per_hour": 3600 * len(trials) / wall, **counts}
 
 
@@ -253,7 +248,7 @@ def main() -> None:
         )
 
     if args.memory_trials:
-        # Through the real CLI (a subprocess), so the worker restarts of cli._recycle count:
+        # Through the real CLI (a subprocess), so the worker restarts (workers.restart_every) count:
         # the RSS each trial records is that of the process that ran it.
         import subprocess
         import sys

@@ -107,13 +107,11 @@ def throughput(cfg: Path, url: str, *, jobs: int, trials: int, data_dir: str | N
 
 
 def storage_share(cfg_path: Path, url: str, *, trials: int, data_dir: str | None) -> dict:
-    """Trials in this process with every main-thread storage call timed."""
-    from search import runner
+    """Trials in this process (search.api.run) with every main-thread storage call timed."""
+    from rich.console import Console
+
+    from search import api
     from search import storage as st
-    from search._tf import import_tensorflow
-    from search.config import load_config
-    from search.data import load_split
-    from search.objective import Objective
 
     spent = [0.0]
     calls = [0]
@@ -130,23 +128,24 @@ def storage_share(cfg_path: Path, url: str, *, trials: int, data_dir: str | None
             spent[0] += time.perf_counter() - t0
             calls[0] += 1
 
-    cfg = load_config(cfg_path).replace_study(name=f"share-{uuid.uuid4().hex[:6]}")
-    split = load_split(cfg.data, data_dir)
-    import_tensorflow()
     with tempfile.TemporaryDirectory(prefix="fsearch-bench-") as tmp:
-        storage = st.open_storage(url, heartbeat=True)
-        study, _ = st.create_or_load_study(
-            storage, cfg, sampler=runner.make_sampler(cfg.study, seed=cfg.study.seed)
-        )
-        objective = Objective(cfg, split, artifact_store=st.open_artifact_store(Path(tmp)))
         st.ResilientStorage._with_retry = timed
         try:
-            t0 = time.perf_counter()
-            result = runner.run_study(study, objective, cfg, n_trials=trials)
-            total = time.perf_counter() - t0
+            result = api.run(
+                cfg_path,
+                trials=trials,
+                study=f"share-{uuid.uuid4().hex[:6]}",
+                storage=url,
+                artifacts=tmp,
+                data_dir=data_dir,
+                export=False,
+                console=Console(quiet=True),
+            )
         finally:
             st.ResilientStorage._with_retry = real
-    n = result.ran
+    # Trial time: the trials' own durations (the run's wall time also holds data loading).
+    total = sum(trial_seconds(t) for t in result.study.trials)
+    n = result.finished
     return {
         "backend": url.split(":", 1)[0].split("+", 1)[0],
         "trials": n,

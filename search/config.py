@@ -32,7 +32,7 @@ LR_SCHEDULES = ("constant", "cosine")
 ACTIVATIONS = ("relu", "elu", "gelu", "selu", "swish", "tanh", "sigmoid", "leaky_relu", "linear")
 
 # A study name becomes a directory name (artifacts, exports): keep it to one safe path segment.
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")  # whole name: fullmatch
 
 # The default study config, looked up relative to the working directory first, then beside
 # the package (an editable install from a clone).
@@ -264,20 +264,28 @@ def default_config_path() -> Path:
     return beside if beside.is_file() else here
 
 
-def load_config(path: str | Path | None = None) -> Config:
-    """Read and validate a study TOML (the default study when path is None)."""
+def load_config(path: str | Path | None = None, *, text: str | None = None) -> Config:
+    """Read and validate a study TOML (the default study when path is None). With `text`, that
+    TOML text is parsed instead of the file's (a run pinned to the config it started with)."""
+    p, text = read_config_text(path) if text is None else (Path(path or "<run>"), text)
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{p}: not valid TOML ({e})") from None
+    return parse_config(raw, source=str(p))
+
+
+def read_config_text(path: str | Path | None = None) -> tuple[Path, str]:
+    """(path, text) of a study TOML (the default study when path is None)."""
     p = Path(path) if path is not None else default_config_path()
     if not p.exists():
         raise ConfigError(f"config file {str(p)!r} not found; pass --config PATH to a study TOML")
     if p.is_dir():
         raise ConfigError(f"config path {str(p)!r} is a directory; pass a .toml file")
     try:
-        raw = tomllib.loads(p.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{p}: not valid TOML ({e})") from None
+        return p, p.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"{p}: cannot read ({e})") from None
-    return parse_config(raw, source=str(p))
 
 
 def parse_config(raw: dict[str, Any], *, source: str = "<dict>") -> Config:
@@ -341,7 +349,7 @@ def _coerce(value: Any, want: type, where: str) -> Any:
 
 
 def validate_study_name(name: str, *, where: str = "study name") -> str:
-    if not _NAME_RE.match(name) or ".." in name:
+    if not _NAME_RE.fullmatch(name) or ".." in name:
         raise ConfigError(
             f"{where} {name!r} is not allowed: use 1-100 letters, digits, '.', '_' or '-', "
             "starting with a letter or digit (it becomes a directory name)"

@@ -28,6 +28,34 @@ class _QuietHandler(WSGIRequestHandler):
         pass
 
 
+REMOTE_WARNING = (
+    "warning: the dashboard has no login; everyone who can reach this address can read, edit "
+    "and delete the studies in this storage and download their kept models"
+)
+
+
+def is_loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1 or localhost: reachable from this machine only."""
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_host(host: str, *, allow_remote: bool) -> None:
+    """A host other than loopback needs allow_remote: optuna-dashboard's API has no login."""
+    if not is_loopback(host) and not allow_remote:
+        raise ConfigError(
+            f"--host {host} would let anyone who reaches it read, edit and delete studies and "
+            "kept models (the dashboard has no login); add --allow-remote if that is meant, "
+            "or keep the default 127.0.0.1 and use an SSH tunnel"
+        )
+
+
 def make_dashboard_server(storage, artifact_store, *, host: str, port: int) -> WSGIServer:
     """A server bound to host:port serving optuna-dashboard; ConfigError if it cannot bind."""
     from optuna_dashboard import wsgi

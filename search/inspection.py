@@ -2,8 +2,8 @@
 
 Every function takes Optuna objects (storage, study) and returns plain dicts, so the CLI can
 print them as a rich table, CSV or JSON and the report can build its tables from the same rows.
-A trial's state is one of complete / pruned / diverged / failed / running: a diverged trial is
-stored by Optuna as PRUNED, with `end_reason = "diverged"` in its user attributes.
+A trial's state is its outcome (search.outcomes): complete / pruned / diverged / failed /
+running / waiting.
 """
 
 from __future__ import annotations
@@ -11,16 +11,15 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 from typing import TYPE_CHECKING, Any
 
 from search.errors import StudyError
+from search.outcomes import best_epoch_value, count_outcomes, outcome
 
 if TYPE_CHECKING:
     import optuna
     from rich.table import Table
 
-STATES = ("complete", "pruned", "diverged", "failed", "running", "waiting")
 FORMATS = ("table", "csv", "json")
 # Hyperparameters shown as their own columns, in the order of the lab report's tables.
 HP_COLUMNS = (
@@ -32,26 +31,6 @@ HP_COLUMNS = (
     "dropout",
     "batch_size",
 )
-
-
-def trial_state(t: optuna.trial.FrozenTrial) -> str:
-    """complete / pruned / diverged / failed / running / waiting."""
-    name = t.state.name.lower()
-    if name == "pruned" and t.user_attrs.get("end_reason") == "diverged":
-        return "diverged"
-    return {"fail": "failed"}.get(name, name)
-
-
-def trial_value(t: optuna.trial.FrozenTrial) -> float | None:
-    """The best epoch's validation accuracy: the objective value of a complete trial, the best
-    reported epoch of a pruned one; None for diverged, failed and running trials."""
-    state = trial_state(t)
-    if state == "complete":
-        return t.value
-    if state == "pruned" and t.intermediate_values:
-        values = [v for v in t.intermediate_values.values() if math.isfinite(v)]
-        return max(values) if values else None
-    return None
 
 
 def hyperparams(t: optuna.trial.FrozenTrial) -> dict[str, Any]:
@@ -66,10 +45,10 @@ def trial_row(t: optuna.trial.FrozenTrial) -> dict[str, Any]:
     hp = hyperparams(t)
     widths = hp.get("widths")
     ua = t.user_attrs
-    value = trial_value(t)
+    value = best_epoch_value(t)
     row: dict[str, Any] = {
         "trial": t.number,
-        "state": trial_state(t),
+        "state": outcome(t),
         "value": round(value, 6) if value is not None else None,
         "architecture": ua.get("architecture", ""),
         "layers": len(widths) if widths else hp.get("layers"),
@@ -103,23 +82,15 @@ def trial_rows(
     return rows[:top] if top is not None else rows
 
 
-def state_counts(trials: list[optuna.trial.FrozenTrial]) -> dict[str, int]:
-    """How many trials are in each of STATES (all keys present)."""
-    counts = dict.fromkeys(STATES, 0)
-    for t in trials:
-        counts[trial_state(t)] += 1
-    return counts
-
-
 def study_rows(storage) -> list[dict[str, Any]]:
     """One row per study in the storage: trial counts by state, best value and trial, activity."""
     rows = []
     for fs in sorted(storage.get_all_studies(), key=lambda s: s.study_name):
         study_id = storage.get_study_id_from_name(fs.study_name)
         trials = storage.get_all_trials(study_id, deepcopy=False)
-        counts = state_counts(trials)
+        counts = count_outcomes(trials)
         best = max(
-            (t for t in trials if trial_state(t) == "complete" and t.value is not None),
+            (t for t in trials if outcome(t) == "complete" and t.value is not None),
             key=lambda t: t.value,
             default=None,
         )
@@ -144,16 +115,16 @@ def study_rows(storage) -> list[dict[str, Any]]:
 
 def best_trial(study: optuna.Study) -> dict[str, Any]:
     """The best complete trial: its value, all hyperparameters and metrics."""
-    from search.objective import KEPT_ATTR
+    from search.artifacts import kept_models
 
-    complete = [t for t in study.get_trials(deepcopy=False) if trial_state(t) == "complete"]
+    complete = [t for t in study.get_trials(deepcopy=False) if outcome(t) == "complete"]
     if not complete:
         raise StudyError(
             f"study {study.study_name!r} has no completed trial yet; "
             f"run `fsearch run --study {study.study_name}` first"
         )
     t = max(complete, key=lambda t: t.value)
-    kept = {e["trial"]: e["artifact_id"] for e in study.user_attrs.get(KEPT_ATTR, [])}
+    kept = {e["trial"]: e["artifact_id"] for e in kept_models(study)}
     ua = t.user_attrs
     return {
         "study": study.study_name,
@@ -183,12 +154,15 @@ def delete_study(storage, name: str, artifact_store) -> int:
     from optuna.artifacts import get_all_artifact_meta
     from optuna.artifacts.exceptions import ArtifactNotFound
 
-    from search.storage import load_study
+    from search.artifacts import checked_id
+    from search.studies import load_study
 
     study = load_study(storage, name)
     metas = list(get_all_artifact_meta(study))
     for t in study.get_trials(deepcopy=False):
         metas += get_all_artifact_meta(t, storage=storage)
+    for meta in metas:  # all checked before anything is removed
+        checked_id(meta.artifact_id)
     removed = 0
     for meta in metas:
         try:

@@ -11,22 +11,20 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 import time
 import traceback
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from search.artifacts import keep_if_top
 from search.config import Config
 from search.data import Split
 from search.model import build_model, count_params
+from search.outcomes import END_REASON
 from search.space import Hyperparams, suggest
 
 if TYPE_CHECKING:
     import optuna
-
-KEPT_ATTR = "fsearch:kept_models"  # study attr: [{"trial", "artifact_id", "value"}], best first
-MODEL_FILE = "model.keras"
 
 
 @dataclass
@@ -127,7 +125,7 @@ class Objective:
             import optuna
 
             if not isinstance(e, optuna.TrialPruned):
-                trial.set_user_attr("end_reason", "failed")
+                trial.set_user_attr(END_REASON, "failed")
                 trial.set_user_attr("error", traceback.format_exc(limit=-8)[-4000:])
             raise
 
@@ -166,7 +164,7 @@ class Objective:
                 sum(log.seconds[1:]) / (epochs_run - 1) if epochs_run > 1 else sum(log.seconds), 3
             ),
             "val_seconds": round(log.val_seconds, 3),
-            "end_reason": log.end_reason,
+            END_REASON: log.end_reason,
             "rss_mb": rss_mb(),
         }
         if log.best_epoch:
@@ -214,34 +212,3 @@ def rss_mb() -> float:
         return round(pages * os.sysconf("SC_PAGE_SIZE") / 2**20, 1)
     except (OSError, ValueError, IndexError):
         return 0.0
-
-
-def keep_if_top(trial: optuna.Trial, value: float, model, store, *, k: int) -> bool:
-    """Save the model as an artifact if it is among the study's k best; evict the one it beats.
-
-    The list of kept models lives in a study user attribute, so every worker sees it and disk
-    stays bounded at k models however long the study runs.
-    """
-    from optuna.artifacts import upload_artifact
-    from optuna.artifacts.exceptions import ArtifactNotFound
-
-    study = trial.study
-    kept: list[dict[str, Any]] = list(study.user_attrs.get(KEPT_ATTR, []))
-    if len(kept) >= k and value <= min(e["value"] for e in kept):
-        return False
-    with tempfile.TemporaryDirectory(prefix="fsearch-") as tmp:
-        path = os.path.join(tmp, MODEL_FILE)
-        model.save(path)
-        artifact_id = upload_artifact(artifact_store=store, file_path=path, study_or_trial=trial)
-    trial.set_user_attr("model_artifact_id", artifact_id)
-    # Re-read just before writing to narrow the window in which another worker's update is lost.
-    kept = list(study.user_attrs.get(KEPT_ATTR, []))
-    kept.append({"trial": trial.number, "artifact_id": artifact_id, "value": value})
-    kept.sort(key=lambda e: -e["value"])
-    for evicted in kept[k:]:
-        try:
-            store.remove(evicted["artifact_id"])
-        except ArtifactNotFound:
-            pass
-    study.set_user_attr(KEPT_ATTR, kept[:k])
-    return True

@@ -26,7 +26,8 @@ def _clock(seconds: float | None) -> str:
 
 # rich's own elapsed / remaining columns count from this process's start and estimate speed
 # over the last 30 s: with trials that take minutes and a worker that restarts itself every
-# 20 trials (cli._recycle), they showed 0:00 after each restart and almost never an ETA. These
+# 20 trials (workers.restart_every), they showed 0:00 after each restart and almost never an
+# ETA. These
 # count from the run's first start (kept across restarts) and use the rate since then.
 class _ElapsedColumn(ProgressColumn):
     def render(self, task) -> Text:
@@ -103,7 +104,10 @@ class RunProgress:
         self.progress.stop()
 
     def on_trial(self, trial: optuna.trial.FrozenTrial, finished: int) -> None:
-        self.progress.console.print(trial_line(trial), highlight=False, soft_wrap=True)
+        # markup=False: the line holds stored strings (an error message may contain "[/b]").
+        self.progress.console.print(
+            trial_line(trial), highlight=False, soft_wrap=True, markup=False
+        )
         self.update(finished, trial.value)
 
     def update(self, finished: int, value: float | None = None) -> None:
@@ -118,7 +122,7 @@ class RunProgress:
     def following(self, study: optuna.Study, every: float = 2.0) -> Iterator[None]:
         """Update the bar from the storage every `every` s while other processes run the trials
         (`--jobs N`: the workers print their trial lines; this process only watches)."""
-        from search.runner import finished_states
+        from search.outcomes import finished_states
 
         stop = threading.Event()
 

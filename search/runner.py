@@ -14,9 +14,29 @@ from typing import TYPE_CHECKING
 
 from search.config import Config, StudySettings
 from search.errors import ConfigError, TooManyFailures
+from search.outcomes import (
+    DIVERGED,
+    count_finished,
+    count_outcomes,
+    finished,
+    finished_states,
+    outcome,
+)
 
 if TYPE_CHECKING:
     import optuna
+
+
+def check_sampler(s: StudySettings) -> None:
+    """ConfigError if the sampler cannot be made here (checked before any database is touched;
+    the sampler itself needs the per-process seed, known only once the study is read)."""
+    if s.sampler == "gp":
+        try:
+            import torch  # noqa: F401
+        except ImportError:
+            raise ConfigError(
+                "the gp sampler needs PyTorch: pip install torch (or use --sampler tpe)"
+            ) from None
 
 
 def make_sampler(s: StudySettings, *, seed: int, grid: dict[str, list] | None = None):
@@ -47,12 +67,7 @@ def make_sampler(s: StudySettings, *, seed: int, grid: dict[str, list] | None = 
             seed=seed, n_startup_trials=s.startup_trials, warn_independent_sampling=False
         )
     if s.sampler == "gp":
-        try:
-            import torch  # noqa: F401
-        except ImportError:
-            raise ConfigError(
-                "the gp sampler needs PyTorch: pip install torch (or use --sampler tpe)"
-            ) from None
+        check_sampler(s)
         return optuna.samplers.GPSampler(seed=seed, n_startup_trials=s.startup_trials)
     raise ConfigError(f"unknown sampler {s.sampler!r}")
 
@@ -78,16 +93,6 @@ def make_pruner(s: StudySettings, *, max_epochs: int):
     if s.pruner == "none":
         return optuna.pruners.NopPruner()
     raise ConfigError(f"unknown pruner {s.pruner!r}")
-
-
-def finished_states():
-    from optuna.trial import TrialState
-
-    return (TrialState.COMPLETE, TrialState.PRUNED)
-
-
-def count_finished(study: optuna.Study) -> int:
-    return len(study.get_trials(deepcopy=False, states=finished_states()))
 
 
 def process_seed(settings: StudySettings, *, n_existing: int, worker: int = 0) -> int:
@@ -121,13 +126,12 @@ class ConsecutiveFailures:
 
 
 @dataclass
-class RunResult:
-    finished: int
-    target: int
-    best_value: float | None
-    best_trial: int | None
+class LoopResult:
+    """What one process's search loop did (api.RunResult describes the whole study)."""
+
+    finished: int  # finished trials of the study (all workers)
     seconds: float
-    ran: int
+    ran: int  # trials this process ran
     recycle: bool = False  # stopped after max_trials_here trials, the study not yet done
 
 
@@ -136,8 +140,7 @@ def trial_line(trial: optuna.trial.FrozenTrial) -> str:
     from search.space import Hyperparams, short
 
     ua = trial.user_attrs
-    reason = ua.get("end_reason", trial.state.name.lower())
-    state = "DIVERGED" if reason == "diverged" else trial.state.name
+    state = "DIVERGED" if outcome(trial) == DIVERGED else trial.state.name
     value = (
         trial.value
         if trial.value is not None
@@ -154,12 +157,28 @@ def trial_line(trial: optuna.trial.FrozenTrial) -> str:
 
 def count_states(study: optuna.Study) -> tuple[int, int, int]:
     """(finished, running, waiting) trials of the study."""
-    from optuna.trial import TrialState
+    counts = count_outcomes(study.get_trials(deepcopy=False))
+    return finished(counts), counts["running"], counts["waiting"]
 
-    trials = study.get_trials(deepcopy=False)
-    finished = sum(1 for t in trials if t.state in finished_states())
-    running = sum(1 for t in trials if t.state == TrialState.RUNNING)
-    return finished, running, sum(1 for t in trials if t.state == TrialState.WAITING)
+
+class _AfterTrial:
+    """run_study's callback after each trial: progress line, interrupt check, restart budget."""
+
+    def __init__(self, on_trial, stop_requested, max_trials_here: int | None) -> None:
+        self.on_trial, self.stop_requested = on_trial, stop_requested
+        self.max_trials_here = max_trials_here
+        self.ran = 0
+        self.recycle = False
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        self.ran += 1
+        if self.on_trial is not None:
+            self.on_trial(trial, count_finished(study))
+        if self.stop_requested is not None and self.stop_requested():
+            raise KeyboardInterrupt  # out of study.optimize: this trial is already closed
+        if self.max_trials_here is not None and self.ran >= self.max_trials_here:
+            self.recycle = True
+            study.stop()
 
 
 # How often a worker with nothing to run looks again (other workers' trials may fail or die).
@@ -177,7 +196,7 @@ def run_study(
     on_wait: Callable[[int, int], None] | None = None,
     stop_requested: Callable[[], bool] | None = None,
     max_trials_here: int | None = None,
-) -> RunResult:
+) -> LoopResult:
     """Optimize until the study holds n_trials finished trials (or timeout / too many fails).
 
     Exactly n_trials, however many workers share the study: the storage refuses a new trial
@@ -188,45 +207,34 @@ def run_study(
     trials itself, until the study holds n_trials finished trials. MaxTrialsCallback alone
     overshoots: every worker checks only after its own trial ends.
 
-    stop_requested (an interrupt that Python may have swallowed, workers.catch_interrupts)
+    stop_requested (an interrupt that Python may have swallowed, workers.interrupts_caught)
     is checked after every trial and while waiting: KeyboardInterrupt, as for Ctrl-C.
 
-    max_trials_here stops this process after that many trials (RunResult.recycle is then
-    True) so the CLI can restart it: see cli._recycle for why.
+    max_trials_here stops this process after that many trials (LoopResult.recycle is then
+    True) so the caller can restart it: see workers.restart_process for why.
     """
+    # Long for its docstring: the budget and waiting rules are explained where they are kept.
     from optuna.study import MaxTrialsCallback
 
     from search import storage as st
 
     start = time.perf_counter()
-    ran = 0
-    recycle = False
     failures = ConsecutiveFailures(config.study.max_consecutive_failures)
+    after_trial = _AfterTrial(on_trial, stop_requested, max_trials_here)
     budgeted = st.limit_trials(study, n_trials)
 
-    def after_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        nonlocal ran, recycle
-        ran += 1
-        if on_trial is not None:
-            on_trial(trial, count_finished(study))
-        if stop_requested is not None and stop_requested():
-            raise KeyboardInterrupt  # out of study.optimize: this trial is already closed
-        if max_trials_here is not None and ran >= max_trials_here:
-            recycle = True
-            study.stop()
-
-    while not failures.tripped and not recycle:
+    while not failures.tripped and not after_trial.recycle:
         if stop_requested is not None and stop_requested():
             raise KeyboardInterrupt
         left = None if timeout is None else timeout - (time.perf_counter() - start)
         if left is not None and left <= 0:
             break
-        finished, running, waiting = count_states(study)
-        if finished >= n_trials:
+        done, running, waiting = count_states(study)
+        if done >= n_trials:
             break
-        if budgeted and not waiting and finished + running >= n_trials:
+        if budgeted and not waiting and done + running >= n_trials:
             if on_wait is not None:
-                on_wait(finished, running)
+                on_wait(done, running)
             time.sleep(IDLE_POLL_S if left is None else min(IDLE_POLL_S, left))
             st.fail_stale_trials(study)
             continue
@@ -255,18 +263,9 @@ def run_study(
             f"(last error: {' '.join(failures.last_error)}); "
             "see `error` in the trials' user attributes, fix the cause, then re-run to resume"
         )
-    best_value = best_trial = None
-    try:
-        best = study.best_trial
-        best_value, best_trial = best.value, best.number
-    except ValueError:
-        pass
-    return RunResult(
+    return LoopResult(
         finished=count_finished(study),
-        target=n_trials,
-        best_value=best_value,
-        best_trial=best_trial,
         seconds=time.perf_counter() - start,
-        ran=ran,
-        recycle=recycle and count_finished(study) < n_trials,
+        ran=after_trial.ran,
+        recycle=after_trial.recycle and count_finished(study) < n_trials,
     )

@@ -1,4 +1,5 @@
-"""Storage URLs, study creation and loading; the only module that knows SQLAlchemy.
+"""Persistence: storage URLs and the RDBStorage every process uses; the only module that
+knows SQLAlchemy.
 
 Any SQLAlchemy URL works. The default is an SQLite file under studies/ (embedded, zero set-up);
 PostgreSQL (`postgresql+psycopg://user@host/db`) is for many machines sharing one study.
@@ -33,18 +34,15 @@ from typing import TYPE_CHECKING, Any
 
 import optuna
 
-from search.config import Config
-from search.errors import ConfigError, StorageError, StudyError
+from search import _optuna
+from search.errors import ConfigError, StorageError
 
 if TYPE_CHECKING:
     from optuna.trial import FrozenTrial
 
 ENV_STORAGE = "FSEARCH_STORAGE"
-ENV_ARTIFACTS = "FSEARCH_ARTIFACTS"
+ENV_STORAGE_FILE = "FSEARCH_STORAGE_FILE"
 DEFAULT_DB = Path("studies") / "fsearch.db"
-ATTR_CONFIG = "fsearch:config"
-ATTR_FINGERPRINT = "fsearch:fingerprint"
-ATTR_VERSION = "fsearch:version"
 # Heartbeats let other workers notice a dead one: a RUNNING trial with no beat for the grace
 # period is failed and its parameters re-queued (Optuna's RetryHeartbeatStaleTrialCallback).
 HEARTBEAT_INTERVAL_S = 20
@@ -56,22 +54,42 @@ def default_url() -> str:
 
 
 def resolve_url(url: str | None) -> str:
-    """--storage, else $FSEARCH_STORAGE, else the SQLite file studies/fsearch.db."""
-    return url or os.environ.get(ENV_STORAGE) or default_url()
+    """--storage, else $FSEARCH_STORAGE, else the URL in the file $FSEARCH_STORAGE_FILE (a
+    secret mounted by Docker or Kubernetes), else the SQLite file studies/fsearch.db."""
+    if url or os.environ.get(ENV_STORAGE):
+        return url or os.environ[ENV_STORAGE]
+    path = os.environ.get(ENV_STORAGE_FILE)
+    if path:
+        try:
+            return Path(path).read_text(encoding="utf-8").strip()
+        except OSError as e:
+            raise StorageError(
+                f"{ENV_STORAGE_FILE}={path!r}: cannot read it ({e.strerror})"
+            ) from None
+    return default_url()
+
+
+# Query parameters that carry a secret (libpq and drivers accept a password there too).
+_SECRET_KEYS = ("password", "passwd", "pwd", "secret", "token", "sslpassword")
 
 
 def mask(url: str) -> str:
-    """The URL with any password replaced by ***, safe to print or store."""
+    """The URL with any password (in the user part or the query string) replaced by ***, safe
+    to print or store."""
     try:
         from sqlalchemy.engine import make_url
 
-        return make_url(url).render_as_string(hide_password=True)
+        u = make_url(url)
+        secret = {k: "***" for k in u.query if k.lower() in _SECRET_KEYS}
+        shown = u.update_query_dict(secret).render_as_string(hide_password=True)
+        return shown.replace("%2A%2A%2A", "***")
     except Exception:
-        # Unparseable: drop everything between '://' and '@' to be safe.
+        # Unparseable: drop everything between '://' and '@', and every query string.
         head, sep, rest = url.partition("://")
+        rest = rest.split("?", 1)[0]
         if sep and "@" in rest:
             return f"{head}://***@{rest.split('@', 1)[1]}"
-        return url
+        return f"{head}{sep}{rest}"
 
 
 @dataclass(frozen=True)
@@ -174,14 +192,21 @@ def _connect_hint(reason: str, url: str) -> str:
 
 
 def mask_text(text: str, url: str) -> str:
-    """Remove the URL's password from a message that may quote it."""
+    """Remove the URL's passwords (user part and query string) from a message that may quote
+    them."""
     from sqlalchemy.engine import make_url
 
     try:
-        password = make_url(url).password
+        u = make_url(url)
     except Exception:
         return text
-    return text.replace(password, "***") if password else text
+    secrets = [u.password] if u.password else []
+    for key, value in u.query.items():
+        if key.lower() in _SECRET_KEYS:
+            secrets += [value] if isinstance(value, str) else list(value)
+    for secret in secrets:
+        text = text.replace(str(secret), "***")
+    return text
 
 
 # --------------------------------------------------------------------------- many workers
@@ -243,6 +268,34 @@ def is_transient(e: BaseException) -> bool:
         return True
     transient = (exc.OperationalError, exc.InterfaceError, exc.DisconnectionError)
     return isinstance(e, (*transient, exc.PendingRollbackError))
+
+
+def retry_transient(
+    fn: Callable[[], Any],
+    *,
+    url: str,
+    give_up: Callable[[str], Exception],
+    before_retry: Callable[[], None] | None = None,
+) -> Any:
+    """fn(), retried with jittered exponential back-off while it fails with a transient error
+    (`is_transient`), for up to FSEARCH_DB_RETRY_S seconds; then give_up(reason) is raised.
+    Any other error propagates at once. Messages never show the URL's password."""
+    deadline = time.monotonic() + _env_seconds("FSEARCH_DB_RETRY_S", RETRY_DEADLINE_S)
+    delay = RETRY_FIRST_DELAY_S
+    while True:
+        try:
+            return fn()
+        except Exception as e:
+            if not is_transient(e):
+                raise
+            reason = mask_text(_first_line(e), url)
+            if time.monotonic() + delay > deadline:
+                raise give_up(reason) from None
+            log.warning("storage: %s; retrying in %.1f s", reason, delay)
+            if before_retry is not None:
+                before_retry()
+            time.sleep(delay * random.uniform(0.5, 1.0))
+            delay = min(delay * 2, RETRY_MAX_DELAY_S)
 
 
 def _retried(name: str) -> Callable:
@@ -319,26 +372,21 @@ class ResilientStorage(optuna.storages.RDBStorage):
     # -- retry ---------------------------------------------------------------------------
 
     def _with_retry(self, fn: Callable, *args: Any, **kwargs: Any) -> Any:
-        deadline = time.monotonic() + _env_seconds("FSEARCH_DB_RETRY_S", RETRY_DEADLINE_S)
-        delay = RETRY_FIRST_DELAY_S
-        while True:
-            try:
-                return fn(*args, **kwargs)
-            except Exception as e:
-                if not is_transient(e):
-                    raise
-                reason = _first_line(e)
-                if time.monotonic() + delay > deadline:
-                    raise StorageError(
-                        f"lost the connection to storage {self._masked} and could not get it "
-                        f"back: {mask_text(reason, self.url)}; check the database server, then "
-                        "run the same command again to resume"
-                    ) from None
-                log.warning("storage: %s; retrying in %.1f s", mask_text(reason, self.url), delay)
-                # Drop this thread's broken session; pool_pre_ping replaces dead connections.
-                self.scoped_session.remove()
-                time.sleep(delay * random.uniform(0.5, 1.0))
-                delay = min(delay * 2, RETRY_MAX_DELAY_S)
+        def give_up(reason: str) -> StorageError:
+            return StorageError(
+                f"lost the connection to storage {self._masked} and could not get it back: "
+                f"{reason}; check the database server, then run the same command again to "
+                "resume"
+            )
+
+        # Drop this thread's broken session before a retry; pool_pre_ping replaces dead
+        # connections.
+        return retry_transient(
+            functools.partial(fn, *args, **kwargs),
+            url=self.url,
+            give_up=give_up,
+            before_retry=self.scoped_session.remove,
+        )
 
     # Reads and idempotent writes: plain retry.
     create_new_study = _retried("create_new_study")
@@ -414,8 +462,8 @@ class ResilientStorage(optuna.storages.RDBStorage):
         transaction" failure in WAL mode.
         """
         import sqlalchemy
-        from optuna.storages._rdb import models
 
+        models = _optuna.rdb_models()
         session.execute(
             sqlalchemy.update(models.StudyModel)
             .where(models.StudyModel.study_id == study_id)
@@ -424,12 +472,11 @@ class ResilientStorage(optuna.storages.RDBStorage):
 
     def _create_within_budget(self, study_id: int, limit: int) -> FrozenTrial:
         import sqlalchemy
-        from optuna.storages._rdb import models
-        from optuna.storages._rdb.storage import _create_scoped_session
         from optuna.trial import FrozenTrial, TrialState
 
+        models = _optuna.rdb_models()
         live = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
-        with _create_scoped_session(self.scoped_session) as session:
+        with _optuna.create_scoped_session(self.scoped_session) as session:
             self._lock_study(session, study_id)
             taken = session.scalar(
                 sqlalchemy.select(sqlalchemy.func.count(models.TrialModel.trial_id)).where(
@@ -455,6 +502,31 @@ class ResilientStorage(optuna.storages.RDBStorage):
                 trial_id=trial.trial_id,
             )
 
+    # -- read-modify-write of a study attribute ---------------------------------------------
+
+    def update_study_user_attr(self, study_id: int, key: str, update: Callable[[Any], Any]):
+        """Set the study user attribute `key` to update(its current value or None), read and
+        written in one transaction under the study lock: concurrent workers' updates queue
+        instead of overwriting each other. Returns (old, new)."""
+        return self._with_retry(self._update_attr, study_id, key, update)
+
+    def _update_attr(self, study_id: int, key: str, update: Callable[[Any], Any]):
+        models = _optuna.rdb_models()
+        with _optuna.create_scoped_session(self.scoped_session) as session:
+            self._lock_study(session, study_id)
+            row = (
+                session.query(models.StudyUserAttributeModel)
+                .filter_by(study_id=study_id, key=key)
+                .one_or_none()
+            )
+            old = json.loads(row.value_json) if row is not None else None
+            new = update(old)
+            if row is None:
+                row = models.StudyUserAttributeModel(study_id=study_id, key=key)
+                session.add(row)
+            row.value_json = json.dumps(new)
+        return old, new
+
     # -- stale trials ----------------------------------------------------------------------
 
     def _get_stale_trial_ids(self, study_id: int) -> list[int]:
@@ -466,9 +538,9 @@ class ResilientStorage(optuna.storages.RDBStorage):
         than the grace period. Heartbeats are compared with the database clock, start times
         (written by the client that created the trial) with ours."""
         import sqlalchemy
-        from optuna.storages._rdb import models
         from optuna.trial import TrialState
 
+        models = _optuna.rdb_models()
         grace = _dt.timedelta(seconds=self.grace_period or 2 * (self.heartbeat_interval or 1))
         db_now = session.execute(sqlalchemy.func.now()).scalar().replace(tzinfo=None)
         here_now = _dt.datetime.now()
@@ -487,18 +559,19 @@ class ResilientStorage(optuna.storages.RDBStorage):
         ]
 
     def _sweep_stale(self, study_id: int) -> None:
-        from optuna.storages._rdb import models
-        from optuna.storages._rdb.storage import _create_scoped_session
         from optuna.trial import TrialState
 
+        from search.outcomes import END_REASON
+
+        models = _optuna.rdb_models()
         if self.heartbeat_interval is None:
             return
         # Cheap look first, without the lock: almost always nothing is stale.
-        with _create_scoped_session(self.scoped_session) as session:
+        with _optuna.create_scoped_session(self.scoped_session) as session:
             if not self._stale_trials(session, study_id):
                 return
         callback = self.get_heartbeat_stale_trial_callback()
-        with _create_scoped_session(self.scoped_session) as session:
+        with _optuna.create_scoped_session(self.scoped_session) as session:
             self._lock_study(session, study_id)
             for trial in self._stale_trials(session, study_id):  # again, under the lock
                 frozen = self._build_frozen_trial_from_trial_model(trial)
@@ -508,7 +581,7 @@ class ResilientStorage(optuna.storages.RDBStorage):
                     callback(sink, frozen)  # type: ignore[arg-type]
                 why = "its worker stopped sending heartbeats (killed or lost)"
                 self._set_trial_attr_without_commit(
-                    session, models.TrialUserAttributeModel, trial.trial_id, "end_reason", "lost"
+                    session, models.TrialUserAttributeModel, trial.trial_id, END_REASON, "lost"
                 )
                 self._set_trial_attr_without_commit(
                     session, models.TrialUserAttributeModel, trial.trial_id, "error", why
@@ -595,31 +668,42 @@ def open_storage(
     # Opening creates missing tables (checkfirst, so repeatable) and reads the schema version:
     # a connection dropped meanwhile (a restart, pg_terminate_backend) is retried like any
     # other storage call, instead of failing a worker that is just starting.
-    deadline = time.monotonic() + _env_seconds("FSEARCH_DB_RETRY_S", RETRY_DEADLINE_S)
-    delay = RETRY_FIRST_DELAY_S
-    while True:
-        try:
-            with _schema_lock(info):
-                return ResilientStorage(info.url, engine_kwargs=_engine_kwargs(info), **kwargs)
-        except Exception as e:  # schema or driver problems surface here
-            if not is_transient(e) or time.monotonic() + delay > deadline:
-                raise StorageError(
-                    f"cannot open storage {info.masked}: {mask_text(_first_line(e), info.url)}"
-                ) from None
-            log.warning(
-                "storage: %s; retrying in %.1f s", mask_text(_first_line(e), info.url), delay
-            )
-            time.sleep(delay * random.uniform(0.5, 1.0))
-            delay = min(delay * 2, RETRY_MAX_DELAY_S)
+
+    def opened() -> ResilientStorage:
+        with _schema_lock(info):
+            return ResilientStorage(info.url, engine_kwargs=_engine_kwargs(info), **kwargs)
+
+    def cannot_open(reason: str) -> StorageError:
+        return StorageError(f"cannot open storage {info.masked}: {reason}")
+
+    try:
+        return retry_transient(opened, url=info.url, give_up=cannot_open)
+    except StorageError:
+        raise
+    except Exception as e:  # schema or driver problems surface here
+        raise cannot_open(mask_text(_first_line(e), info.url)) from None
 
 
 def limit_trials(study: optuna.Study, n: int) -> bool:
     """Give the study a budget of n trials if its storage is ours; False if it is not."""
-    backend = getattr(study._storage, "_backend", study._storage)  # unwrap _CachedStorage
+    backend = _optuna.storage_backend(study)
     if not isinstance(backend, ResilientStorage):
         return False
-    backend.limit_trials(study._study_id, n)
+    backend.limit_trials(_optuna.study_id(study), n)
     return True
+
+
+def update_study_user_attr(study: optuna.Study, key: str, update: Callable[[Any], Any]):
+    """update() applied to a study user attribute atomically (ResilientStorage: one locked
+    transaction); on another storage (in-memory, one process) a plain read and write.
+    Returns (old, new)."""
+    backend = _optuna.storage_backend(study)
+    if isinstance(backend, ResilientStorage):
+        return backend.update_study_user_attr(_optuna.study_id(study), key, update)
+    old = study.user_attrs.get(key)
+    new = update(old)
+    study.set_user_attr(key, new)
+    return old, new
 
 
 def fail_stale_trials(study: optuna.Study) -> None:
@@ -627,155 +711,3 @@ def fail_stale_trials(study: optuna.Study) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         optuna.storages.fail_stale_trials(study)
-
-
-def artifact_dir(url: str | None, artifacts: str | None = None) -> Path | str:
-    """Where kept models live: --artifacts, $FSEARCH_ARTIFACTS, else beside the SQLite file
-    (studies/artifacts for a server database). An s3:// URL is returned as is (a str)."""
-    chosen = artifacts or os.environ.get(ENV_ARTIFACTS)
-    if chosen:
-        return str(chosen) if str(chosen).startswith("s3:") else Path(chosen)
-    info = parse_url(resolve_url(url))
-    base = info.sqlite_path.parent if info.sqlite_path is not None else Path("studies")
-    return base / "artifacts"
-
-
-def parse_s3_url(url: str) -> tuple[str, str]:
-    """(bucket, key prefix) of s3://bucket[/prefix]; the prefix ends with '/' or is empty."""
-    head, sep, rest = url.partition("://")
-    bucket, _, prefix = rest.partition("/")
-    if head != "s3" or not sep or not bucket:
-        raise StorageError(f"artifact URL {url!r} is malformed; expected s3://BUCKET[/PREFIX]")
-    prefix = prefix.strip("/")
-    return bucket, f"{prefix}/" if prefix else ""
-
-
-class _PrefixedStore:
-    """An artifact store that keeps every key under a prefix, so one bucket holds many
-    studies. Optuna's Boto3ArtifactStore writes keys at the bucket's root."""
-
-    def __init__(self, store: Any, prefix: str) -> None:
-        self.store, self.prefix = store, prefix
-
-    def open_reader(self, artifact_id: str):
-        return self.store.open_reader(self.prefix + artifact_id)
-
-    def write(self, artifact_id: str, content_body) -> None:
-        self.store.write(self.prefix + artifact_id, content_body)
-
-    def remove(self, artifact_id: str) -> None:
-        self.store.remove(self.prefix + artifact_id)
-
-
-def open_artifact_store(path: Path | str, *, create: bool = True):
-    """Optuna's artifact store for a directory or an s3:// URL.
-
-    A directory is created unless create is False (readers then get ArtifactNotFound, which
-    export turns into a hint about --artifacts). S3 (or MinIO, Ceph... through
-    AWS_ENDPOINT_URL) uses Optuna's Boto3ArtifactStore with boto3's usual credentials chain.
-    """
-    if isinstance(path, str) and path.startswith("s3:"):
-        bucket, prefix = parse_s3_url(path)
-        try:
-            import boto3
-        except ImportError:
-            raise StorageError(
-                f"artifact store {path!r} needs boto3: pip install 'fsearch[s3]' "
-                "(or use --artifacts DIR on a shared volume)"
-            ) from None
-        from optuna.artifacts import Boto3ArtifactStore
-
-        store = Boto3ArtifactStore(bucket, client=boto3.client("s3"))
-        return _PrefixedStore(store, prefix) if prefix else store
-    from optuna.artifacts import FileSystemArtifactStore
-
-    path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise StorageError(f"artifact path {str(path)!r} is a file; give a directory")
-    if create:
-        path.mkdir(parents=True, exist_ok=True)
-    return FileSystemArtifactStore(str(path))
-
-
-def study_names(storage) -> list[str]:
-    return [s.study_name for s in storage.get_all_studies()]
-
-
-def load_study(storage, name: str) -> optuna.Study:
-    """An existing study, or StudyError listing the ones that exist."""
-    import optuna
-
-    names = study_names(storage)
-    if name not in names:
-        known = ", ".join(sorted(names)) or "none yet"
-        raise StudyError(f"no study named {name!r} in this storage (studies: {known})")
-    return optuna.load_study(study_name=name, storage=storage)
-
-
-def describe_change(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
-    """Dotted keys whose values differ between two nested dicts."""
-    out = []
-    for key in sorted(set(old) | set(new)):
-        a, b = old.get(key), new.get(key)
-        if isinstance(a, dict) and isinstance(b, dict):
-            out += describe_change(a, b, f"{prefix}{key}.")
-        elif a != b:
-            out.append(f"{prefix}{key}")
-    return out
-
-
-def create_or_load_study(
-    storage, config: Config, *, sampler=None, pruner=None, allow_space_change: bool = False
-) -> tuple[optuna.Study, bool]:
-    """The config's study, created if new. Refuses a study whose search space differs.
-
-    Returns (study, created).
-    """
-    import optuna
-
-    from search import __version__
-
-    name = config.study.name
-    fingerprint = config.fingerprint()
-    if name in study_names(storage):
-        study = optuna.load_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner)
-        old = study.user_attrs.get(ATTR_CONFIG)
-        if study.user_attrs.get(ATTR_FINGERPRINT) != fingerprint:
-            if not allow_space_change:
-                changed = (
-                    describe_change(
-                        {k: old.get(k) for k in ("data", "model", "space")},
-                        config.objective_dict(),
-                    )
-                    if isinstance(old, dict)
-                    else ["(study was not made by fsearch)"]
-                )
-                raise StudyError(
-                    f"study {name!r} exists with a different search space ({', '.join(changed)} "
-                    "changed); use a new --study NAME, or --allow-space-change to continue it"
-                )
-            study.set_user_attr(ATTR_CONFIG, config.to_json())
-            study.set_user_attr(ATTR_FINGERPRINT, fingerprint)
-        return study, False
-    try:
-        study = optuna.create_study(
-            study_name=name, storage=storage, direction="maximize", sampler=sampler, pruner=pruner
-        )
-    except optuna.exceptions.DuplicatedStudyError:
-        # Another worker created it between our check and our create: join it.
-        return create_or_load_study(
-            storage, config, sampler=sampler, pruner=pruner, allow_space_change=allow_space_change
-        )
-    study.set_user_attr(ATTR_CONFIG, config.to_json())
-    study.set_user_attr(ATTR_FINGERPRINT, fingerprint)
-    study.set_user_attr(ATTR_VERSION, __version__)
-    return study, True
-
-
-def stored_config(study: optuna.Study) -> dict[str, Any]:
-    cfg = study.user_attrs.get(ATTR_CONFIG)
-    if not isinstance(cfg, dict):
-        raise StudyError(
-            f"study {study.study_name!r} was not created by fsearch (no config stored)"
-        )
-    return json.loads(json.dumps(cfg))

@@ -1,4 +1,4 @@
-"""Local worker processes (`fsearch run --jobs N`) and each worker's identity.
+"""Worker processes: `--jobs N` children, each worker's identity, interrupts and self-restarts.
 
 A worker is an ordinary `fsearch run` process; any number of them, on any machines, share a
 study through one storage (the budget and dead-worker handling live in storage.py and
@@ -10,6 +10,7 @@ thread pools otherwise each assume they own every core and oversubscribe the CPU
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
@@ -17,13 +18,19 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 
 from search.errors import ConfigError
 
 ENV_WORKER = "FSEARCH_WORKER"
 ENV_THREADS = "FSEARCH_TF_THREADS"  # intra-op threads of this worker's TF (set by --jobs)
 ENV_NO_BAR = "FSEARCH_NO_BAR"  # set by --jobs: the parent shows the one progress bar
+ENV_PARENT = "FSEARCH_PARENT_PID"  # set by --jobs: the worker ends when this process does
+# Ctrl-C, `kill` / `docker stop`, and a closed terminal all stop a run the same way: the running
+# trial is closed as FAIL (not left RUNNING for the grace period) and the study can resume.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 def parse_worker(value: str | None) -> int:
@@ -63,7 +70,7 @@ def apply_thread_limits() -> int | None:
     """Limit this process's TensorFlow to FSEARCH_TF_THREADS threads, if set.
 
     Must run after TF is imported and before its first op (TF fixes its thread pools then);
-    cli._run calls it right after import_tensorflow.
+    api.run calls it right after import_tensorflow.
     """
     raw = os.environ.get(ENV_THREADS)
     if not raw:
@@ -78,9 +85,11 @@ def apply_thread_limits() -> int | None:
     return n
 
 
-def catch_interrupts() -> threading.Event:
-    """SIGINT and SIGTERM raise KeyboardInterrupt (the running trial is closed as FAIL, not
-    left RUNNING) and also set the returned event.
+@contextlib.contextmanager
+def interrupts_caught() -> Iterator[threading.Event]:
+    """Within the block, STOP_SIGNALS raise KeyboardInterrupt (the running trial is
+    closed as FAIL, not left RUNNING) and also set the yielded event; the previous handlers
+    (a notebook's, say) are back after it.
 
     Python drops an exception raised while a weakref callback or __del__ runs (SQLAlchemy and
     TensorFlow run some when objects die), printing "Exception ignored in ...
@@ -107,17 +116,26 @@ def catch_interrupts() -> threading.Event:
             return
         default_hook(info)
 
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    previous = {}
+    for sig in STOP_SIGNALS:
         try:
-            signal.signal(sig, handler)
-        except ValueError:  # not in the main thread (tests)
-            return requested
-    sys.unraisablehook = unraisable
-    return requested
+            previous[sig] = signal.signal(sig, handler)
+        except ValueError:  # not in the main thread (tests): Python delivers no signal there
+            break
+    if previous:
+        sys.unraisablehook = unraisable
+    try:
+        yield requested
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+        if previous:
+            sys.unraisablehook = default_hook
 
 
 def child_env(worker: int, threads: int, extra: dict[str, str] | None = None) -> dict[str, str]:
     env = {**os.environ, **(extra or {})}
+    env[ENV_PARENT] = str(os.getpid())
     env[ENV_WORKER] = str(worker)
     env[ENV_THREADS] = str(threads)
     # Read by TF's runtime and by the BLAS/OpenMP libraries it may load, before any Python
@@ -141,8 +159,10 @@ def run_local_workers(
     Output lines are prefixed with the worker (`w1 | ...`). Children run in their own process
     group, so Ctrl-C in a terminal reaches only this parent, which forwards exactly one
     SIGINT to each child (a second one could interrupt the child while it closes its trial).
-    SIGTERM (docker stop) is forwarded the same way.
+    SIGTERM (docker stop) and SIGHUP (a closed terminal) are forwarded the same way, and a
+    worker whose parent dies, even by SIGKILL, gets SIGTERM (follow_parent).
     """
+    # Long because start, output pumping, signal forwarding and reaping belong together.
     threads = threads_per_worker(jobs)
     procs: list[subprocess.Popen] = []
     lock = threading.Lock()
@@ -175,9 +195,9 @@ def run_local_workers(
                 p.send_signal(signum)
 
     # Forward from the handler itself rather than via KeyboardInterrupt, which Python may
-    # drop (see catch_interrupts).
+    # drop (see interrupts_caught).
     previous: dict[int, object] = {}
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in STOP_SIGNALS:
         try:
             previous[sig] = signal.signal(sig, lambda signum, frame: forward(signum))
         except ValueError:  # not in the main thread (tests)
@@ -195,3 +215,95 @@ def run_local_workers(
     for t in pumps:
         t.join(timeout=5)
     return codes
+
+
+def follow_parent() -> None:
+    """In a --jobs worker: get SIGTERM when the parent dies, however it dies (Linux's
+    PR_SET_PDEATHSIG; kept across our own restarts), so no worker outlives its `fsearch run`
+    and its trial is closed, not left RUNNING. A parent already gone ends the worker now."""
+    parent = os.environ.get(ENV_PARENT)
+    if not parent or not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+    if os.getppid() != int(parent):
+        raise SystemExit(f"fsearch worker: its parent process {parent} has ended; stopping")
+
+
+# ---------------------------------------------------------------------------- self-restarts
+
+# TensorFlow keeps memory from every model a process builds, clear_session() or not: measured
+# +1.3 GB of RSS over 200 small trials in one process (BENCHMARKS.md, study section). So a
+# worker restarts itself (exec, same PID, same arguments) every RECYCLE_TRIALS trials; the
+# study lives in the storage, so the new process simply resumes it. Costs one TF import and
+# data load (~5 s) per restart. FSEARCH_RECYCLE_TRIALS=0 turns it off. Only a real `fsearch`
+# process restarts itself (cli.main calls allow_restarts), never a notebook or a test.
+RECYCLE_TRIALS = 20
+ENV_RECYCLE = "FSEARCH_RECYCLE_TRIALS"
+ENV_DEADLINE = "FSEARCH_RUN_DEADLINE"  # --timeout as an absolute time, kept across restarts
+ENV_STARTED = "FSEARCH_RUN_STARTED"  # "time,finished" at the first start: progress across restarts
+# The study TOML's text as the run first read it: a restarted worker and every --jobs worker
+# use it, so editing the file while a study runs cannot change the study mid-way.
+ENV_CONFIG = "FSEARCH_RUN_CONFIG"
+_restartable = False
+
+
+def allow_restarts() -> None:
+    """This process is the `fsearch` command itself: it may replace itself (restart_process)."""
+    global _restartable
+    _restartable = True
+
+
+def restart_every() -> int | None:
+    """Trials between self-restarts; None when this process does not restart itself."""
+    if not _restartable:
+        return None
+    raw = os.environ.get(ENV_RECYCLE, str(RECYCLE_TRIALS))
+    try:
+        n = int(raw)
+    except ValueError:
+        raise ConfigError(f"{ENV_RECYCLE} must be a whole number, got {raw!r}") from None
+    return n if n > 0 else None
+
+
+def deadline_timeout(timeout: float | None) -> float | None:
+    """--timeout counts from the first start, not from a restart of this worker."""
+    if os.environ.get(ENV_DEADLINE):
+        return max(float(os.environ[ENV_DEADLINE]) - time.time(), 0.001)
+    if timeout is not None and _restartable:
+        os.environ[ENV_DEADLINE] = str(time.time() + timeout)
+    return timeout
+
+
+def run_started(already: int) -> tuple[float, int]:
+    """(time, finished trials) when this run first started, kept across worker restarts."""
+    with contextlib.suppress(KeyError, ValueError):
+        t, n = os.environ[ENV_STARTED].split(",")
+        return float(t), int(n)
+    started = (time.time(), already)
+    if _restartable:
+        os.environ[ENV_STARTED] = f"{started[0]},{started[1]}"
+    return started
+
+
+def pinned_config(path: str | Path | None):
+    """(config, its TOML text) of the run: the text of its first start (ENV_CONFIG), else the
+    file's text now."""
+    from search.config import load_config, read_config_text
+
+    text = os.environ.get(ENV_CONFIG)
+    if text is None:
+        path, text = read_config_text(path)
+        if _restartable:
+            os.environ[ENV_CONFIG] = text
+    return load_config(path, text=text), text
+
+
+def restart_process() -> None:
+    """Replace this process with a fresh run of the same command (it resumes the study)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, [sys.executable, *sys.argv])

@@ -1,50 +1,18 @@
-"""Shared fixtures: a tiny study config, an isolated working directory, the real data files."""
+"""Shared fixtures: a tiny study config, an isolated working directory, the real data files,
+the real tiny grid study, PostgreSQL databases. Plain helpers are in tests/helpers.py."""
 
 from __future__ import annotations
 
 import os
-import sys
+import uuid
 from pathlib import Path
 
 import pytest
 
+from tests.helpers import PG_SERVER_DEFAULT, TINY_TOML, data_dir, pg_connect
+from tests.tiny_study import TinyStudy, build_tiny_study
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-TINY_TOML = """
-[study]
-name = "tiny"
-seed = 1
-startup_trials = 2
-keep_models = 2
-
-[data]
-validation_size = 500
-train_size = 2000
-test_size = 1000
-
-[train]
-steps_per_execution = 8
-validation_batch_size = 500
-
-[space]
-layers = { low = 1, high = 2 }
-width = { low = 16, high = 48, log = true }
-activation = "relu"
-optimizer = ["sgd", "adam"]
-learning_rate = { low = 1e-3, high = 0.05, log = true }
-momentum = { low = 0.0, high = 0.9 }
-regularizer = ["none", "l2"]
-reg_strength = { low = 1e-5, high = 1e-3, log = true }
-dropout = { low = 0.0, high = 0.3 }
-batch_size = [64, 128]
-epochs = 2
-"""
-
-
-def data_dir() -> Path:
-    """The real Fashion-MNIST files (CI installs the Debian package)."""
-    d = os.environ.get("FSEARCH_DATA_DIR", "/usr/share/datasets/fashion-mnist")
-    return Path(d)
 
 
 @pytest.fixture(scope="session")
@@ -58,19 +26,11 @@ def real_data_dir() -> Path:
     return d
 
 
-def fsearch_run_cmd(config: Path, data_dir: Path, *args: object) -> list[str]:
-    """`fsearch run --no-export` of a study config, as a real process would be started."""
-    exe = Path(sys.executable).parent / "fsearch"
-    return [
-        str(exe),
-        "run",
-        "--config",
-        str(config),
-        "--data-dir",
-        str(data_dir),
-        "--no-export",
-        *map(str, args),
-    ]
+@pytest.fixture(scope="session")
+def tiny_study(tmp_path_factory, real_data_dir) -> TinyStudy:
+    """The real tiny grid study (tests/tiny_study.py), trained once per session. Read it only;
+    a test that changes it works on `tiny_study.copy_to(tmp_path)`."""
+    return build_tiny_study(tmp_path_factory.mktemp("tiny-grid-study"), real_data_dir)
 
 
 @pytest.fixture
@@ -91,15 +51,6 @@ def tiny_config(workdir) -> Path:
 
 # ---------------------------------------------------------------------------- PostgreSQL
 
-PG_SERVER_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-
-
-def _pg_connect(url: str, **kwargs):
-    """A psycopg connection for a SQLAlchemy-style URL (the driver suffix removed)."""
-    import psycopg
-
-    return psycopg.connect(url.replace("+psycopg", ""), connect_timeout=5, **kwargs)
-
 
 @pytest.fixture(scope="session")
 def pg_url() -> str:
@@ -108,11 +59,9 @@ def pg_url() -> str:
     The server is $FSEARCH_TEST_PG (any database on it; we connect there to create ours),
     else 127.0.0.1:5432 as user postgres. Unreachable: a failure in CI, a skip elsewhere.
     """
-    import uuid
-
     server = os.environ.get("FSEARCH_TEST_PG", PG_SERVER_DEFAULT)
     try:
-        admin = _pg_connect(server, autocommit=True)
+        admin = pg_connect(server, autocommit=True)
     except Exception as e:
         from search.storage import mask
 
@@ -133,23 +82,10 @@ def pg_url() -> str:
 @pytest.fixture
 def fresh_pg_url(pg_url) -> str:
     """Another empty database for one test (one without Optuna's tables), dropped after."""
-    import uuid
-
     name = f"{pg_url.rsplit('/', 1)[1]}_{uuid.uuid4().hex[:6]}"
-    with _pg_connect(pg_url, autocommit=True) as admin:
+    with pg_connect(pg_url, autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
         try:
             yield f"{pg_url.rsplit('/', 1)[0]}/{name}"
         finally:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def pg_terminate(url: str) -> int:
-    """Terminate every other connection to the URL's database (what a server restart does
-    to clients, without restarting a server other tests share). Returns how many."""
-    with _pg_connect(url, autocommit=True) as conn:
-        rows = conn.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        ).fetchall()
-    return sum(1 for (ok,) in rows if ok)

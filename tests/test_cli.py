@@ -3,54 +3,36 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from search.cli import app
-
-runner = CliRunner()
+from tests.helpers import DEFAULT_DB, FSEARCH, create_study, invoke, n_finished, trial_states
 
 
-def invoke(*args: str):
-    return runner.invoke(app, [str(a) for a in args])
-
-
-def db_counts(path: Path = Path("studies/fsearch.db")) -> dict[str, int]:
-    with sqlite3.connect(path) as conn:
-        return dict(conn.execute("SELECT state, COUNT(*) FROM trials GROUP BY state").fetchall())
-
-
-def table_rows(path: Path = Path("studies/fsearch.db")) -> int:
-    if not path.exists():
-        return 0
-    with sqlite3.connect(path) as conn:
-        return conn.execute("SELECT COUNT(*) FROM studies").fetchone()[0]
+def run_tiny(config: Path, data_dir: Path, trials: int, *more: object):
+    """`fsearch run` of the tiny study in this process."""
+    return invoke("run", "--config", config, "--trials", trials, "--data-dir", data_dir, *more)
 
 
 @pytest.mark.slow
 def test_run_resume_export_end_to_end(tiny_config, real_data_dir):
-    r = invoke("run", "--config", tiny_config, "--trials", 3, "--data-dir", real_data_dir)
+    r = run_tiny(tiny_config, real_data_dir, 3)
     assert r.exit_code == 0, r.output
     assert "study tiny (new)" in r.output and "#0 " in r.output and "exported trial" in r.output
-    counts = db_counts()
-    assert counts.get("COMPLETE", 0) + counts.get("PRUNED", 0) == 3 and "RUNNING" not in counts
+    states = trial_states()
+    assert n_finished(states) == 3 and "RUNNING" not in states
 
     # Again with a larger total: resumes and stops at exactly 5 finished trials.
-    r = invoke("run", "--config", tiny_config, "--trials", 5, "--data-dir", real_data_dir)
+    r = run_tiny(tiny_config, real_data_dir, 5)
     assert r.exit_code == 0, r.output
     assert "study tiny (resumed)" in r.output and "3/5 finished" in r.output
-    counts = db_counts()
-    assert counts.get("COMPLETE", 0) + counts.get("PRUNED", 0) == 5
+    assert n_finished(trial_states()) == 5
 
     # Already there: nothing runs.
-    r = invoke(
-        "run", "--config", tiny_config, "--trials", 5, "--data-dir", real_data_dir, "--no-export"
-    )
+    r = run_tiny(tiny_config, real_data_dir, 5, "--no-export")
     assert r.exit_code == 0 and "5/5 finished" in r.output and "#5" not in r.output
 
     out = Path("exported")
@@ -99,25 +81,13 @@ def test_run_resume_export_end_to_end(tiny_config, real_data_dir):
 
 @pytest.mark.slow
 def test_changed_space_is_refused_without_writing(tiny_config, real_data_dir):
-    assert (
-        invoke(
-            "run",
-            "--config",
-            tiny_config,
-            "--trials",
-            1,
-            "--data-dir",
-            real_data_dir,
-            "--no-export",
-        ).exit_code
-        == 0
-    )
-    before = db_counts()
+    assert run_tiny(tiny_config, real_data_dir, 1, "--no-export").exit_code == 0
+    before = trial_states()
     tiny_config.write_text(tiny_config.read_text().replace("epochs = 2", "epochs = 3"))
-    r = invoke("run", "--config", tiny_config, "--trials", 2, "--data-dir", real_data_dir)
+    r = run_tiny(tiny_config, real_data_dir, 2)
     assert r.exit_code == 2
     assert "different search space (space.epochs" in r.output and "--allow-space-change" in r.output
-    assert db_counts() == before
+    assert trial_states() == before
 
 
 @pytest.mark.parametrize(
@@ -139,7 +109,7 @@ def test_bad_config_is_one_line_and_writes_nothing(tiny_config, toml_change, mes
     assert r.exit_code == 2
     assert message in r.output and "Traceback" not in r.output
     assert r.output.strip().count("\n") == 0
-    assert not Path("studies/fsearch.db").exists()
+    assert not DEFAULT_DB.exists()
 
 
 @pytest.mark.parametrize("trials", ["0", "-3"])
@@ -158,12 +128,10 @@ def test_non_positive_trials(workdir, trials):
     ],
 )
 def test_bad_storage_urls(tiny_config, real_data_dir, url, message):
-    r = invoke(
-        "run", "--config", tiny_config, "--trials", 1, "--storage", url, "--data-dir", real_data_dir
-    )
+    r = run_tiny(tiny_config, real_data_dir, 1, "--storage", url)
     assert r.exit_code == 2 and message in r.output
     assert "hunter2" not in r.output and "Traceback" not in r.output
-    assert not Path("studies/fsearch.db").exists()
+    assert not DEFAULT_DB.exists()
 
 
 def test_missing_data_with_no_network(tiny_config, tmp_path, monkeypatch):
@@ -174,7 +142,7 @@ def test_missing_data_with_no_network(tiny_config, tmp_path, monkeypatch):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
     r = invoke("run", "--config", tiny_config, "--trials", 1)
     assert r.exit_code == 2 and "apt-get install dataset-fashion-mnist" in r.output
-    assert not Path("studies/fsearch.db").exists()
+    assert not DEFAULT_DB.exists()
 
 
 def test_corrupt_data_file_is_named(tiny_config, real_data_dir, tmp_path):
@@ -188,9 +156,9 @@ def test_corrupt_data_file_is_named(tiny_config, real_data_dir, tmp_path):
         shutil.copy(real_data_dir / name, d / name)
     f = d / "train-images-idx3-ubyte.gz"
     f.write_bytes(f.read_bytes()[:1000])
-    r = invoke("run", "--config", tiny_config, "--trials", 1, "--data-dir", d)
+    r = run_tiny(tiny_config, d, 1)
     assert r.exit_code == 2 and "train-images-idx3-ubyte.gz is not a readable gzip" in r.output
-    assert not Path("studies/fsearch.db").exists()
+    assert not DEFAULT_DB.exists()
 
 
 @pytest.mark.parametrize("name", ["../x", "/etc/x"])
@@ -204,12 +172,9 @@ def test_study_name_escaping_its_directory(tiny_config, name):
 def test_export_errors(workdir, tiny_config, real_data_dir):
     r = invoke("export", "--study", "tiny")
     assert r.exit_code == 2 and "no study database" in r.output
-    assert not Path("studies/fsearch.db").exists()
+    assert not DEFAULT_DB.exists()
     # A study with no completed trial.
-    from search import storage as st
-    from search.config import load_config
-
-    st.create_or_load_study(st.open_storage(None), load_config(tiny_config))
+    create_study(tiny_config)
     r = invoke("export", "--study", "tiny", "--data-dir", real_data_dir)
     assert r.exit_code == 2 and "has no completed trial yet" in r.output
     r = invoke("export", "--study", "nope")
@@ -218,19 +183,7 @@ def test_export_errors(workdir, tiny_config, real_data_dir):
 
 @pytest.mark.slow
 def test_export_to_a_file_is_refused(tiny_config, real_data_dir):
-    assert (
-        invoke(
-            "run",
-            "--config",
-            tiny_config,
-            "--trials",
-            1,
-            "--data-dir",
-            real_data_dir,
-            "--no-export",
-        ).exit_code
-        == 0
-    )
+    assert run_tiny(tiny_config, real_data_dir, 1, "--no-export").exit_code == 0
     Path("afile").write_text("x")
     r = invoke("export", "--study", "tiny", "--out", "afile", "--data-dir", real_data_dir)
     assert r.exit_code == 2 and "is a file; give a directory" in r.output
@@ -244,6 +197,45 @@ def test_typo_in_flag_suggests_the_right_one(workdir):
 def test_help_is_fast_and_does_not_import_tensorflow():
     code = "import sys; from search.cli import app; assert 'tensorflow' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
-    exe = Path(sys.executable).parent / "fsearch"  # the console script of this environment
-    proc = subprocess.run([exe, "--help"], capture_output=True, text=True, timeout=60)
+    proc = subprocess.run([FSEARCH, "--help"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and "run" in proc.stdout and "export" in proc.stdout
+
+
+@pytest.mark.slow
+def test_a_failed_export_leaves_the_previous_one_whole(tiny_config, real_data_dir, monkeypatch):
+    assert run_tiny(tiny_config, real_data_dir, 2).exit_code == 0
+    best = Path("studies/tiny/best")
+    before = {p.name: p.read_bytes() for p in best.iterdir()}
+    assert set(before) == {"model.keras", "model-card.json", "model-card.md"}
+
+    from search import exporting
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the test set could not be read")
+
+    monkeypatch.setattr(exporting, "evaluate", broken)
+    r = invoke("export", "--study", "tiny", "--data-dir", real_data_dir)
+    assert isinstance(r.exception, RuntimeError)
+    assert {p.name: p.read_bytes() for p in best.iterdir()} == before  # no scratch left either
+
+
+@pytest.mark.slow
+def test_export_refuses_a_kept_model_changed_in_the_artifact_store(tiny_config, real_data_dir):
+    assert run_tiny(tiny_config, real_data_dir, 2).exit_code == 0
+    card = json.loads(Path("studies/tiny/best/model-card.json").read_text())
+    (kept,) = [p for p in Path("studies/artifacts").iterdir() if p.stat().st_size > 0][:1]
+    for model in Path("studies/artifacts").iterdir():
+        model.write_bytes(model.read_bytes() + b"tampered")
+    r = invoke("export", "--study", "tiny", "--data-dir", real_data_dir, "--out", "again")
+    assert r.exit_code == 2 and "is not the file that was kept" in r.output, r.output
+    assert r.output.strip().count("\n") == 0 and not Path("again/model.keras").exists()
+    assert card["model_sha256"] and kept.exists()
+
+
+def test_cmaes_on_a_shared_database_needs_trust_storage(workdir):
+    url = "postgresql+psycopg://u@127.0.0.1:9/x"
+    r = invoke("run", "--sampler", "cmaes", "--storage", url, "--trials", 1)
+    assert r.exit_code == 2 and "loads its state with pickle" in r.output
+    assert "--trust-storage" in r.output
+    r = invoke("run", "--sampler", "cmaes", "--storage", url, "--trials", 1, "--trust-storage")
+    assert r.exit_code == 2 and "cannot reach storage" in r.output  # got past the check

@@ -4,15 +4,7 @@ import pytest
 
 from search.config import Choice, Fixed, FloatRange, IntRange, load_config, parse_config
 from search.errors import ConfigError
-from tests.conftest import TINY_TOML
-
-
-def _raw(**space_overrides):
-    import tomllib
-
-    raw = tomllib.loads(TINY_TOML)
-    raw["space"].update(space_overrides)
-    return raw
+from tests.helpers import raw_config
 
 
 def test_default_config_loads_and_covers_the_issue_space():
@@ -29,7 +21,7 @@ def test_default_config_loads_and_covers_the_issue_space():
 
 
 def test_parse_kinds():
-    cfg = parse_config(_raw(width=32, optimizer=["adam"], dropout={"low": 0.1, "high": 0.1}))
+    cfg = parse_config(raw_config(width=32, optimizer=["adam"], dropout={"low": 0.1, "high": 0.1}))
     assert cfg.space["width"] == Fixed(32)
     assert cfg.space["optimizer"] == Fixed("adam")  # a one-element list is a fixed value
     assert cfg.space["dropout"] == Fixed(0.1)
@@ -58,24 +50,24 @@ def test_parse_kinds():
 )
 def test_bad_space_entries_name_the_key_and_fix(change, message):
     with pytest.raises(ConfigError) as e:
-        parse_config(_raw(**change), source="s.toml")
+        parse_config(raw_config(**change), source="s.toml")
     assert message in str(e.value)
     assert "s.toml [space]" in str(e.value)
 
 
 def test_unknown_table_and_study_key():
-    raw = _raw()
+    raw = raw_config()
     raw["studdy"] = {}
     with pytest.raises(ConfigError, match="unknown table 'studdy'; did you mean 'study'"):
         parse_config(raw)
-    raw = _raw()
+    raw = raw_config()
     raw["study"]["prunner"] = "median"
     with pytest.raises(ConfigError, match="unknown key 'prunner'; did you mean 'pruner'"):
         parse_config(raw)
 
 
 def test_missing_space_key():
-    raw = _raw()
+    raw = raw_config()
     del raw["space"]["dropout"]
     with pytest.raises(ConfigError, match="missing dropout"):
         parse_config(raw)
@@ -83,23 +75,23 @@ def test_missing_space_key():
 
 @pytest.mark.parametrize("name", ["../x", "/etc/x", "a/b", "..", "", ".hidden", "x" * 101])
 def test_study_names_that_would_escape_a_directory_are_refused(name):
-    raw = _raw()
+    raw = raw_config()
     raw["study"]["name"] = name
     with pytest.raises(ConfigError, match="is not allowed"):
         parse_config(raw)
 
 
 def test_overrides_are_validated():
-    cfg = parse_config(_raw())
+    cfg = parse_config(raw_config())
     assert cfg.replace_study(name="other", sampler="random").study.sampler == "random"
     with pytest.raises(ConfigError, match="is not allowed"):
         cfg.replace_study(name="../up")
 
 
 def test_fingerprint_tracks_the_objective_only():
-    a = parse_config(_raw())
-    assert a.fingerprint() == parse_config(_raw()).fingerprint()
-    assert a.fingerprint() != parse_config(_raw(dropout=0.2)).fingerprint()
+    a = parse_config(raw_config())
+    assert a.fingerprint() == parse_config(raw_config()).fingerprint()
+    assert a.fingerprint() != parse_config(raw_config(dropout=0.2)).fingerprint()
     # Sampler, pruner and speed knobs may change on resume without changing the fingerprint.
     assert a.fingerprint() == a.replace_study(sampler="random", pruner="none").fingerprint()
 
@@ -107,16 +99,16 @@ def test_fingerprint_tracks_the_objective_only():
 def test_lr_schedule_is_optional_and_constant_by_default():
     # Leaving it out means what every config meant before the key existed, fingerprint included,
     # so a study created then still resumes.
-    plain = parse_config(_raw())
+    plain = parse_config(raw_config())
     assert plain.space["lr_schedule"] == Fixed("constant")
-    explicit = parse_config(_raw(lr_schedule="constant"))
+    explicit = parse_config(raw_config(lr_schedule="constant"))
     assert explicit.fingerprint() == plain.fingerprint()
     assert "lr_schedule" not in plain.objective_dict()["space"]
-    cosine = parse_config(_raw(lr_schedule="cosine"))
+    cosine = parse_config(raw_config(lr_schedule="cosine"))
     assert cosine.fingerprint() != plain.fingerprint()
-    assert parse_config(_raw(lr_schedule=["constant", "cosine"])).space["lr_schedule"] == Choice(
-        ("constant", "cosine")
-    )
+    assert parse_config(raw_config(lr_schedule=["constant", "cosine"])).space[
+        "lr_schedule"
+    ] == Choice(("constant", "cosine"))
 
 
 def test_config_file_errors(tmp_path):
@@ -135,7 +127,7 @@ def test_bootstrap_count_reaches_the_pruner(pruner):
     from search.runner import make_pruner
 
     def pruned_at_first_rung(bootstrap: int) -> list[bool]:
-        raw = _raw()
+        raw = raw_config()
         raw["study"].update(pruner=pruner, bootstrap_count=bootstrap)
         cfg = parse_config(raw)
         assert cfg.study.bootstrap_count == bootstrap
@@ -157,7 +149,14 @@ def test_bootstrap_count_reaches_the_pruner(pruner):
 
 
 def test_bootstrap_count_must_not_be_negative():
-    raw = _raw()
+    raw = raw_config()
     raw["study"]["bootstrap_count"] = -1
     with pytest.raises(ConfigError, match="bootstrap_count must be >= 0, got -1"):
         parse_config(raw)
+
+
+def test_study_name_with_a_trailing_newline_is_refused():
+    from search.config import validate_study_name
+
+    with pytest.raises(ConfigError, match="is not allowed"):
+        validate_study_name("foo\n")

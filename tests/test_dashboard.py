@@ -14,21 +14,17 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
 
 import optuna
 import pytest
-from tiny_study import N_TRIALS, build_tiny_study
-from typer.testing import CliRunner
 
-from search.cli import app
+from tests.helpers import FSEARCH, ROOT, create_study, invoke
+from tests.tiny_study import N_TRIALS
 
-ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
-FSEARCH = Path(sys.executable).parent / "fsearch"  # the console script of this environment
 # Headless, and nothing that reaches beyond the loopback server under test.
 CHROMIUM_FLAGS = (
     "--headless",
@@ -44,13 +40,6 @@ CHROMIUM_FLAGS = (
     # Let the single-page app fetch the study before the DOM is dumped.
     "--virtual-time-budget=15000",
 )
-
-runner = CliRunner()
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory, real_data_dir):
-    return build_tiny_study(tmp_path_factory, real_data_dir)
 
 
 def chromium() -> str:
@@ -98,11 +87,11 @@ def run_chromium(args: list[str], profile: Path) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.slow
-def test_dashboard_shows_the_study_in_chromium(tiny, tmp_path):
+def test_dashboard_shows_the_study_in_chromium(tiny_study, tmp_path):
     chromium()  # skip (or fail in CI) before starting anything
     port = free_port()
     proc = subprocess.Popen(
-        [FSEARCH, "dashboard", "--storage", tiny.storage, "--artifacts", tiny.artifacts,
+        [FSEARCH, "dashboard", "--storage", tiny_study.storage, "--artifacts", tiny_study.artifacts,
          "--port", str(port)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -113,9 +102,11 @@ def test_dashboard_shows_the_study_in_chromium(tiny, tmp_path):
         base = f"http://127.0.0.1:{port}"
         with urllib.request.urlopen(f"{base}/api/studies", timeout=30) as resp:
             studies = json.load(resp)["study_summaries"]
-        (study_id,) = [s["study_id"] for s in studies if s["study_name"] == tiny.name]
+        (study_id,) = [s["study_id"] for s in studies if s["study_name"] == tiny_study.name]
         # The trial list, open at the best trial: the one whose model was kept.
-        best = optuna.load_study(study_name=tiny.name, storage=tiny.storage).best_trial.number
+        best = optuna.load_study(
+            study_name=tiny_study.name, storage=tiny_study.storage
+        ).best_trial.number
         url = f"{base}/dashboard/studies/{study_id}/trials?numbers={best}"
 
         text = ""
@@ -125,7 +116,7 @@ def test_dashboard_shows_the_study_in_chromium(tiny, tmp_path):
             text = page_text(dom.stdout)
             if f"{N_TRIALS} Trials" in text:
                 break
-        assert tiny.name in text, text[:2000]
+        assert tiny_study.name in text, text[:2000]
         assert f"{N_TRIALS} Trials" in text, text[:2000]
         assert f"Trial {best} (trial_id" in text
         assert "model.keras" in text  # the kept model, from the attached artifact store
@@ -149,15 +140,12 @@ def test_dashboard_shows_the_study_in_chromium(tiny, tmp_path):
 
 
 def test_port_in_use_is_one_line(tiny_config):
-    from search import storage as st
-    from search.config import load_config
-
-    st.create_or_load_study(st.open_storage(None), load_config(tiny_config))
+    create_study(tiny_config)
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        r = runner.invoke(app, ["dashboard", "--port", str(port)])
+        r = invoke("dashboard", "--port", port)
     assert r.exit_code == 2
     assert f"port {port} on 127.0.0.1 is already in use; pass --port N" in r.output
     assert r.output.strip().count("\n") == 0
@@ -172,18 +160,25 @@ def test_port_in_use_is_one_line(tiny_config):
     ],
 )
 def test_bad_storage_is_one_line(workdir, url, message):
-    r = runner.invoke(app, ["dashboard", "--storage", url, "--port", str(free_port())])
+    r = invoke("dashboard", "--storage", url, "--port", free_port())
     assert r.exit_code == 2 and message in r.output
     assert "hunter2" not in r.output and r.output.strip().count("\n") == 0
     assert not (workdir / "nowhere").exists()
 
 
-def test_bad_host_and_port(tiny_config):
-    from search import storage as st
-    from search.config import load_config
+def test_a_host_beyond_loopback_is_refused_without_allow_remote(tiny_config):
+    create_study(tiny_config)
+    with socket.socket() as busy:  # were it not refused, it would fail to bind, not serve
+        busy.bind(("0.0.0.0", 0))
+        busy.listen()
+        r = invoke("dashboard", "--host", "0.0.0.0", "--port", busy.getsockname()[1])
+    assert r.exit_code == 2 and "the dashboard has no login); add --allow-remote" in r.output
+    assert r.output.strip().count("\n") == 0
 
-    st.create_or_load_study(st.open_storage(None), load_config(tiny_config))
-    r = runner.invoke(app, ["dashboard", "--host", "no-such-host.invalid"])
+
+def test_bad_host_and_port(tiny_config):
+    create_study(tiny_config)
+    r = invoke("dashboard", "--host", "no-such-host.invalid", "--allow-remote")
     assert r.exit_code == 2 and "is not a known address" in r.output
-    r = runner.invoke(app, ["dashboard", "--port", "70000"])
+    r = invoke("dashboard", "--port", "70000")
     assert r.exit_code == 2 and "--port must be between 0 and 65535" in r.output

@@ -3,35 +3,20 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from search.cli import app
 from search.config import Choice, Fixed, load_config, parse_config
 from search.errors import ConfigError
 from search.runner import make_sampler
 from search.space import grid_search_space, grid_size
+from tests.helpers import DEFAULT_DB, LAB_BASELINE, ROOT, invoke
 
-ROOT = Path(__file__).resolve().parent.parent
 SEED_LAB = sorted((ROOT / "studies").glob("seed-lab-*.toml"))
 
 
 def grid_toml(**space) -> dict:
-    base = {
-        "layers": [1, 2],
-        "width": [16, 32],
-        "activation": "relu",
-        "optimizer": "sgd",
-        "learning_rate": 0.1,
-        "momentum": 0.0,
-        "regularizer": "none",
-        "reg_strength": 0.0,
-        "dropout": 0.0,
-        "batch_size": 32,
-        "epochs": 2,
-    }
+    base = {"layers": [1, 2], "width": [16, 32], "activation": "relu", **LAB_BASELINE, "epochs": 2}
     return {
         "study": {"name": "g", "sampler": "grid"},
         "model": {"width_per_layer": False},
@@ -62,10 +47,10 @@ def test_a_range_in_a_grid_study_is_refused():
 
 
 def test_sampler_grid_override_on_a_range_config(tiny_config):
-    r = CliRunner().invoke(app, ["run", "--config", str(tiny_config), "--sampler", "grid"])
+    r = invoke("run", "--config", tiny_config, "--sampler", "grid")
     assert r.exit_code == 2 and "the grid sampler needs a value or a list" in r.output
     assert "layers, width, learning_rate" in r.output
-    assert not Path("studies/fsearch.db").exists()
+    assert not DEFAULT_DB.exists()
 
 
 def test_grid_order_does_not_depend_on_the_process_seed():

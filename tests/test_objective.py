@@ -8,10 +8,12 @@ import optuna
 import pytest
 
 from search import storage as st
+from search import studies
+from search.artifacts import kept_models, open_artifact_store
 from search.config import parse_config
 from search.data import load_split
-from search.objective import KEPT_ATTR, Objective
-from tests.test_config import _raw
+from search.objective import Objective
+from tests.helpers import raw_config
 
 pytestmark = pytest.mark.slow
 
@@ -22,20 +24,21 @@ class AlwaysPrune(optuna.pruners.BasePruner):
 
 
 @pytest.fixture
-def tiny(real_data_dir):
-    cfg = parse_config(_raw())
+def tiny_split(real_data_dir):
+    cfg = parse_config(raw_config())
     return cfg, load_split(cfg.data, real_data_dir)
 
 
 def _study(tmp_path, cfg, pruner=None):
     storage = st.open_storage(f"sqlite:///{tmp_path}/o.db")
-    return st.create_or_load_study(storage, cfg, pruner=pruner or optuna.pruners.NopPruner())[0]
+    pruner = pruner or optuna.pruners.NopPruner()
+    return studies.create_or_load_study(storage, cfg, pruner=pruner)[0]
 
 
-def test_complete_trial_reports_every_epoch_and_returns_best_epoch(tmp_path, tiny):
-    cfg, split = tiny
+def test_complete_trial_reports_every_epoch_and_returns_best_epoch(tmp_path, tiny_split):
+    cfg, split = tiny_split
     study = _study(tmp_path, cfg)
-    store = st.open_artifact_store(tmp_path / "art")
+    store = open_artifact_store(tmp_path / "art")
     study.optimize(Objective(cfg, split, artifact_store=store), n_trials=1)
     t = study.trials[0]
     assert t.state == optuna.trial.TrialState.COMPLETE
@@ -45,11 +48,11 @@ def test_complete_trial_reports_every_epoch_and_returns_best_epoch(tmp_path, tin
     for key in ("n_params", "sec_per_epoch", "end_reason", "hyperparams", "architecture"):
         assert key in t.user_attrs
     assert t.user_attrs["end_reason"] == "completed"
-    assert study.user_attrs[KEPT_ATTR][0]["trial"] == 0
+    assert kept_models(study)[0]["trial"] == 0
 
 
-def test_forced_pruner_prunes_after_first_epoch(tmp_path, tiny):
-    cfg, split = tiny
+def test_forced_pruner_prunes_after_first_epoch(tmp_path, tiny_split):
+    cfg, split = tiny_split
     study = _study(tmp_path, cfg, pruner=AlwaysPrune())
     study.optimize(Objective(cfg, split), n_trials=1)
     t = study.trials[0]
@@ -60,7 +63,7 @@ def test_forced_pruner_prunes_after_first_epoch(tmp_path, tiny):
 def test_divergence_ends_the_trial_as_pruned_with_the_reason(tmp_path, real_data_dir):
     # 1e30: the first update overflows float32, so the loss is inf or NaN whatever the sampled
     # widths and dropout (at 1e6 the ReLUs could all die first and the clipped loss stay finite).
-    raw = _raw(optimizer="sgd", learning_rate=1e30, momentum=0.9, epochs=5)
+    raw = raw_config(optimizer="sgd", learning_rate=1e30, momentum=0.9, epochs=5)
     cfg = parse_config(raw)
     split = load_split(cfg.data, real_data_dir)
     study = _study(tmp_path, cfg)
@@ -72,22 +75,20 @@ def test_divergence_ends_the_trial_as_pruned_with_the_reason(tmp_path, real_data
     assert t.user_attrs["epochs_run"] == 1  # stopped at once, not trained to the end
 
 
-def test_only_top_k_models_stay_on_disk(tmp_path, tiny):
-    cfg, split = tiny  # keep_models = 2
+def test_only_top_k_models_stay_on_disk(tmp_path, tiny_split):
+    cfg, split = tiny_split  # keep_models = 2
     study = _study(tmp_path, cfg)
     store_dir = tmp_path / "art"
-    study.optimize(
-        Objective(cfg, split, artifact_store=st.open_artifact_store(store_dir)), n_trials=4
-    )
-    kept = study.user_attrs[KEPT_ATTR]
+    study.optimize(Objective(cfg, split, artifact_store=open_artifact_store(store_dir)), n_trials=4)
+    kept = kept_models(study)
     assert len(kept) == 2 and kept[0]["value"] >= kept[1]["value"]
     assert sorted(p.name for p in store_dir.iterdir()) == sorted(e["artifact_id"] for e in kept)
     best = max(t.value for t in study.trials if t.value is not None and math.isfinite(t.value))
     assert kept[0]["value"] == best
 
 
-def test_a_raising_trial_records_its_error(tmp_path, tiny, monkeypatch):
-    cfg, split = tiny
+def test_a_raising_trial_records_its_error(tmp_path, tiny_split, monkeypatch):
+    cfg, split = tiny_split
     study = _study(tmp_path, cfg)
     objective = Objective(cfg, split)
     monkeypatch.setattr(objective, "_train", lambda trial, hp: 1 / 0)

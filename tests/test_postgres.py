@@ -9,19 +9,14 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from pathlib import Path
 
 import optuna
 import pytest
 from sqlalchemy.exc import OperationalError
-from typer.testing import CliRunner
 
 from search import storage as st
-from search.cli import app
 from search.errors import StorageError
-from tests.conftest import pg_terminate
-
-FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+from tests.helpers import DEFAULT_DB, invoke, pg_terminate, study_states
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -42,13 +37,6 @@ def new_study(url: str, *, heartbeat: bool = False) -> optuna.Study:
     return optuna.create_study(
         study_name=f"t-{uuid.uuid4().hex[:8]}", storage=storage, direction="maximize"
     )
-
-
-def states(study: optuna.Study) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for t in study.get_trials(deepcopy=False):
-        out[t.state.name] = out.get(t.state.name, 0) + 1
-    return out
 
 
 def test_budget_counts_finished_running_and_waiting(backend):
@@ -119,18 +107,6 @@ def test_stale_trial_is_failed_and_requeued_in_one_step(backend, fast_heartbeat)
     # The retries took the slots back: no new trial, but the queued ones run.
     again = study.ask()
     assert again.params.get("x") in (None, dead.params["x"])
-
-
-def test_heartbeat_settings_are_validated(monkeypatch):
-    from search.errors import ConfigError
-
-    monkeypatch.setenv("FSEARCH_HEARTBEAT_S", "5")
-    monkeypatch.setenv("FSEARCH_GRACE_S", "5")
-    with pytest.raises(ConfigError, match="must exceed"):
-        st.heartbeat_settings()
-    monkeypatch.setenv("FSEARCH_GRACE_S", "soon")
-    with pytest.raises(ConfigError, match="positive number of seconds"):
-        st.heartbeat_settings()
 
 
 def _flaky(monkeypatch, name: str, *, fail_times: int, after_call: bool = False) -> list[int]:
@@ -204,14 +180,10 @@ def test_terminated_connections_are_replaced(pg_url):
     study.tell(study.ask(), 0.1)
     assert pg_terminate(pg_url) >= 1  # our pooled connection dies
     study.tell(study.ask(), 0.2)  # pre-ping / retry reconnects
-    assert states(study) == {"COMPLETE": 2}
+    assert study_states(study) == {"COMPLETE": 2}
 
 
 # ---------------------------------------------------------------------------- bad input
-
-
-def invoke(*args):
-    return CliRunner().invoke(app, [str(a) for a in args])
 
 
 @pytest.mark.parametrize(
@@ -229,4 +201,4 @@ def test_bad_server_urls_are_one_line(pg_url, tiny_config, url, message):
     assert r.exit_code == 2, r.output
     assert message in r.output and "Traceback" not in r.output
     assert "hunter2" not in r.output and r.output.strip().count("\n") == 0
-    assert not Path("studies/fsearch.db").exists()
+    assert not DEFAULT_DB.exists()

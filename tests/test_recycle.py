@@ -3,14 +3,14 @@ study goes on to exactly N, with --timeout counted from the first start."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import subprocess
-from pathlib import Path
 
 import pytest
 
-from tests.conftest import fsearch_run_cmd
+from tests.helpers import DEFAULT_DB, fsearch_run_cmd, n_finished, trial_states
 
 pytestmark = pytest.mark.slow
 
@@ -27,10 +27,10 @@ def test_worker_restarts_and_reaches_exactly_n(tiny_config, real_data_dir):
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.count("restarting this worker after 2 trials") == 2
     assert "done: 5/5 finished" in proc.stdout
-    with sqlite3.connect("studies/fsearch.db") as conn:
-        states = dict(conn.execute("SELECT state, COUNT(*) FROM trials GROUP BY state"))
+    states = trial_states()
+    with contextlib.closing(sqlite3.connect(DEFAULT_DB)) as conn:
         numbers = [n for (n,) in conn.execute("SELECT number FROM trials ORDER BY number")]
-    assert states.get("COMPLETE", 0) + states.get("PRUNED", 0) == 5
+    assert n_finished(states) == 5
     assert "RUNNING" not in states and numbers == list(range(len(numbers)))
 
 
@@ -38,4 +38,4 @@ def test_bad_recycle_setting_is_one_line(tiny_config, real_data_dir):
     proc = _fsearch_run(tiny_config, real_data_dir, trials=1, recycle="often")
     assert proc.returncode == 2
     assert "FSEARCH_RECYCLE_TRIALS must be a whole number" in proc.stderr
-    assert not Path("studies/fsearch.db").exists()  # refused before touching the database
+    assert not DEFAULT_DB.exists()  # refused before touching the database

@@ -11,11 +11,8 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from tiny_study import N_TRIALS, build_tiny_study
-from typer.testing import CliRunner
 
-from search.cli import app
-from search.report import (
+from search.reporting import (
     LAB_STUDIES,
     PLOTS,
     Run,
@@ -25,18 +22,10 @@ from search.report import (
     lab_tables,
     study_tables,
 )
+from tests.helpers import LAB_BASELINE, ROOT, invoke
+from tests.tiny_study import N_TRIALS
 
-runner = CliRunner()
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-def invoke(*args):
-    return runner.invoke(app, [str(a) for a in args])
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory, real_data_dir):
-    return build_tiny_study(tmp_path_factory, real_data_dir)
 
 
 def png_size(path: Path) -> tuple[int, int]:
@@ -61,9 +50,9 @@ class Links(HTMLParser):
 
 
 @pytest.mark.slow
-def test_report_of_a_real_study(tiny, tmp_path):
+def test_report_of_a_real_study(tiny_study, tmp_path):
     out = tmp_path / "report"
-    r = invoke("report", "--study", tiny.name, "--storage", tiny.storage, "--out", out)
+    r = invoke("report", "--study", tiny_study.name, "--storage", tiny_study.storage, "--out", out)
     assert r.exit_code == 0, r.output
     assert f"wrote {out / 'index.html'}" in r.output.replace("\n", "")
 
@@ -120,15 +109,15 @@ def test_report_bad_input(tiny_config, tmp_path):
 
 
 @pytest.mark.slow
-def test_report_refuses_a_file_as_out_and_unknown_studies(tiny, tmp_path):
+def test_report_refuses_a_file_as_out_and_unknown_studies(tiny_study, tmp_path):
     f = tmp_path / "afile"
     f.write_text("x")
-    r = invoke("report", "-s", tiny.name, "--storage", tiny.storage, "--out", f)
+    r = invoke("report", "-s", tiny_study.name, "--storage", tiny_study.storage, "--out", f)
     assert r.exit_code == 2 and "is a file; give a directory" in r.output
-    r = invoke("report", "-s", "nope", "--storage", tiny.storage, "--out", tmp_path / "r")
+    r = invoke("report", "-s", "nope", "--storage", tiny_study.storage, "--out", tmp_path / "r")
     assert r.exit_code == 2 and "no study named 'nope'" in r.output
     assert not (tmp_path / "r").exists()
-    r = invoke("report", "--lab", "--storage", tiny.storage, "--out", tmp_path / "r")
+    r = invoke("report", "--lab", "--storage", tiny_study.storage, "--out", tmp_path / "r")
     assert r.exit_code == 2 and "scripts/seed-lab.sh" in r.output
 
 
@@ -136,22 +125,12 @@ def test_report_refuses_a_file_as_out_and_unknown_studies(tiny, tmp_path):
 
 
 def run(study: str, n: int, widths, value, *, state="complete", **hp) -> Run:
-    base = {
-        "optimizer": "sgd",
-        "learning_rate": 0.1,
-        "momentum": 0.0,
-        "regularizer": "none",
-        "reg_strength": 0.0,
-        "dropout": 0.0,
-        "batch_size": 32,
-        "epochs": 10,
-    }
     return Run(
         study=study,
         trial=n,
         state=state,
         value=value if state == "complete" else None,
-        hp={**base, **hp, "widths": list(widths)},
+        hp={**LAB_BASELINE, "epochs": 10, **hp, "widths": list(widths)},
         architecture="x".join(map(str, (784, *widths, 10))),
         curve=(),
     )
@@ -235,11 +214,7 @@ def test_sampled_values_are_binned():
 
 
 def test_lab_studies_match_the_configs():
-    names = sorted(p.stem for p in Path("studies").glob("seed-lab-*.toml"))
-    if not names:  # run from another directory
-        names = sorted(
-            p.stem for p in (Path(__file__).parent.parent / "studies").glob("seed-lab-*.toml")
-        )
+    names = sorted(p.stem for p in (ROOT / "studies").glob("seed-lab-*.toml"))
     assert sorted(LAB_STUDIES) == names
 
 

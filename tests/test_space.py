@@ -6,7 +6,7 @@ import pytest
 from search.config import parse_config
 from search.model import count_params
 from search.space import Hyperparams, suggest
-from tests.test_config import _raw
+from tests.helpers import raw_config
 
 
 def _params(cfg, seed=0, n=30):
@@ -20,7 +20,7 @@ def _params(cfg, seed=0, n=30):
 
 
 def test_conditional_parameters_are_only_suggested_where_they_matter():
-    cfg = parse_config(_raw())
+    cfg = parse_config(raw_config())
     for hp, params in _params(cfg):
         assert ("momentum" in params) == (hp.optimizer == "sgd")
         assert ("reg_strength" in params) == (hp.regularizer != "none")
@@ -33,14 +33,14 @@ def test_conditional_parameters_are_only_suggested_where_they_matter():
 
 
 def test_shared_width():
-    raw = _raw()
+    raw = raw_config()
     raw["model"] = {"width_per_layer": False}
     for hp, params in _params(parse_config(raw)):
         assert "width" in params and len(set(hp.widths)) == 1
 
 
 def test_fixed_values_are_not_trial_params():
-    cfg = parse_config(_raw(layers=2, optimizer="adam", regularizer="none", width=64))
+    cfg = parse_config(raw_config(layers=2, optimizer="adam", regularizer="none", width=64))
     hp, params = _params(cfg, n=1)[0]
     assert hp.widths == (64, 64)
     assert "optimizer" not in params and "layers" not in params
@@ -56,7 +56,7 @@ def test_hyperparams_round_trip_and_architecture():
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_suggest_is_deterministic_for_a_seed(seed):
-    cfg = parse_config(_raw())
+    cfg = parse_config(raw_config())
     assert [p for p, _ in _params(cfg, seed=seed, n=5)] == [
         p for p, _ in _params(cfg, seed=seed, n=5)
     ]

@@ -1,11 +1,15 @@
+"""search/storage.py: storage URLs, open_storage's checks and the heartbeat settings.
+
+The shared-study behaviour (budget, stale trials, retry) is in test_postgres.py, on both
+backends.
+"""
+
 from __future__ import annotations
 
 import pytest
 
 from search import storage as st
-from search.config import parse_config
-from search.errors import StorageError, StudyError
-from tests.test_config import _raw
+from search.errors import ConfigError, StorageError
 
 
 @pytest.mark.parametrize(
@@ -16,17 +20,25 @@ from tests.test_config import _raw
         ("sqlite://", "in-memory SQLite"),
     ],
 )
-def test_bad_urls(url, message):
+def test_parse_url_refuses_bad_urls_with_the_reason(url, message):
     with pytest.raises(StorageError, match=message):
         st.parse_url(url)
 
 
-def test_mask_hides_passwords():
+def test_parse_url_of_sqlite_gives_the_database_file_and_of_a_server_none():
+    info = st.parse_url("sqlite:///studies/x.db")
+    assert (info.dialect, info.sqlite_path.as_posix()) == ("sqlite", "studies/x.db")
+    info = st.parse_url("postgresql+psycopg://bob:s3cret@db/x")
+    assert (info.dialect, info.sqlite_path) == ("postgresql", None)
+    assert info.masked == "postgresql+psycopg://bob:***@db/x"
+
+
+def test_mask_replaces_the_password_even_in_an_unparseable_url():
     assert st.mask("postgresql+psycopg://bob:s3cret@db/x") == "postgresql+psycopg://bob:***@db/x"
     assert "s3cret" not in st.mask("garbage://bob:s3cret@@")
 
 
-def test_unreachable_server_is_one_line_without_password():
+def test_unreachable_server_is_one_line_without_the_password():
     url = "postgresql+psycopg://bob:s3cret@127.0.0.1:9/x"
     with pytest.raises(StorageError) as e:
         st.open_storage(url)
@@ -34,110 +46,91 @@ def test_unreachable_server_is_one_line_without_password():
     assert "cannot reach storage" in msg and "s3cret" not in msg and "\n" not in msg
 
 
-def test_sqlite_under_a_file_is_refused(tmp_path):
+def test_sqlite_file_under_a_file_is_refused(tmp_path):
     (tmp_path / "afile").write_text("x")
     with pytest.raises(StorageError, match="is a file"):
         st.open_storage(f"sqlite:///{tmp_path}/afile/db.sqlite")
 
 
-def test_must_exist(tmp_path):
+def test_must_exist_refuses_a_missing_sqlite_file_without_creating_it(tmp_path):
     with pytest.raises(StorageError, match="no study database"):
         st.open_storage(f"sqlite:///{tmp_path}/none.db", must_exist=True)
     assert not (tmp_path / "none.db").exists()
 
 
-def test_default_url_and_artifacts(workdir, monkeypatch):
+def test_resolve_url_is_the_given_url_else_the_env_else_studies_fsearch_db(workdir, monkeypatch):
     assert st.resolve_url(None) == "sqlite:///studies/fsearch.db"
     monkeypatch.setenv("FSEARCH_STORAGE", "sqlite:///elsewhere/x.db")
     assert st.resolve_url(None) == "sqlite:///elsewhere/x.db"
-    assert st.artifact_dir(None).as_posix() == "elsewhere/artifacts"
-    assert st.artifact_dir(None, "shared/models").as_posix() == "shared/models"
+    assert st.resolve_url("sqlite:///given.db") == "sqlite:///given.db"
 
 
-def test_changed_space_is_refused_and_can_be_allowed(tmp_path):
-    storage = st.open_storage(f"sqlite:///{tmp_path}/s.db")
-    cfg = parse_config(_raw())
-    study, created = st.create_or_load_study(storage, cfg)
-    assert created
-    again, created = st.create_or_load_study(storage, cfg)
-    assert not created and again.study_name == study.study_name
-    changed = parse_config(_raw(dropout=0.2))
-    with pytest.raises(StudyError, match=r"different search space \(space.dropout.* changed\)"):
-        st.create_or_load_study(storage, changed)
-    _, created = st.create_or_load_study(storage, changed, allow_space_change=True)
-    assert st.create_or_load_study(storage, changed)[0].user_attrs[st.ATTR_FINGERPRINT] == (
-        changed.fingerprint()
-    )
+def test_heartbeat_settings_must_be_positive_seconds_with_grace_above_interval(monkeypatch):
+    monkeypatch.setenv("FSEARCH_HEARTBEAT_S", "5")
+    monkeypatch.setenv("FSEARCH_GRACE_S", "5")
+    with pytest.raises(ConfigError, match="must exceed"):
+        st.heartbeat_settings()
+    monkeypatch.setenv("FSEARCH_GRACE_S", "soon")
+    with pytest.raises(ConfigError, match="positive number of seconds"):
+        st.heartbeat_settings()
+    monkeypatch.setenv("FSEARCH_GRACE_S", "6")
+    assert st.heartbeat_settings() == (5, 6)
 
 
-def test_unknown_study_lists_known_ones(tmp_path):
-    storage = st.open_storage(f"sqlite:///{tmp_path}/s.db")
-    st.create_or_load_study(storage, parse_config(_raw()))
-    with pytest.raises(StudyError, match=r"no study named 'nope' .*studies: tiny"):
-        st.load_study(storage, "nope")
-
-
-@pytest.mark.parametrize(
-    ("url", "bucket", "prefix"),
-    [("s3://models", "models", ""), ("s3://models/fsearch/big/", "models", "fsearch/big/")],
-)
-def test_s3_artifact_urls(url, bucket, prefix):
-    assert st.parse_s3_url(url) == (bucket, prefix)
-    assert st.artifact_dir(None, url) == url  # kept as a URL, not squashed into a Path
-
-
-@pytest.mark.parametrize("url", ["s3://", "s3:/models", "s3:models"])
-def test_malformed_s3_urls(url):
-    with pytest.raises(StorageError, match=r"expected s3://BUCKET\[/PREFIX\]"):
-        st.parse_s3_url(url)
-
-
-def test_s3_store_is_optunas_boto3_store(monkeypatch):
-    import sys
-    import types
-
-    import optuna.artifacts
-
-    made = {}
-
-    class FakeBoto3Store:
-        def __init__(self, bucket, client=None):
-            made.update(bucket=bucket, client=client)
-
-    monkeypatch.setitem(sys.modules, "boto3", types.SimpleNamespace(client=lambda kind: kind))
-    monkeypatch.setattr(optuna.artifacts, "Boto3ArtifactStore", FakeBoto3Store)
-    assert isinstance(st.open_artifact_store("s3://models"), FakeBoto3Store)
-    assert made == {"bucket": "models", "client": "s3"}
-    store = st.open_artifact_store("s3://models/runs/a")
-    assert store.prefix == "runs/a/" and isinstance(store.store, FakeBoto3Store)
-
-
-def test_s3_without_boto3_is_one_line(monkeypatch):
-    import sys
-
-    monkeypatch.setitem(sys.modules, "boto3", None)  # import boto3 -> ImportError
-    with pytest.raises(StorageError, match=r"needs boto3: pip install 'fsearch\[s3\]'"):
-        st.open_artifact_store("s3://models")
-
-
-def test_prefixed_store_keeps_keys_under_the_prefix(tmp_path):
-    import io
-
-    inner = st.open_artifact_store(tmp_path)
-    store = st._PrefixedStore(inner, "runs/")
-    (tmp_path / "runs").mkdir()
-    store.write("abc", io.BytesIO(b"model"))
-    assert (tmp_path / "runs" / "abc").read_bytes() == b"model"
-    with store.open_reader("abc") as f:
-        assert f.read() == b"model"
-    store.remove("abc")
-    assert not (tmp_path / "runs" / "abc").exists()
-
-
-def test_bad_heartbeat_settings_create_nothing(tmp_path, monkeypatch):
-    from search.errors import ConfigError
-
+def test_bad_heartbeat_settings_are_refused_before_anything_is_created(tmp_path, monkeypatch):
     monkeypatch.setenv("FSEARCH_GRACE_S", "1")
     with pytest.raises(ConfigError, match="FSEARCH_GRACE_S"):
         st.open_storage(f"sqlite:///{tmp_path}/new/s.db", heartbeat=True)
     assert not (tmp_path / "new").exists()
+
+
+def test_mask_hides_a_password_given_in_the_query_string():
+    url = "postgresql+psycopg://bob@db/x?password=s3cret&sslmode=require"
+    assert st.mask(url) == "postgresql+psycopg://bob@db/x?password=***&sslmode=require"
+    assert st.mask_text("auth failed for s3cret", url) == "auth failed for ***"
+
+
+def test_unreachable_server_with_a_query_password_never_prints_it():
+    with pytest.raises(StorageError) as e:
+        st.open_storage("postgresql+psycopg://bob@127.0.0.1:9/x?password=s3cret")
+    assert "s3cret" not in str(e.value) and "cannot reach storage" in str(e.value)
+
+
+def test_storage_url_can_come_from_a_file_named_by_the_env(workdir, monkeypatch, tmp_path):
+    secret = tmp_path / "db-url"
+    secret.write_text("sqlite:///from/file.db\n")
+    monkeypatch.setenv("FSEARCH_STORAGE_FILE", str(secret))
+    assert st.resolve_url(None) == "sqlite:///from/file.db"
+    monkeypatch.setenv("FSEARCH_STORAGE", "sqlite:///env.db")  # a URL given directly wins
+    assert st.resolve_url(None) == "sqlite:///env.db"
+
+
+def test_an_unreadable_storage_file_is_one_line(workdir, monkeypatch, tmp_path):
+    monkeypatch.setenv("FSEARCH_STORAGE_FILE", str(tmp_path / "missing"))
+    with pytest.raises(StorageError, match="FSEARCH_STORAGE_FILE=.*cannot read it"):
+        st.resolve_url(None)
+
+
+def test_update_study_user_attr_queues_concurrent_updates_instead_of_losing_one(tmp_path):
+    """Worker A reads the attribute and is still deciding when worker B updates it: with an
+    unlocked read-modify-write, A's write would erase B's entry."""
+    import threading
+    import time
+
+    import optuna
+
+    storage = st.open_storage(f"sqlite:///{tmp_path}/s.db")
+    study = optuna.create_study(storage=storage)
+    inside = threading.Event()
+
+    def slow_append(old):
+        inside.set()
+        time.sleep(0.5)  # B tries to update meanwhile
+        return [*(old or []), "a"]
+
+    a = threading.Thread(target=st.update_study_user_attr, args=(study, "k", slow_append))
+    a.start()
+    inside.wait(10)
+    st.update_study_user_attr(study, "k", lambda old: [*(old or []), "b"])
+    a.join(30)
+    assert study.user_attrs["k"] == ["a", "b"]

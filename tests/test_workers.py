@@ -12,34 +12,32 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
-from pathlib import Path
 
 import optuna
 import pytest
 
 from search import storage as st
-from search import workers
-from tests.conftest import pg_terminate
+from search import studies, workers
+from search.config import parse_config
+from tests.helpers import (
+    FSEARCH,
+    n_finished,
+    pg_terminate,
+    raw_config,
+    study_states,
+    trial_states,
+)
 
 pytestmark = pytest.mark.slow
 
-EXE = Path(sys.executable).parent / "fsearch"  # the console script of this environment
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 
 
 def load(url: str, name: str) -> optuna.Study:
     # Through open_storage: its schema lock keeps us from racing the workers' CREATE TABLE.
     return optuna.load_study(study_name=name, storage=st.open_storage(url))
-
-
-def counts(study: optuna.Study) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for t in study.get_trials(deepcopy=False):
-        out[t.state.name] = out.get(t.state.name, 0) + 1
-    return out
 
 
 def poll(url: str, name: str) -> dict[str, int]:
@@ -49,7 +47,7 @@ def poll(url: str, name: str) -> dict[str, int]:
     storage = st.open_storage(url)
     try:
         study = optuna.load_study(study_name=name, storage=storage)
-        out = counts(study)
+        out = study_states(study)
         out["TRAINING"] = sum(
             1
             for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
@@ -62,7 +60,7 @@ def poll(url: str, name: str) -> dict[str, int]:
 
 def start(args: list[str], env: dict[str, str]) -> subprocess.Popen:
     return subprocess.Popen(
-        [str(EXE), "run", *map(str, args)],
+        [str(FSEARCH), "run", *map(str, args)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -87,8 +85,8 @@ def finish(procs: list[subprocess.Popen], timeout: float) -> list[str]:
 
 def assert_exactly(study: optuna.Study, n: int) -> None:
     trials = study.get_trials(deepcopy=False)
-    states = counts(study)
-    assert sum(1 for t in trials if t.state in FINISHED) == n, states
+    states = study_states(study)
+    assert n_finished(states) == n, states
     assert "RUNNING" not in states and "WAITING" not in states, states
     numbers = [t.number for t in trials]
     assert sorted(numbers) == list(range(len(trials))), numbers  # no duplicates, no gaps
@@ -111,7 +109,7 @@ def test_killed_worker_trial_is_rerun_and_study_ends_at_n(pg_url, tiny_config, r
             except KeyError:  # study not created yet
                 continue
             # Every worker training (a trial still sampling has no parameters to re-run).
-            if c["TRAINING"] == 3 and c.get("COMPLETE", 0) + c.get("PRUNED", 0) >= 1:
+            if c["TRAINING"] == 3 and n_finished(c) >= 1:
                 break
         else:
             pytest.fail(f"workers never ran 3 trials at once: {poll(pg_url, name)}")
@@ -131,7 +129,7 @@ def test_killed_worker_trial_is_rerun_and_study_ends_at_n(pg_url, tiny_config, r
     rerun = [t for t in trials if t.system_attrs.get("failed_trial") == lost[0].number]
     assert len(rerun) == 1 and rerun[0].state in FINISHED
     assert rerun[0].params == lost[0].params and rerun[0].params
-    print(f"\nkill: {counts(study)}; trial #{lost[0].number} re-run as #{rerun[0].number}")
+    print(f"\nkill: {study_states(study)}; trial #{lost[0].number} re-run as #{rerun[0].number}")
 
 
 @pytest.mark.postgres
@@ -158,7 +156,7 @@ def test_jobs_survive_terminated_connections(pg_url, tiny_config, real_data_dir,
         while proc.poll() is None and time.monotonic() < deadline:
             time.sleep(1.5)
             try:
-                finished = sum(poll(pg_url, name).get(s, 0) for s in ("COMPLETE", "PRUNED"))
+                finished = n_finished(poll(pg_url, name))
             except KeyError:
                 continue
             if finished < n:
@@ -171,34 +169,105 @@ def test_jobs_survive_terminated_connections(pg_url, tiny_config, real_data_dir,
     assert "Traceback" not in out and secret not in out
     study = load(pg_url, name)
     assert_exactly(study, n)
-    assert "FAIL" not in counts(study), [t.user_attrs.get("error") for t in study.trials]
+    assert "FAIL" not in study_states(study), [t.user_attrs.get("error") for t in study.trials]
     for t in study.trials:
         assert secret not in json.dumps(t.user_attrs) + json.dumps(t.system_attrs)
     assert secret not in json.dumps(study.user_attrs)
     card = (out_dir / "model-card.json").read_text() + (out_dir / "model-card.md").read_text()
     assert secret not in card and "postgresql+psycopg://postgres:***@" in card
     retries = out.count("retrying in")
-    print(f"\ncuts: {cuts} rounds, {retries} retried calls; {counts(study)}")
+    print(f"\ncuts: {cuts} rounds, {retries} retried calls; {study_states(study)}")
 
 
-def test_two_local_workers_on_sqlite(tiny_config, real_data_dir):
-    """--jobs 2 on the default SQLite file (WAL, busy timeout, retry): never 'locked'."""
+def test_four_local_workers_on_sqlite_keep_exactly_the_best_model(tiny_config, real_data_dir):
+    """--jobs 4 on the default SQLite file (WAL, busy timeout, retry): never 'locked'; and with
+    keep_models = 1 the workers' concurrent updates of the kept list lose nothing: one entry,
+    the best trial's, and one model file, no orphans."""
+    from pathlib import Path
+
+    from search.artifacts import kept_models
+
+    tiny_config.write_text(tiny_config.read_text().replace("keep_models = 2", "keep_models = 1"))
     n = 8
     proc = start(
-        ["--config", tiny_config, "--data-dir", real_data_dir, "--trials", n, "--jobs", 2,
+        ["--config", tiny_config, "--data-dir", real_data_dir, "--trials", n, "--jobs", 4,
          "--no-export"],
         {},
     )  # fmt: skip
-    out = finish([proc], timeout=300)[0]
+    out = finish([proc], timeout=400)[0]
     assert proc.returncode == 0, out
     assert "locked" not in out and "Traceback" not in out
     study = load("sqlite:///studies/fsearch.db", "tiny")
     assert_exactly(study, n)
-    assert "FAIL" not in counts(study)
-    assert "w0 | " in out and "w1 | " in out
-    # One progress bar, the parent's, counting both workers' trials; none from the workers.
+    assert "FAIL" not in study_states(study)
+    assert all(f"w{i} | " in out for i in range(4))
+    # One progress bar, the parent's, counting every worker's trials; none from the workers.
     assert "trials ━" in out and f" {n}/{n} best " in out
     assert "| trials" not in out
+    (entry,) = kept_models(study)
+    assert entry["value"] == study.best_value
+    assert [p.name for p in Path("studies/artifacts").iterdir()] == [entry["artifact_id"]]
+
+
+def test_a_jobs_parent_killed_by_sigkill_takes_its_workers_along(tiny_config, real_data_dir):
+    """No worker outlives `fsearch run --jobs`: each gets SIGTERM when the parent dies and
+    closes its trial, so nothing stays RUNNING."""
+    tiny_config.write_text(tiny_config.read_text().replace("epochs = 2", "epochs = 6"))
+    proc = start(
+        ["--config", tiny_config, "--data-dir", real_data_dir, "--trials", 50, "--jobs", 2,
+         "--no-export"],
+        {},
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and not trial_states().get("RUNNING"):
+            time.sleep(0.3)
+        children = [
+            int(pid)
+            for pid in subprocess.run(
+                ["pgrep", "-P", str(proc.pid)], capture_output=True, text=True
+            ).stdout.split()
+        ]
+        assert len(children) == 2, children
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and any(_alive(pid) for pid in children):
+            time.sleep(0.3)
+        assert not any(_alive(pid) for pid in children)
+    finally:
+        proc.kill()
+    assert "RUNNING" not in trial_states()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie (dead, not yet reaped by init) counts as gone.
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().split(") ")[1][0] != "Z"
+
+
+def test_a_killed_worker_is_reported_by_name_and_the_exit_is_non_zero():
+    from search.errors import WorkerFailed
+
+    e = WorkerFailed([0, -9])
+    assert "worker w1 was killed by SIGKILL" in str(e) and e.exit_code == 1
+    assert WorkerFailed([0, 3]).exit_code == 3
+
+
+def test_a_restarted_worker_keeps_the_config_it_started_with(tiny_config, monkeypatch):
+    """An edited TOML cannot change a running study: restarts and --jobs workers read the
+    text pinned at the first start (FSEARCH_RUN_CONFIG), not the file."""
+    monkeypatch.setattr(workers, "_restartable", True)
+    monkeypatch.delenv(workers.ENV_CONFIG, raising=False)
+    first, text = workers.pinned_config(tiny_config)
+    assert os.environ[workers.ENV_CONFIG] == text
+    tiny_config.write_text(text.replace("dropout = { low = 0.0, high = 0.3 }", "dropout = 0.5"))
+    again, _ = workers.pinned_config(tiny_config)  # what the restarted process reads
+    assert again == first and again.fingerprint() == first.fingerprint()
 
 
 def test_cores_are_split_between_workers(monkeypatch):
@@ -219,6 +288,18 @@ def test_worker_identity():
         workers.parse_worker("-1")
 
 
+def test_interrupts_caught_turns_signals_into_keyboard_interrupt_sets_the_event_and_restores():
+    signals = (signal.SIGINT, signal.SIGTERM)
+    before = {sig: signal.getsignal(sig) for sig in signals}
+    with pytest.raises(KeyboardInterrupt), workers.interrupts_caught() as interrupted:
+        assert all(signal.getsignal(sig) is not before[sig] for sig in signals)
+        assert not interrupted.is_set()
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(5)  # the handler raises at once; this line is never finished
+    assert interrupted.is_set()
+    assert {sig: signal.getsignal(sig) for sig in signals} == before
+
+
 @pytest.mark.postgres
 def test_sigint_to_jobs_closes_every_trial_and_resume_reaches_n(pg_url, tiny_config, real_data_dir):
     """Ctrl-C to `fsearch run --jobs 2`: forwarded once to each worker; nothing RUNNING."""
@@ -234,7 +315,7 @@ def test_sigint_to_jobs_closes_every_trial_and_resume_reaches_n(pg_url, tiny_con
                 c = poll(pg_url, name)
             except KeyError:
                 continue
-            if c.get("RUNNING", 0) == 2 and c.get("COMPLETE", 0) + c.get("PRUNED", 0) >= 1:
+            if c.get("RUNNING", 0) == 2 and n_finished(c) >= 1:
                 break
         else:
             pytest.fail("the two workers never ran trials at once")
@@ -246,9 +327,10 @@ def test_sigint_to_jobs_closes_every_trial_and_resume_reaches_n(pg_url, tiny_con
     assert "Run the same command again to resume" in out and "Traceback" not in out
     study = load(pg_url, name)
     # Each worker closes its trial as FAIL, or (an interrupt Python dropped, see
-    # workers.catch_interrupts) finishes it and stops right after.
-    assert "RUNNING" not in counts(study) and counts(study).get("FAIL", 0) <= 2
-    target = sum(counts(study).get(s, 0) for s in ("COMPLETE", "PRUNED")) + 1
+    # workers.interrupts_caught) finishes it and stops right after.
+    states = study_states(study)
+    assert "RUNNING" not in states and states.get("FAIL", 0) <= 2
+    target = n_finished(states) + 1
     again = start([*args, "--trials", target], {"FSEARCH_STORAGE": pg_url})
     out = finish([again], timeout=180)[0]
     assert again.returncode == 0, out
@@ -256,14 +338,12 @@ def test_sigint_to_jobs_closes_every_trial_and_resume_reaches_n(pg_url, tiny_con
 
 
 def test_run_study_stops_after_a_trial_when_an_interrupt_was_dropped(tmp_path):
-    """The safety net of workers.catch_interrupts: the flag alone stops the worker."""
+    """The safety net of workers.interrupts_caught: the flag alone stops the worker."""
     from search import runner
-    from search.config import parse_config
-    from tests.test_config import _raw
 
-    cfg = parse_config(_raw())
+    cfg = parse_config(raw_config())
     storage = st.open_storage(f"sqlite:///{tmp_path}/s.db", heartbeat=True)
-    study, _ = st.create_or_load_study(storage, cfg)
+    study, _ = studies.create_or_load_study(storage, cfg)
     ran = []
 
     def objective(trial):
@@ -272,20 +352,18 @@ def test_run_study_stops_after_a_trial_when_an_interrupt_was_dropped(tmp_path):
 
     with pytest.raises(KeyboardInterrupt):
         runner.run_study(study, objective, cfg, n_trials=5, stop_requested=lambda: bool(ran))
-    assert ran == [0] and counts(study) == {"COMPLETE": 1}
+    assert ran == [0] and study_states(study) == {"COMPLETE": 1}
 
 
 def test_run_study_ends_at_exactly_n_with_a_slot_taken_elsewhere(tmp_path, monkeypatch):
     """A worker whose last slot is held by another worker's running trial waits; when that
     trial fails, it runs the replacement and the study ends at exactly N."""
     from search import runner
-    from search.config import parse_config
-    from tests.test_config import _raw
 
     monkeypatch.setattr(runner, "IDLE_POLL_S", 0.05)
-    cfg = parse_config(_raw())
+    cfg = parse_config(raw_config())
     url = f"sqlite:///{tmp_path}/s.db"
-    study, _ = st.create_or_load_study(st.open_storage(url, heartbeat=True), cfg)
+    study, _ = studies.create_or_load_study(st.open_storage(url, heartbeat=True), cfg)
     other = optuna.load_study(study_name=study.study_name, storage=st.open_storage(url))
     held = other.ask()  # another worker's trial, running
     waits = []
@@ -299,4 +377,4 @@ def test_run_study_ends_at_exactly_n_with_a_slot_taken_elsewhere(tmp_path, monke
         study, lambda t: t.suggest_float("x", 0, 1), cfg, n_trials=3, on_wait=on_wait
     )
     assert waits[0] == (2, 1) and result.finished == 3
-    assert counts(study) == {"COMPLETE": 3, "FAIL": 1}
+    assert study_states(study) == {"COMPLETE": 3, "FAIL": 1}

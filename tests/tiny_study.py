@@ -3,8 +3,8 @@
 A grid study of 4 two-epoch runs on 2,000 images: 1 or 2 hidden layers x learning rate
 0.05 or 1e6 (with momentum 0.9). The huge learning rate makes the 2-layer net's loss NaN in its
 first epoch (a "diverged" trial); the others complete, one of them stuck at chance level. It is
-trained once per session (about 15 s) into a temporary directory; tests copy it before changing
-it.
+trained once per session (about 15 s) by the session fixture `tiny_study` (conftest.py);
+tests copy it before changing it.
 """
 
 from __future__ import annotations
@@ -14,9 +14,7 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
-from typer.testing import CliRunner
-
-from search.cli import app
+from tests.helpers import invoke
 
 TINY_GRID_TOML = """
 [study]
@@ -77,30 +75,15 @@ class TinyStudy:
         return TinyStudy(dest, dest / self.db.name, dest / "artifacts", self.name)
 
 
-def build_tiny_study(tmp_path_factory, data_dir: Path) -> TinyStudy:
-    """Train the tiny study once per session (later calls reuse it)."""
-    root = tmp_path_factory.getbasetemp() / "tiny-grid-study"
+def build_tiny_study(root: Path, data_dir: Path) -> TinyStudy:
+    """Train the tiny study into the directory `root`."""
     study = TinyStudy(root, root / "fsearch.db", root / "artifacts")
-    if (root / "done").exists():
-        return study
     root.mkdir(parents=True, exist_ok=True)
     config = root / "tiny-grid.toml"
     config.write_text(TINY_GRID_TOML)
-    r = CliRunner().invoke(
-        app,
-        [
-            "run",
-            "--config",
-            str(config),
-            "--storage",
-            study.storage,
-            "--artifacts",
-            str(study.artifacts),
-            "--data-dir",
-            str(data_dir),
-            "--no-export",
-        ],
-    )
+    r = invoke(
+        "run", "--config", config, "--storage", study.storage, "--artifacts", study.artifacts,
+        "--data-dir", data_dir, "--no-export",
+    )  # fmt: skip
     assert r.exit_code == 0, r.output
-    (root / "done").write_text("ok")
     return study

@@ -11,17 +11,18 @@ import importlib.metadata
 import json
 import os
 import platform
+import shutil
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from search.artifacts import MODEL_FILE, kept_models
 from search.config import DataSettings
-from search.data import CLASS_NAMES, load_test, read_raw
+from search.data import CLASS_NAMES, file_sha256, load_test, read_raw
 from search.errors import ExportError, StudyError
-from search.objective import KEPT_ATTR, MODEL_FILE
-from search.storage import stored_config
+from search.studies import stored_config
 
 if TYPE_CHECKING:
     import optuna
@@ -49,8 +50,8 @@ def prepare_out_dir(out: Path) -> Path:
     return out
 
 
-def best_kept_trial(study: optuna.Study) -> tuple[optuna.trial.FrozenTrial, str]:
-    """The best completed trial whose model was kept, and its artifact id."""
+def best_kept_trial(study: optuna.Study) -> tuple[optuna.trial.FrozenTrial, dict[str, Any]]:
+    """The best completed trial whose model was kept, and its kept-model entry."""
     from optuna.trial import TrialState
 
     completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
@@ -60,10 +61,10 @@ def best_kept_trial(study: optuna.Study) -> tuple[optuna.trial.FrozenTrial, str]
             f"run `fsearch run --study {study.study_name}` first"
         )
     by_number = {t.number: t for t in completed}
-    for entry in study.user_attrs.get(KEPT_ATTR, []):  # best first
+    for entry in kept_models(study):  # best first
         trial = by_number.get(entry["trial"])
         if trial is not None:
-            return trial, entry["artifact_id"]
+            return trial, entry
     raise ExportError(
         f"study {study.study_name!r} has completed trials but no kept model "
         "(were they run with another --artifacts directory?)"
@@ -73,20 +74,31 @@ def best_kept_trial(study: optuna.Study) -> tuple[optuna.trial.FrozenTrial, str]
 def _download(store, artifact_id: str, dest: Path) -> None:
     from optuna.artifacts.exceptions import ArtifactNotFound
 
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, suffix=".part")
     try:
-        with os.fdopen(fd, "wb") as out, store.open_reader(artifact_id) as src:
-            while chunk := src.read(1 << 20):
-                out.write(chunk)
-        os.replace(tmp, dest)
+        with open(dest, "wb") as out, store.open_reader(artifact_id) as src:
+            shutil.copyfileobj(src, out, 1 << 20)
     except ArtifactNotFound:
         raise ExportError(
             f"the kept model {artifact_id} is missing from the artifact store; "
             "pass the --artifacts directory the study was run with"
         ) from None
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+
+
+def verify_sha256(path: Path, entry: dict[str, Any]) -> None:
+    """The downloaded model must be the file that was kept: its SHA-256 was recorded in the
+    study when it was kept (artifacts.keep_if_top). A file swapped in the artifact store (a
+    shared volume or bucket) is refused before Keras reads it. Entries of studies made before
+    hashes were recorded have none; Keras' safe_mode still guards their loading."""
+    want = entry.get("sha256")
+    if want is None:
+        return
+    got = file_sha256(path)
+    if got != want:
+        raise ExportError(
+            f"the kept model of trial {entry.get('trial')} in the artifact store is not the "
+            f"file that was kept (SHA-256 {got[:12]}..., recorded {str(want)[:12]}...); it "
+            "was changed after the trial saved it, so it is not loaded"
+        )
 
 
 def evaluate(model, x: np.ndarray, y: np.ndarray) -> dict[str, Any]:
@@ -123,16 +135,33 @@ def export_best(
     import keras
 
     out = prepare_out_dir(out)
-    trial, artifact_id = best_kept_trial(study)
+    trial, entry = best_kept_trial(study)
     cfg = stored_config(study)
-    model_path = out / MODEL_FILE
-    _download(store, artifact_id, model_path)
-    model = keras.saving.load_model(model_path)
-    data = DataSettings(**cfg["data"])
-    x_test, y_test = load_test(data, data_dir)
-    metrics = evaluate(model, x_test, y_test)
+    # Everything is made in a scratch folder inside `out` and moved into place only once the
+    # test metrics and both cards exist: a failed export leaves the previous one whole.
+    scratch = Path(tempfile.mkdtemp(dir=out, prefix=".export-"))
+    try:
+        model_path = scratch / MODEL_FILE
+        _download(store, entry["artifact_id"], model_path)
+        verify_sha256(model_path, entry)
+        model = keras.saving.load_model(model_path)
+        data = DataSettings(**cfg["data"])
+        x_test, y_test = load_test(data, data_dir)
+        metrics = evaluate(model, x_test, y_test)
+        card = _card(study, trial, cfg, model, metrics, data_dir, storage_masked)
+        card["model_sha256"] = file_sha256(model_path)
+        (scratch / "model-card.json").write_text(json.dumps(card, indent=2) + "\n", "utf-8")
+        (scratch / "model-card.md").write_text(render_card_md(card), encoding="utf-8")
+        for name in (MODEL_FILE, "model-card.json", "model-card.md"):
+            os.replace(scratch / name, out / name)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return card
+
+
+def _card(study, trial, cfg, model, metrics, data_dir, storage_masked: str) -> dict[str, Any]:
     raw = read_raw(data_dir)
-    card = {
+    return {
         "study": study.study_name,
         "storage": storage_masked,
         "trial": trial.number,
@@ -156,9 +185,6 @@ def export_best(
         "exported_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "model_file": MODEL_FILE,
     }
-    (out / "model-card.json").write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
-    (out / "model-card.md").write_text(render_card_md(card), encoding="utf-8")
-    return card
 
 
 def render_card_md(card: dict[str, Any]) -> str:

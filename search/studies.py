@@ -1,0 +1,107 @@
+"""Study policy: find, create or resume a study, and refuse one whose search space changed.
+
+A study stores the config that made it (ATTR_CONFIG) and a fingerprint of what determines a
+trial's score (data split, model layout, search space). Resuming with a different space would
+mix incomparable trials, so it is refused unless the caller allows it. Messages name both the
+Python argument and the CLI flag, since both reach here.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from search.config import Config
+from search.errors import StudyError
+
+if TYPE_CHECKING:
+    import optuna
+
+ATTR_CONFIG = "fsearch:config"
+ATTR_FINGERPRINT = "fsearch:fingerprint"
+ATTR_VERSION = "fsearch:version"
+
+
+def study_names(storage) -> list[str]:
+    return [s.study_name for s in storage.get_all_studies()]
+
+
+def load_study(storage, name: str) -> optuna.Study:
+    """An existing study, or StudyError listing the ones that exist."""
+    import optuna
+
+    names = study_names(storage)
+    if name not in names:
+        known = ", ".join(sorted(names)) or "none yet"
+        raise StudyError(f"no study named {name!r} in this storage (studies: {known})")
+    return optuna.load_study(study_name=name, storage=storage)
+
+
+def describe_change(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two nested dicts."""
+    out = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += describe_change(a, b, f"{prefix}{key}.")
+        elif a != b:
+            out.append(f"{prefix}{key}")
+    return out
+
+
+def create_or_load_study(
+    storage, config: Config, *, sampler=None, pruner=None, allow_space_change: bool = False
+) -> tuple[optuna.Study, bool]:
+    """The config's study, created if new. Refuses a study whose search space differs.
+
+    Returns (study, created).
+    """
+    import optuna
+
+    from search import __version__
+
+    name = config.study.name
+    fingerprint = config.fingerprint()
+    if name in study_names(storage):
+        study = optuna.load_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner)
+        old = study.user_attrs.get(ATTR_CONFIG)
+        if study.user_attrs.get(ATTR_FINGERPRINT) != fingerprint:
+            if not allow_space_change:
+                changed = (
+                    describe_change(
+                        {k: old.get(k) for k in ("data", "model", "space")},
+                        config.objective_dict(),
+                    )
+                    if isinstance(old, dict)
+                    else ["(study was not made by fsearch)"]
+                )
+                raise StudyError(
+                    f"study {name!r} exists with a different search space ({', '.join(changed)} "
+                    "changed); use a new study name (--study NAME), or allow_space_change=True "
+                    "(--allow-space-change) to continue it"
+                )
+            study.set_user_attr(ATTR_CONFIG, config.to_json())
+            study.set_user_attr(ATTR_FINGERPRINT, fingerprint)
+        return study, False
+    try:
+        study = optuna.create_study(
+            study_name=name, storage=storage, direction="maximize", sampler=sampler, pruner=pruner
+        )
+    except optuna.exceptions.DuplicatedStudyError:
+        # Another worker created it between our check and our create: join it.
+        return create_or_load_study(
+            storage, config, sampler=sampler, pruner=pruner, allow_space_change=allow_space_change
+        )
+    study.set_user_attr(ATTR_CONFIG, config.to_json())
+    study.set_user_attr(ATTR_FINGERPRINT, fingerprint)
+    study.set_user_attr(ATTR_VERSION, __version__)
+    return study, True
+
+
+def stored_config(study: optuna.Study) -> dict[str, Any]:
+    cfg = study.user_attrs.get(ATTR_CONFIG)
+    if not isinstance(cfg, dict):
+        raise StudyError(
+            f"study {study.study_name!r} was not created by fsearch (no config stored)"
+        )
+    return json.loads(json.dumps(cfg))

@@ -1,0 +1,66 @@
+"""The Python API in a real Jupyter kernel (nbclient + ipykernel): the live progress bar and
+the trial lines reach the notebook's outputs, and an interrupt closes the running trial."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+RUN_CELL = """
+import search
+result = search.run({config!r}, trials=2, data_dir={data!r}, export=False)
+print("FINISHED", result.finished, result.counts["failed"])
+"""
+# The kernel's own interrupt (what the notebook's stop button sends) arrives mid-trial.
+INTERRUPT_CELL = """
+import os, signal, threading
+def stop_when_training():
+    import sqlite3, time
+    while True:
+        with sqlite3.connect("studies/fsearch.db") as c:
+            if c.execute("SELECT COUNT(*) FROM trials WHERE state = 'RUNNING'").fetchone()[0]:
+                break
+        time.sleep(0.2)
+    time.sleep(1.0)
+    os.kill(os.getpid(), signal.SIGINT)
+threading.Thread(target=stop_when_training, daemon=True).start()
+try:
+    search.run({config!r}, trials=50, data_dir={data!r}, export=False)
+except search.StudyInterrupted as e:
+    print("STOPPED", e.finished, e.target, isinstance(e, KeyboardInterrupt))
+"""
+
+
+def _texts(cell) -> str:
+    """Everything a cell showed: streams, and the text of rich's display outputs."""
+    parts = []
+    for output in cell.outputs:
+        if output.get("output_type") == "stream":
+            parts.append(output["text"])
+        else:
+            parts.append(json.dumps(output.get("data", {})))
+    return "\n".join(parts)
+
+
+def test_notebook_shows_bar_and_trial_lines_and_an_interrupt_closes_the_trial(
+    tiny_config, real_data_dir
+):
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    cfg, data = str(tiny_config), str(real_data_dir)
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell(RUN_CELL.format(config=cfg, data=data)),
+        nbformat.v4.new_code_cell(INTERRUPT_CELL.format(config=cfg, data=data)),
+        nbformat.v4.new_code_cell(RUN_CELL.format(config=cfg, data=data).replace("=2", "=3")),
+    ]
+    nbclient.NotebookClient(nb, timeout=240, kernel_name="python3").execute()
+    first, interrupted, resumed = (_texts(c) for c in nb.cells)
+    assert "FINISHED 2 0" in first
+    assert "(new) on sqlite" in first and "#0 " in first and "#1 " in first  # trial lines
+    assert "jupyter.widget-view" in first  # the live progress bar, as an ipywidgets Output
+    assert "STOPPED" in interrupted and "True" in interrupted
+    assert "FINISHED 3 1" in resumed  # the interrupted trial was closed as FAIL, then resumed

@@ -1,0 +1,45 @@
+"""Every private Optuna internal listed in search/_optuna.py exists in the installed Optuna with
+the shape we rely on. An upgrade that moves one fails here, by name, not in a user's study."""
+
+from __future__ import annotations
+
+import inspect
+
+import optuna
+import pytest
+import sqlalchemy.orm
+
+from search import _optuna
+
+
+@pytest.mark.parametrize("name", sorted(_optuna.RDB_PRIVATE_METHODS))
+def test_rdb_private_method_exists_with_the_parameters_we_pass(name):
+    method = getattr(optuna.storages.RDBStorage, name, None)
+    assert method is not None, f"optuna.storages.RDBStorage.{name} is gone (Optuna upgrade?)"
+    params = tuple(inspect.signature(method).parameters)
+    assert params == _optuna.RDB_PRIVATE_METHODS[name], f"RDBStorage.{name}{params}"
+
+
+def test_rdb_attributes_models_session_and_study_internals_exist(tmp_path):
+    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path}/s.db")
+    for attr in _optuna.RDB_ATTRIBUTES:
+        assert hasattr(storage, attr), f"RDBStorage instances lost .{attr}"
+    models = _optuna.rdb_models()
+    sqlalchemy.orm.configure_mappers()  # relationships (TrialModel.heartbeats) exist after this
+    for model, columns in _optuna.RDB_MODELS.items():
+        cls = getattr(models, model)
+        for column in columns:
+            assert hasattr(cls, column), f"{model}.{column} is gone"
+    with _optuna.create_scoped_session(storage.scoped_session) as session:
+        assert session.query(models.StudyModel).count() == 0
+    study = optuna.create_study(storage=storage)
+    assert _optuna.storage_backend(study) is storage  # unwrapped from _CachedStorage
+    assert _optuna.study_id(study) == storage.get_study_id_from_name(study.study_name)
+
+
+def test_our_overrides_replace_the_methods_optuna_calls():
+    from search.storage import ResilientStorage
+
+    for name in ("_create_new_trial", "_get_stale_trial_ids"):
+        assert name in vars(ResilientStorage), name
+        assert name in _optuna.RDB_PRIVATE_METHODS

@@ -1,0 +1,62 @@
+"""search/studies.py: create or resume a study, refuse a changed search space, name the
+studies that exist."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from search import storage as st
+from search import studies
+from search.config import parse_config
+from search.errors import StudyError
+from tests.helpers import raw_config
+
+
+@pytest.fixture
+def storage(tmp_path):
+    return st.open_storage(f"sqlite:///{tmp_path}/s.db")
+
+
+def test_a_second_create_or_load_resumes_the_study_it_created(storage):
+    cfg = parse_config(raw_config())
+    study, created = studies.create_or_load_study(storage, cfg)
+    assert created
+    again, created = studies.create_or_load_study(storage, cfg)
+    assert not created and again.study_name == study.study_name
+    assert studies.stored_config(again) == json.loads(json.dumps(cfg.to_json()))
+    assert again.user_attrs[studies.ATTR_FINGERPRINT] == cfg.fingerprint()
+
+
+def test_changed_space_is_refused_naming_the_key_unless_allowed(storage):
+    studies.create_or_load_study(storage, parse_config(raw_config()))
+    changed = parse_config(raw_config(dropout=0.2))
+    with pytest.raises(StudyError, match=r"different search space \(space.dropout.* changed\)"):
+        studies.create_or_load_study(storage, changed)
+    _, created = studies.create_or_load_study(storage, changed, allow_space_change=True)
+    assert not created
+    # Allowed once: the study now holds the new space, so it resumes without the flag.
+    study, _ = studies.create_or_load_study(storage, changed)
+    assert study.user_attrs[studies.ATTR_FINGERPRINT] == changed.fingerprint()
+
+
+def test_describe_change_lists_the_dotted_keys_that_differ():
+    old = {"space": {"dropout": 0.1, "width": 16}, "data": {"seed": 1}}
+    new = {"space": {"dropout": 0.2, "width": 16}, "data": {"seed": 1}, "model": {"x": 1}}
+    assert studies.describe_change(old, new) == ["model", "space.dropout"]
+
+
+def test_load_study_of_an_unknown_name_lists_the_known_ones(storage):
+    studies.create_or_load_study(storage, parse_config(raw_config()))
+    assert studies.study_names(storage) == ["tiny"]
+    with pytest.raises(StudyError, match=r"no study named 'nope' .*studies: tiny"):
+        studies.load_study(storage, "nope")
+
+
+def test_stored_config_refuses_a_study_not_made_by_fsearch(storage):
+    import optuna
+
+    study = optuna.create_study(study_name="plain", storage=storage)
+    with pytest.raises(StudyError, match="'plain' was not created by fsearch"):
+        studies.stored_config(study)
