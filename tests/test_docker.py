@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import re
 import shlex
-from pathlib import Path
 
 import pytest
 import typer
 import yaml
 
 from search.cli import app
+from tests.helpers import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 DOCKER = ROOT / "docker"
 
 
@@ -103,3 +102,18 @@ def test_k8s_indexed_job_and_postgres_service():
     service = next(d for d in docs if d["kind"] == "Service")
     assert service["spec"].get("type", "ClusterIP") == "ClusterIP"
     assert "fsearch-postgres" in env["FSEARCH_STORAGE"]["value"]
+
+
+def test_the_image_user_owns_the_artifacts_folder_and_base_images_are_pinned():
+    text = (DOCKER / "Dockerfile").read_text()
+    user = re.search(r"^USER (\w+)", text, re.M).group(1)
+    assert re.search(rf"mkdir -p /artifacts.*\n?.*chown -R {user} .*/artifacts", text)
+    assert re.search(r"^FROM python:\d+\.\d+\.\d+-slim", text, re.M), "pin a patch release"
+    assert re.fullmatch(r"postgres:\d+\.\d+-\w+", compose()["services"]["postgres"]["image"])
+    job = next(d for d in k8s_docs() if d["kind"] == "Job")
+    assert job["spec"]["template"]["spec"]["securityContext"]["fsGroup"] == 10001
+
+
+def test_compose_has_no_default_database_password():
+    text = (DOCKER / "compose.yaml").read_text()
+    assert "${FSEARCH_DB_PASSWORD:?" in text and ":-" not in text
