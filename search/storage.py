@@ -254,11 +254,27 @@ def heartbeat_settings() -> tuple[int, int]:
     return interval, grace
 
 
+# Operational errors that no retry heals: a full disk, a read-only or corrupt database file,
+# missing permissions. Retrying them for FSEARCH_DB_RETRY_S would only stall every worker.
+_PERMANENT = (
+    "disk is full",
+    "no space left",
+    "readonly database",
+    "read-only",
+    "disk image is malformed",
+    "file is not a database",
+    "permission denied",
+    "unable to open database file",
+    "disk quota exceeded",
+)
+
+
 def is_transient(e: BaseException) -> bool:
     """A lost or refused connection, a deadlock or a locked SQLite file: worth another try.
 
     Optuna wraps SQLAlchemy errors raised at commit in StorageInternalError; look through it.
-    Integrity and data errors are not transient: retrying them would only repeat them.
+    Integrity and data errors are not transient: retrying them would only repeat them; nor
+    are operational errors that say the disk is full or the file read-only or corrupt.
     """
     from sqlalchemy import exc
 
@@ -267,7 +283,19 @@ def is_transient(e: BaseException) -> bool:
     if isinstance(e, exc.DBAPIError) and e.connection_invalidated:
         return True
     transient = (exc.OperationalError, exc.InterfaceError, exc.DisconnectionError)
-    return isinstance(e, (*transient, exc.PendingRollbackError))
+    return isinstance(e, (*transient, exc.PendingRollbackError)) and not is_permanent(e)
+
+
+def is_permanent(e: BaseException) -> bool:
+    """A database error that says the disk is full, or the file read-only or corrupt."""
+    from sqlalchemy import exc
+
+    if isinstance(e, optuna.exceptions.StorageInternalError) and e.__cause__ is not None:
+        e = e.__cause__
+    if not isinstance(e, (exc.DBAPIError, sqlite3.Error)):
+        return False
+    reason = str(getattr(e, "orig", None) or e).lower()
+    return any(marker in reason for marker in _PERMANENT)
 
 
 def retry_transient(
@@ -286,6 +314,12 @@ def retry_transient(
         try:
             return fn()
         except Exception as e:
+            if is_permanent(e):
+                raise StorageError(
+                    f"storage {mask(url)} cannot be written or read: "
+                    f"{mask_text(_first_line(e), url)}; free disk space or fix the database "
+                    "file's permissions (or restore it), then run the same command to resume"
+                ) from None
             if not is_transient(e):
                 raise
             reason = mask_text(_first_line(e), url)
@@ -364,8 +398,8 @@ class ResilientStorage(optuna.storages.RDBStorage):
 
             # With WAL (see _enable_sqlite_wal), synchronous=NORMAL syncs at checkpoints
             # instead of every commit: a crash of fsearch never loses or corrupts anything;
-            # only a power cut may lose the last commits. Trials write ~30 small commits
-            # each, and a full sync per commit was most of SQLite's time (BENCHMARKS.md).
+            # only a power cut may lose the last commits. A trial writes dozens of small
+            # commits (one per reported epoch and attribute), each a full sync otherwise.
             sqlalchemy.event.listen(self.engine, "connect", _sqlite_pragmas)
             self.engine.dispose()  # connections opened while creating tables lack it
 
@@ -533,30 +567,42 @@ class ResilientStorage(optuna.storages.RDBStorage):
         self._with_retry(self._sweep_stale, study_id)
         return []
 
-    def _stale_trials(self, session, study_id: int) -> list:
-        """RUNNING trials whose last heartbeat (or, with none at all, whose start) is older
-        than the grace period. Heartbeats are compared with the database clock, start times
-        (written by the client that created the trial) with ours."""
+    def _running(self, session, study_id: int) -> list:
         import sqlalchemy
         from optuna.trial import TrialState
 
         models = _optuna.rdb_models()
-        grace = _dt.timedelta(seconds=self.grace_period or 2 * (self.heartbeat_interval or 1))
-        db_now = session.execute(sqlalchemy.func.now()).scalar().replace(tzinfo=None)
-        here_now = _dt.datetime.now()
-        running = (
+        return (
             session.query(models.TrialModel)
             .options(sqlalchemy.orm.selectinload(models.TrialModel.heartbeats))
             .filter(models.TrialModel.state == TrialState.RUNNING)
             .filter(models.TrialModel.study_id == study_id)
             .all()
         )
-        return [
-            t
-            for t in running
-            if (db_now - t.heartbeats[0].heartbeat > grace if t.heartbeats else False)
-            or (not t.heartbeats and t.datetime_start and here_now - t.datetime_start > grace)
-        ]
+
+    def _stale(self, session, running: list) -> list:
+        """The RUNNING trials whose last heartbeat is older than the grace period, by the
+        database's clock only: clients' clocks may disagree with it and with each other."""
+        import sqlalchemy
+
+        grace = _dt.timedelta(seconds=self.grace_period or 2 * (self.heartbeat_interval or 1))
+        db_now = session.execute(sqlalchemy.func.now()).scalar().replace(tzinfo=None)
+        return [t for t in running if t.heartbeats and db_now - t.heartbeats[0].heartbeat > grace]
+
+    def _stamp(self, session, trials: list) -> None:
+        """Give RUNNING trials that never beat (a creation whose acknowledgement was lost, or
+        a worker killed before its first beat) a heartbeat at the database's time now: they are
+        stale one grace period later unless their worker beats meanwhile. Their start time,
+        written with the creating client's clock, is never compared with anyone's."""
+        import sqlalchemy
+
+        models = _optuna.rdb_models()
+        for trial in trials:
+            try:
+                with session.begin_nested():  # the worker's own first beat may win the race
+                    session.add(models.TrialHeartbeatModel(trial_id=trial.trial_id))
+            except sqlalchemy.exc.IntegrityError:
+                pass
 
     def _sweep_stale(self, study_id: int) -> None:
         from optuna.trial import TrialState
@@ -566,14 +612,17 @@ class ResilientStorage(optuna.storages.RDBStorage):
         models = _optuna.rdb_models()
         if self.heartbeat_interval is None:
             return
-        # Cheap look first, without the lock: almost always nothing is stale.
+        # Cheap look first, without the lock: almost always nothing is stale or unstamped.
         with _optuna.create_scoped_session(self.scoped_session) as session:
-            if not self._stale_trials(session, study_id):
+            running = self._running(session, study_id)
+            if not self._stale(session, running) and all(t.heartbeats for t in running):
                 return
         callback = self.get_heartbeat_stale_trial_callback()
         with _optuna.create_scoped_session(self.scoped_session) as session:
             self._lock_study(session, study_id)
-            for trial in self._stale_trials(session, study_id):  # again, under the lock
+            running = self._running(session, study_id)  # again, under the lock
+            self._stamp(session, [t for t in running if not t.heartbeats])
+            for trial in self._stale(session, running):
                 frozen = self._build_frozen_trial_from_trial_model(trial)
                 frozen.state = TrialState.FAIL
                 sink = _TrialSink()

@@ -6,6 +6,8 @@ backends.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from search import storage as st
@@ -134,3 +136,53 @@ def test_update_study_user_attr_queues_concurrent_updates_instead_of_losing_one(
     st.update_study_user_attr(study, "k", lambda old: [*(old or []), "b"])
     a.join(30)
     assert study.user_attrs["k"] == ["a", "b"]
+
+
+def test_a_full_disk_is_one_line_at_once_not_a_minute_of_retries(tmp_path, monkeypatch):
+    import time
+
+    import optuna
+    from sqlalchemy.exc import OperationalError
+
+    storage = st.open_storage(f"sqlite:///{tmp_path}/s.db")
+    optuna.create_study(storage=storage)
+    calls = []
+
+    def full(self, *args, **kwargs):
+        calls.append(1)
+        raise OperationalError("INSERT ...", {}, Exception("database or disk is full"))
+
+    monkeypatch.setattr(optuna.storages.RDBStorage, "set_study_user_attr", full)
+    t0 = time.monotonic()
+    with pytest.raises(StorageError, match="database or disk is full; free disk space"):
+        storage.set_study_user_attr(1, "k", "v")
+    assert calls == [1] and time.monotonic() - t0 < 1.0
+
+
+def test_a_dropped_connection_is_still_retried(tmp_path, monkeypatch):
+    import optuna
+    from sqlalchemy.exc import OperationalError
+
+    storage = st.open_storage(f"sqlite:///{tmp_path}/s.db")
+    optuna.create_study(storage=storage)
+    real = optuna.storages.RDBStorage.set_study_user_attr
+    calls = []
+
+    def flaky(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise OperationalError("UPDATE ...", {}, Exception("server closed the connection"))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(optuna.storages.RDBStorage, "set_study_user_attr", flaky)
+    storage.set_study_user_attr(1, "k", "v")
+    assert len(calls) == 2 and storage.get_study_user_attrs(1) == {"k": "v"}
+
+
+def test_a_corrupt_sqlite_file_is_one_line(workdir):
+    from tests.helpers import invoke
+
+    Path("bad.db").write_bytes(b"not a database, just bytes" * 200)
+    r = invoke("studies", "--storage", "sqlite:///bad.db")
+    assert r.exit_code == 2 and "file is not a database" in r.output
+    assert r.output.strip().count("\n") == 0
