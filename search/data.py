@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import os
-import shutil
 import tempfile
 import urllib.request
 import zlib
@@ -54,11 +54,17 @@ CONTENT_SHA256 = {
 }
 FILES = tuple(CONTENT_SHA256)
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
-# The official mirror named in zalandoresearch/fashion-mnist's README, then the one Keras uses.
+# The one Keras uses (https), then the official mirror of zalandoresearch/fashion-mnist's
+# README (http only). Either way every file's content is checked against CONTENT_SHA256.
 MIRRORS = (
-    "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
     "https://storage.googleapis.com/tensorflow/tf-keras-datasets/",
+    "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
 )
+# Bounds on what a mirror (or a file on disk) may make us write or hold: the largest real file
+# is 26 MB compressed and 47 MB decompressed (train images); a server or a gzip bomb that
+# sends more is cut off, not followed.
+MAX_DOWNLOAD_BYTES = 64 * 2**20
+MAX_DECOMPRESSED_BYTES = 64 * 2**20
 ENV_DATA_DIR = "FSEARCH_DATA_DIR"
 
 
@@ -113,7 +119,7 @@ def download_dataset(
                     os.fdopen(fd, "wb") as out,
                     urllib.request.urlopen(base + name, timeout=timeout) as r,
                 ):
-                    shutil.copyfileobj(r, out)
+                    _copy_bounded(r, out, MAX_DOWNLOAD_BYTES, what=base + name)
                 _verified_bytes(Path(tmp), expected_name=name)
                 os.replace(tmp, dest / name)
                 break
@@ -131,11 +137,24 @@ def download_dataset(
     return dest
 
 
+def _copy_bounded(src, out, limit: int, *, what: str) -> int:
+    """Copy src to out in chunks; DataError past `limit` bytes."""
+    done = 0
+    while chunk := src.read(1 << 20):
+        done += len(chunk)
+        if done > limit:
+            raise DataError(f"{what} sent more than {limit >> 20} MiB; not a Fashion-MNIST file")
+        out.write(chunk)
+    return done
+
+
 def _verified_bytes(path: Path, *, expected_name: str | None = None) -> bytes:
     name = expected_name or path.name
+    buf = io.BytesIO()
     try:
-        with gzip.open(path, "rb") as f:
-            raw = f.read()
+        with gzip.open(path, "rb") as f:  # decompressed as a stream, never past the bound
+            _copy_bounded(f, buf, MAX_DECOMPRESSED_BYTES, what=f"{path} (decompressed)")
+        raw = buf.getvalue()
     except (OSError, EOFError, zlib.error) as e:
         raise DataError(
             f"{path} is not a readable gzip file ({e}); it is truncated or corrupt: "

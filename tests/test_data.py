@@ -132,3 +132,40 @@ def test_missing_everywhere_falls_back_to_download(monkeypatch, tmp_path):
     monkeypatch.setattr(data, "MIRRORS", ("http://127.0.0.1:9/",))
     with pytest.raises(DataError, match="not on this machine and the download"):
         data.find_data_dir()
+
+
+def test_mirrors_try_https_first():
+    assert data.MIRRORS[0].startswith("https://")
+
+
+def test_a_mirror_sending_too_much_is_cut_off_and_nothing_is_left(tmp_path, monkeypatch):
+    import io
+
+    class Endless(io.RawIOBase):
+        def readable(self) -> bool:
+            return True
+
+        def readinto(self, b) -> int:
+            b[:] = b"\0" * len(b)
+            return len(b)
+
+        def __exit__(self, *exc) -> None:
+            pass
+
+    monkeypatch.setattr(data, "MAX_DOWNLOAD_BYTES", 3 * 2**20)
+    monkeypatch.setattr(data.urllib.request, "urlopen", lambda *a, **k: Endless())
+    with pytest.raises(DataError, match=r"sent more than 3 MiB"):
+        data.download_dataset(tmp_path / "cache", mirrors=("https://mirror.invalid/",))
+    assert not any((tmp_path / "cache").iterdir())
+
+
+def test_a_gzip_bomb_is_refused_while_decompressing(tmp_path, monkeypatch):
+    import gzip
+
+    bomb = tmp_path / "train-images-idx3-ubyte.gz"
+    with gzip.open(bomb, "wb") as f:
+        for _ in range(8):
+            f.write(b"\0" * 2**20)
+    monkeypatch.setattr(data, "MAX_DECOMPRESSED_BYTES", 4 * 2**20)
+    with pytest.raises(DataError, match="decompressed.*more than 4 MiB"):
+        data._verified_bytes(bomb)
