@@ -235,12 +235,12 @@ def follow_parent() -> None:
 
 # ---------------------------------------------------------------------------- self-restarts
 
-# TensorFlow keeps memory from every model a process builds, clear_session() or not: measured
-# +1.3 GB of RSS over 200 small trials in one process (BENCHMARKS.md, study section). So a
-# worker restarts itself (exec, same PID, same arguments) every RECYCLE_TRIALS trials; the
-# study lives in the storage, so the new process simply resumes it. Costs one TF import and
-# data load (~5 s) per restart. FSEARCH_RECYCLE_TRIALS=0 turns it off. Only a real `fsearch`
-# process restarts itself (cli.main calls allow_restarts), never a notebook or a test.
+# TensorFlow keeps memory from every model a process builds, clear_session() or not: RSS grows
+# trial after trial in one process (BENCHMARKS.md, `memory`: with and without restarts, side
+# by side). So a worker restarts itself (exec, same PID, same arguments) every RECYCLE_TRIALS
+# trials; the study lives in the storage, so the new process simply resumes it. It costs one TF
+# import and data load per restart. FSEARCH_RECYCLE_TRIALS=0 turns it off. Only a real
+# `fsearch` process restarts itself (cli.main calls allow_restarts), never a notebook or a test.
 RECYCLE_TRIALS = 20
 ENV_RECYCLE = "FSEARCH_RECYCLE_TRIALS"
 ENV_DEADLINE = "FSEARCH_RUN_DEADLINE"  # --timeout as an absolute time, kept across restarts
@@ -272,7 +272,9 @@ def restart_every() -> int | None:
 def deadline_timeout(timeout: float | None) -> float | None:
     """--timeout counts from the first start, not from a restart of this worker."""
     if os.environ.get(ENV_DEADLINE):
-        return max(float(os.environ[ENV_DEADLINE]) - time.time(), 0.001)
+        # 0 once the deadline has passed: the search loop then starts no trial at all (a tiny
+        # positive timeout would still start one, and a restart after it another, forever).
+        return max(float(os.environ[ENV_DEADLINE]) - time.time(), 0.0)
     if timeout is not None and _restartable:
         os.environ[ENV_DEADLINE] = str(time.time() + timeout)
     return timeout

@@ -15,9 +15,9 @@ from tests.helpers import DEFAULT_DB, fsearch_run_cmd, n_finished, trial_states
 pytestmark = pytest.mark.slow
 
 
-def _fsearch_run(tiny_config, data_dir, *, trials: int, recycle: str):
+def _fsearch_run(tiny_config, data_dir, *more: object, trials: int, recycle: str):
     """`fsearch run` of the tiny study in a real process, restarting every `recycle` trials."""
-    cmd = fsearch_run_cmd(tiny_config, data_dir, "--trials", trials)
+    cmd = fsearch_run_cmd(tiny_config, data_dir, "--trials", trials, *more)
     env = {**os.environ, "FSEARCH_RECYCLE_TRIALS": recycle}
     return subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
 
@@ -39,3 +39,14 @@ def test_bad_recycle_setting_is_one_line(tiny_config, real_data_dir):
     assert proc.returncode == 2
     assert "FSEARCH_RECYCLE_TRIALS must be a whole number" in proc.stderr
     assert not DEFAULT_DB.exists()  # refused before touching the database
+
+
+def test_timeout_counts_from_the_first_start_across_restarts(tiny_config, real_data_dir):
+    """Restarting after every trial, a 10 s --timeout still ends the run long before 40
+    trials: each restart keeps the first start's deadline instead of starting a new one."""
+    proc = _fsearch_run(tiny_config, real_data_dir, "--timeout", 10, trials=40, recycle="1")
+    assert proc.returncode == 0, proc.stderr
+    assert "restarting this worker after 1 trials" in proc.stdout
+    assert "stopped early (timeout); run the same command again to reach 40" in proc.stdout
+    states = trial_states()
+    assert 1 <= n_finished(states) < 40 and "RUNNING" not in states
