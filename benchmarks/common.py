@@ -74,8 +74,18 @@ def trial_seconds(t) -> float:
     return (t.datetime_complete - t.datetime_start).total_seconds()
 
 
+WHAT_REACHES_COUNTS = (
+    "A trial reaches the target when any of its epochs did on validation, a pruned trial "
+    "included, although fsearch keeps only complete trials' models."
+)
+
+
 def first_reaching(trials, target: float) -> float | None:
-    """Seconds from the first trial's start to the end of the first trial reaching target."""
+    """Seconds from the first trial's start to the end of the first trial reaching target.
+
+    A trial reaches it when any of its epochs scored target or more on validation, a pruned
+    trial included, whose model fsearch does not keep (only complete trials' are kept). The
+    texts built on this say so (WHAT_REACHES_COUNTS)."""
     start = min(t.datetime_start for t in trials)
     hits = [
         (t.datetime_complete - start).total_seconds()

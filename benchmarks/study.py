@@ -24,6 +24,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from benchmarks.common import (  # noqa: E402
+    WHAT_REACHES_COUNTS,
     first_reaching,
     markdown_table,
     trial_seconds,
@@ -166,6 +167,61 @@ def running_time(trials, max_gap: float = 120.0) -> tuple[float, float]:
     return running, paused
 
 
+def _memory_arm(trials: int, recycle: str, tmp: Path) -> tuple[list[float], float]:
+    """`fsearch run` of the tiny config in a real process (so restarts happen as for users);
+    (RSS after each trial, as the process that ran it recorded it; wall seconds)."""
+    import subprocess
+    import sys
+
+    import optuna
+
+    cfg_path = tmp / "tiny.toml"
+    cfg_path.write_text(TINY)
+    db = tmp / f"mem-{recycle}.db"
+    exe = Path(sys.executable).parent / "fsearch"
+    cmd = [str(exe), "run", "--config", str(cfg_path), "--storage", f"sqlite:///{db}"]
+    cmd += ["--artifacts", str(tmp / f"art-{recycle}"), "--trials", str(trials), "--no-export"]
+    env = {**os.environ, "FSEARCH_RECYCLE_TRIALS": recycle}
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, env=env)
+    wall = time.perf_counter() - t0
+    study = optuna.load_study(study_name="memory", storage=f"sqlite:///{db}")
+    return [t.user_attrs["rss_mb"] for t in study.trials if t.user_attrs.get("rss_mb")], wall
+
+
+def memory(args) -> str:
+    """RSS over many tiny trials with the default worker restarts and without them."""
+    from search.workers import RECYCLE_TRIALS
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for label, recycle in ((f"every {RECYCLE_TRIALS} trials", str(RECYCLE_TRIALS)),
+                               ("none", "0")):  # fmt: skip
+            rss, wall = _memory_arm(args.memory_trials, recycle, Path(tmp))
+            at10, last = rss[min(9, len(rss) - 1)], rss[-1]
+            rows.append(
+                [label, len(rss), f"{wall:.0f}", f"{at10:.0f}", f"{last:.0f}",
+                 f"{last - at10:+.0f}", f"{max(rss):.0f}"]
+            )  # fmt: skip
+    return (
+        f"Memory: `fsearch run` of {args.memory_trials} tiny trials (2,000 images, 2 epochs, 1-4 "
+        "layers up to 256 wide), once with the default worker restarts and once without "
+        "(FSEARCH_RECYCLE_TRIALS=0), one after the other; target: growth within 200 MB.\n\n"
+        + markdown_table(
+            [
+                "restarts",
+                "trials",
+                "seconds",
+                "RSS after trial 10 MB",
+                "RSS at the end MB",
+                "growth MB",
+                "max MB",
+            ],
+            rows,
+        )  # fmt: skip
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--minutes", type=float, default=0, help="run the default study this long")
@@ -224,7 +280,8 @@ def main() -> None:
                 + f"\n\nTrials that trained all their epochs: {len(full)} of {c['trials']}, "
                 f"**{100 * full_s / busy:.0f}%** of the summed trial time. First trial with "
                 "validation accuracy >= 0.89 ended "
-                + (f"{first_hit / 60:.1f} min after the start." if first_hit else "never."),
+                + (f"{first_hit / 60:.1f} min after the start. " if first_hit else "never. ")
+                + WHAT_REACHES_COUNTS,
             )
         )
 
@@ -248,52 +305,7 @@ def main() -> None:
         )
 
     if args.memory_trials:
-        # Through the real CLI (a subprocess), so the worker restarts (workers.restart_every) count:
-        # the RSS each trial records is that of the process that ran it.
-        import subprocess
-        import sys
-
-        with tempfile.TemporaryDirectory() as tmp:
-            cfg_path = Path(tmp) / "tiny.toml"
-            cfg_path.write_text(TINY)
-            db = Path(tmp) / "mem.db"
-            exe = Path(sys.executable).parent / "fsearch"
-            t0 = time.perf_counter()
-            subprocess.run(
-                [
-                    str(exe),
-                    "run",
-                    "--config",
-                    str(cfg_path),
-                    "--storage",
-                    f"sqlite:///{db}",
-                    "--artifacts",
-                    str(Path(tmp) / "art"),
-                    "--trials",
-                    str(args.memory_trials),
-                    "--no-export",
-                ],
-                check=True,
-                stdout=subprocess.DEVNULL,
-            )
-            wall = time.perf_counter() - t0
-            study = optuna.load_study(study_name="memory", storage=f"sqlite:///{db}")
-            rss = [t.user_attrs["rss_mb"] for t in study.trials if t.user_attrs.get("rss_mb")]
-        at10, last = rss[min(9, len(rss) - 1)], rss[-1]
-        every = os.environ.get("FSEARCH_RECYCLE_TRIALS", "20 (default)")
-        sections.append(
-            (
-                "memory",
-                "--memory-trials",
-                args.memory_trials,
-                f"Memory: `fsearch run` of {len(rss)} tiny trials (2,000 images, 2 epochs, 1-4 "
-                f"layers up to 256 wide; worker restart every {every} trials) in {wall:.0f} s: "
-                f"RSS after trial 10 **{at10:.0f} MB**, after trial {len(rss)} **{last:.0f} MB** "
-                f"(growth {last - at10:+.0f} MB; target within 200 MB); max {max(rss):.0f} MB. "
-                "Before the restarts, one process grew from 804 MB after trial 10 to 2,115 MB "
-                "after trial 200 (+1,310 MB), clear_session() after every trial notwithstanding.",
-            )
-        )
+        sections.append(("memory", "--memory-trials", args.memory_trials, memory(args)))
 
     # Each mode owns its section of BENCHMARKS.md, so running one does not erase another's.
     for name, flag, value, body in sections:

@@ -27,7 +27,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import first_reaching, markdown_table, write_section
+from benchmarks.common import (
+    WHAT_REACHES_COUNTS,
+    first_reaching,
+    markdown_table,
+    write_section,
+)
 from search.workers import child_env, cores
 
 DEFAULT_ARM = "fsearch default (TPE + Hyperband)"
@@ -173,7 +178,9 @@ def summarize(results: dict[str, list[tuple]], args: argparse.Namespace, share: 
         f"ratio fsearch / random **{ratio_text(fs, fs_ok, rs, rs_ok)}**. Every arm of a seed "
         "starts from the same configurations: TPE's first start-up trials are random draws "
         "with the same seed as the random arm's, so a lucky early draw serves every arm, unless "
-        "Hyperband stops it first; more seeds separate luck from method.\n\n"
+        "Hyperband stops it first; more seeds separate luck from method. "
+        + WHAT_REACHES_COUNTS
+        + "\n\n"
         + markdown_table(
             [
                 "arm",

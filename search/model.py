@@ -83,8 +83,8 @@ def build_model(
         optimizer=_optimizer(hp, train_size),
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
-        # XLA is off on purpose: measured on 2 CPU cores it is slower for most of the space and
-        # 8x slower with dropout (BENCHMARKS.md); steps_per_execution removes most overhead.
+        # XLA is off: every trial compiles a new model, and no committed benchmark shows XLA
+        # paying for that on CPU; steps_per_execution removes most per-step overhead instead.
         jit_compile=False,
         steps_per_execution=steps_per_execution,
     )

@@ -188,7 +188,7 @@ def fit(model, hp: Hyperparams, data, *, validation_batch_size: int, callbacks=(
 
     Speed comes from compile-time settings (steps_per_execution, see model.py) and from data
     held as TF tensors: Keras' array adapter then shuffles indices and gathers batches inside
-    the graph, measured as fast as a hand-built tf.data pipeline here (BENCHMARKS.md).
+    the graph, with no input pipeline of ours (BENCHMARKS.md, `epoch`: fsearch against plain fit).
     """
     x, y, xv, yv = data
     return model.fit(
