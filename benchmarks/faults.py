@@ -107,15 +107,16 @@ def _study(url: str):
         return None
 
 
-def training(url: str) -> bool:
-    """A trial is past sampling (training) and at least one has finished."""
+def training(url: str, at_least: int = 1) -> bool:
+    """At least `at_least` trials are past sampling (training) and one has finished."""
     with contextlib.suppress(Exception):
         study = _study(url)
         if study is None:
             return False
         trials = study.get_trials(deepcopy=False)
         running = [t for t in trials if t.state.name == "RUNNING" and t.params]
-        return bool(running) and any(t.state.name in ("COMPLETE", "PRUNED") for t in trials)
+        done = any(t.state.name in ("COMPLETE", "PRUNED") for t in trials)
+        return len(running) >= at_least and done
     return False
 
 
@@ -172,7 +173,7 @@ def resume(run: Run) -> tuple[int, str]:
 def kill_a_worker(run: Run) -> tuple[int, str]:
     """Two workers (separate machines, as it were); one is SIGKILLed mid-trial."""
     a, b = run.start("--worker", 1), run.start("--worker", 2)
-    wait_until(lambda: training(run.url))
+    wait_until(lambda: training(run.url, at_least=2))  # both inside a trial
     a.send_signal(signal.SIGKILL)
     out, _ = b.communicate(timeout=600)
     a.wait()
@@ -215,11 +216,12 @@ def full_disk(run: Run) -> tuple[int, str]:
         out, _ = proc.communicate(timeout=600)
         code, line = proc.returncode, last_line(out)
         roomy = run.work / "fsearch.db"
-        with sqlite3.connect(mount / "fsearch.db") as src, sqlite3.connect(roomy) as dst:
+        src, dst = sqlite3.connect(mount / "fsearch.db"), sqlite3.connect(roomy)
+        with contextlib.closing(src), contextlib.closing(dst):
             src.backup(dst)
         run.url = f"sqlite:///{roomy}"
     finally:
-        subprocess.run(["umount", str(mount)], check=False)
+        subprocess.run(["umount", "--lazy", str(mount)], check=False)
     return code, line
 
 

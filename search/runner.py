@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from search.config import Config, StudySettings
-from search.errors import ConfigError, TooManyFailures
+from search.errors import ConfigError, FsearchError, TooManyFailures
 from search.outcomes import (
     DIVERGED,
     count_finished,
@@ -181,6 +181,17 @@ class _AfterTrial:
             study.stop()
 
 
+def _our_error_in(e: BaseException) -> FsearchError | None:
+    """The first of our errors (a StorageError, say) in e's chain of causes and contexts."""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        if isinstance(e, FsearchError):
+            return e
+        seen.add(id(e))
+        e = e.__cause__ or e.__context__
+    return None
+
+
 # How often a worker with nothing to run looks again (other workers' trials may fail or die).
 IDLE_POLL_S = 2.0
 
@@ -254,6 +265,10 @@ def run_study(
             )
         except st.TrialBudgetReached:
             continue  # the last slots went to other workers' trials: wait for them
+        except Exception as e:
+            # A storage failure while Optuna closes a trial trips a bug in its _run_trial
+            # (an UnboundLocalError in its `finally`) that hides our one-line error: show ours.
+            raise _our_error_in(e) or e  # noqa: B904 - re-raising the chain's own error
         # optimize returned by itself: n_trials reached (MaxTrialsCallback), too many
         # failures, timeout, or a sampler that ran out of points (grid) stopped the study.
         break

@@ -286,6 +286,15 @@ def is_transient(e: BaseException) -> bool:
     return isinstance(e, (*transient, exc.PendingRollbackError)) and not is_permanent(e)
 
 
+def _fault_hint(reason: str) -> str:
+    low = reason.lower()
+    if "full" in low or "space" in low or "quota" in low:
+        return "free disk space, then run the same command again to resume"
+    if "malformed" in low or "not a database" in low:
+        return "the database file is damaged: restore it from a copy, or start anew with --storage"
+    return "fix the database file's permissions, then run the same command again to resume"
+
+
 def is_permanent(e: BaseException) -> bool:
     """A database error that says the disk is full, or the file read-only or corrupt."""
     from sqlalchemy import exc
@@ -315,10 +324,10 @@ def retry_transient(
             return fn()
         except Exception as e:
             if is_permanent(e):
+                reason = mask_text(_first_line(e), url)
                 raise StorageError(
-                    f"storage {mask(url)} cannot be written or read: "
-                    f"{mask_text(_first_line(e), url)}; free disk space or fix the database "
-                    "file's permissions (or restore it), then run the same command to resume"
+                    f"storage {mask(url)} cannot be written or read: {reason}; "
+                    f"{_fault_hint(reason)}"
                 ) from None
             if not is_transient(e):
                 raise
