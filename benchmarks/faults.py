@@ -156,6 +156,7 @@ def check(run: Run) -> dict:
 
 
 def resume(run: Run) -> tuple[int, str]:
+    """The same command again, with export; (exit code, the line that says why it failed)."""
     proc = subprocess.run(
         run.cmd(),
         capture_output=True,
@@ -164,7 +165,10 @@ def resume(run: Run) -> tuple[int, str]:
         cwd=run.work,
         timeout=600,
     )
-    return proc.returncode, last_line(proc.stdout + proc.stderr)
+    output = proc.stdout + proc.stderr
+    if proc.returncode:
+        print(f"the rerun failed:\n{output[-4000:]}", flush=True)
+    return proc.returncode, last_line(output)
 
 
 # ---------------------------------------------------------------------------- the faults
@@ -289,9 +293,9 @@ def main(argv: list[str] | None = None) -> None:
                 again, again_line = resume(run)
                 got = check(run)
                 rows.append(
-                    [name, code, line, again, got["finished"], got["live"],
-                     "yes" if got["numbers_ok"] else "NO", got["orphans"],
-                     "yes" if got["export_ok"] else "NO"]
+                    [name, code, line, again if again == 0 else f"{again}: {again_line}",
+                     got["finished"], got["live"], "yes" if got["numbers_ok"] else "NO",
+                     got["orphans"], "yes" if got["export_ok"] else "NO"]
                 )  # fmt: skip
                 print(f"{name}: {time.perf_counter() - t0:.0f} s; {rows[-1]}", flush=True)
             finally:

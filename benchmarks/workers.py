@@ -164,8 +164,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md")
     args = ap.parse_args(argv)
 
+    from search.config import load_config
     from search.storage import mask
 
+    default_epochs = load_config().max_epochs  # the default study's, for the closing note
     server = os.environ.get("FSEARCH_TEST_PG", SERVER_DEFAULT)
     db = f"fsearch_bench_{uuid.uuid4().hex[:8]}"
     with _pg(server) as admin:
@@ -239,8 +241,8 @@ def main(argv: list[str] | None = None) -> None:
         "When the load average exceeds the core count, each round trip also waits for a CPU "
         "(the PostgreSQL server process competes with the trainers), so ms/trial then "
         "measure the run queue as much as the database. A default-study trial (50,000 "
-        "images, up to 27 epochs, most pruned after 1-3) lasts several times longer "
-        "than these with about the same number of calls (one more per epoch).\n"
+        f"images, up to {default_epochs} epochs, most pruned early) lasts several times "
+        "longer than these with about the same number of calls (one more per epoch).\n"
     )
     print()
     print(body)

@@ -270,23 +270,16 @@ def _run_here(plan: _Plan) -> RunResult:
     from search.objective import Objective
     from search.progress import RunProgress
 
-    cfg, opts, out, split = plan.config, plan.options, plan.console, plan.split
+    cfg, opts, out = plan.config, plan.options, plan.console
     study, created = _open_study(plan)
     already = outcomes.count_finished(study)
-    out.print(
-        f"study [bold]{cfg.study.name}[/] ({'new' if created else 'resumed'}) on "
-        f"{escape(plan.masked)}: "
-        f"{already}/{plan.trials} finished; sampler {cfg.study.sampler}, pruner "
-        f"{cfg.study.pruner}; {len(split.y_train):,} train / {len(split.y_val):,} validation "
-        "images",
-        markup=True,
-    )
+    _print_header(plan, created, already)
     best = None
     with contextlib.suppress(ValueError):
         best = study.best_value
     import_tensorflow(quiet=not opts.debug)
     workers.apply_thread_limits()
-    objective = Objective(cfg, split, artifact_store=plan.store)
+    objective = Objective(cfg, plan.split, artifact_store=plan.store)
     waiting = []
 
     def on_wait(finished: int, running: int) -> None:
@@ -330,6 +323,18 @@ def _run_here(plan: _Plan) -> RunResult:
     counts = outcomes.count_outcomes(study.get_trials(deepcopy=False))
     _print_done(out, study, counts, loop, plan.trials)
     return _finish(plan, study, created, counts)
+
+
+def _print_header(plan: _Plan, created: bool, already: int) -> None:
+    cfg, split = plan.config, plan.split
+    plan.console.print(
+        f"study [bold]{cfg.study.name}[/] ({'new' if created else 'resumed'}) on "
+        f"{escape(plan.masked)}: "
+        f"{already}/{plan.trials} finished; sampler {cfg.study.sampler}, pruner "
+        f"{cfg.study.pruner}; {len(split.y_train):,} train / {len(split.y_val):,} validation "
+        "images",
+        markup=True,
+    )
 
 
 def _print_done(out: Console, study, counts: dict[str, int], loop, target: int) -> None:

@@ -72,10 +72,11 @@ def pg_url() -> str:
     name = f"fsearch_test_{uuid.uuid4().hex[:10]}"
     with admin:
         admin.execute(f'CREATE DATABASE "{name}"')
-        base = server.rsplit("/", 1)[0]
-        try:
-            yield f"{base}/{name}"
-        finally:
+    try:
+        yield f"{server.rsplit('/', 1)[0]}/{name}"
+    finally:
+        # A new connection: a test may have restarted the server since (test_workers).
+        with pg_connect(server, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
