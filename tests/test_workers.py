@@ -59,6 +59,20 @@ def poll(url: str, name: str) -> dict[str, int]:
         storage.engine.dispose()
 
 
+def wait_training(url: str, name: str, workers_training: int, *, timeout: float) -> None:
+    """Until `workers_training` trials are past sampling (training) and one has finished."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        time.sleep(0.3)
+        try:
+            c = poll(url, name)
+        except KeyError:  # study not created yet
+            continue
+        if c["TRAINING"] >= workers_training and n_finished(c) >= 1:
+            return
+    pytest.fail(f"{workers_training} workers never trained at once: {poll(url, name)}")
+
+
 def start(args: list[str], env: dict[str, str]) -> subprocess.Popen:
     return subprocess.Popen(
         [str(FSEARCH), "run", *map(str, args)],
@@ -104,18 +118,9 @@ def test_killed_worker_trial_is_rerun_and_study_ends_at_n(pg_url, tiny_config, r
     args = ["--config", tiny_config, "--data-dir", real_data_dir, "--study", name]
     procs = [start([*args, "--trials", n, "--no-export", "--worker", i], env) for i in range(3)]
     try:
-        deadline = time.monotonic() + 300  # generous: a loaded CI machine is slow to start TF
-        while time.monotonic() < deadline:  # every worker inside a trial, one trial done
-            time.sleep(0.3)
-            try:
-                c = poll(pg_url, name)
-            except KeyError:  # study not created yet
-                continue
-            # Every worker training (a trial still sampling has no parameters to re-run).
-            if c["TRAINING"] == 3 and n_finished(c) >= 1:
-                break
-        else:
-            pytest.fail(f"workers never ran 3 trials at once: {poll(pg_url, name)}")
+        # Every worker training (a trial still sampling has no parameters to re-run); generous:
+        # a loaded CI machine is slow to start TF.
+        wait_training(pg_url, name, 3, timeout=300)
         procs[0].send_signal(signal.SIGKILL)
         outs = finish(procs[1:], timeout=300)
     finally:
@@ -321,17 +326,7 @@ def test_sigint_to_jobs_closes_every_trial_and_resume_reaches_n(pg_url, tiny_con
     args = ["--config", tiny_config, "--data-dir", real_data_dir, "--study", name, "--no-export"]
     proc = start([*args, "--trials", 40, "--jobs", 2], {"FSEARCH_STORAGE": pg_url})
     try:
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            time.sleep(0.3)
-            try:
-                c = poll(pg_url, name)
-            except KeyError:
-                continue
-            if c["TRAINING"] == 2 and n_finished(c) >= 1:  # both past sampling, training
-                break
-        else:
-            pytest.fail("the two workers never trained trials at once")
+        wait_training(pg_url, name, 2, timeout=180)  # both past sampling, training
         proc.send_signal(signal.SIGINT)
         out = finish([proc], timeout=120)[0]
     finally:
@@ -411,17 +406,7 @@ def test_a_postgres_restart_under_three_workers_ends_at_exactly_n(
     args = ["--config", tiny_config, "--data-dir", real_data_dir, "--study", name]
     proc = start([*args, "--trials", n, "--no-export", "--jobs", 3], {"FSEARCH_STORAGE": pg_url})
     try:
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline:
-            time.sleep(0.3)
-            try:
-                c = poll(pg_url, name)
-            except KeyError:
-                continue
-            if c["TRAINING"] >= 2 and n_finished(c) >= 1:
-                break
-        else:
-            pytest.fail(f"workers never trained at once: {poll(pg_url, name)}")
+        wait_training(pg_url, name, 2, timeout=300)
         version = sorted(os.listdir("/etc/postgresql"))[-1]
         subprocess.run(
             ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart"],
