@@ -255,6 +255,14 @@ def dashboard(
             "and delete studies and kept models (the dashboard has no login).",
         ),
     ] = False,
+    read_only: Annotated[
+        bool,
+        typer.Option(
+            "--read-only",
+            help="Refuse every change (notes, deletions, uploads): only viewing; the safer "
+            "choice with --allow-remote.",
+        ),
+    ] = False,
     storage: StorageOpt = None,
     artifacts: ArtifactsOpt = None,
     debug: DebugOpt = False,
@@ -267,10 +275,13 @@ def dashboard(
 
         dash.check_host(host, allow_remote=allow_remote)
         if not dash.is_loopback(host):
-            err.print(dash.REMOTE_WARNING, markup=False)
+            warning = dash.REMOTE_READ_ONLY_WARNING if read_only else dash.REMOTE_WARNING
+            err.print(warning, markup=False)
         storage_obj = st.open_storage(storage, must_exist=True)
         store = open_artifact_store(artifact_dir(storage, artifacts), create=False)
-        server = dash.make_dashboard_server(storage_obj, store, host=host, port=port)
+        server = dash.make_dashboard_server(
+            storage_obj, store, host=host, port=port, read_only_mode=read_only
+        )
         out.print(
             f"optuna-dashboard for {st.mask(st.resolve_url(storage))} on "
             f"{dash.url_of(server, host)} (Ctrl-C to stop)",

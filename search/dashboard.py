@@ -30,7 +30,12 @@ class _QuietHandler(WSGIRequestHandler):
 
 REMOTE_WARNING = (
     "warning: the dashboard has no login; everyone who can reach this address can read, edit "
-    "and delete the studies in this storage and download their kept models"
+    "and delete the studies in this storage and download their kept models "
+    "(--read-only refuses every change)"
+)
+REMOTE_READ_ONLY_WARNING = (
+    "warning: the dashboard has no login; everyone who can reach this address can read the "
+    "studies in this storage and download their kept models (changes are refused)"
 )
 
 
@@ -56,13 +61,35 @@ def check_host(host: str, *, allow_remote: bool) -> None:
         )
 
 
-def make_dashboard_server(storage, artifact_store, *, host: str, port: int) -> WSGIServer:
+def read_only(app: Callable) -> Callable:
+    """The WSGI app with every request but GET and HEAD refused (405): optuna-dashboard changes
+    studies (notes, deletes, uploads) through POST, PUT, PATCH and DELETE; reading stays."""
+
+    def guarded(environ, start_response):
+        if environ.get("REQUEST_METHOD", "GET").upper() in ("GET", "HEAD"):
+            return app(environ, start_response)
+        body = b"read-only dashboard (fsearch dashboard --read-only): changes are refused\n"
+        start_response(
+            "405 Method Not Allowed",
+            [("Content-Type", "text/plain"), ("Allow", "GET, HEAD"),
+             ("Content-Length", str(len(body)))],
+        )  # fmt: skip
+        return [body]
+
+    return guarded
+
+
+def make_dashboard_server(
+    storage, artifact_store, *, host: str, port: int, read_only_mode: bool = False
+) -> WSGIServer:
     """A server bound to host:port serving optuna-dashboard; ConfigError if it cannot bind."""
     from optuna_dashboard import wsgi
 
     if not 0 <= port <= 65535:
         raise ConfigError(f"--port must be between 0 and 65535, got {port}")
     app = wsgi(storage, artifact_store=artifact_store)
+    if read_only_mode:
+        app = read_only(app)
     try:
         return make_server(
             host, port, app, server_class=_ThreadedServer, handler_class=_QuietHandler

@@ -183,3 +183,38 @@ def test_bad_host_and_port(tiny_config):
     assert r.exit_code == 2 and "is not a known address" in r.output
     r = invoke("dashboard", "--port", "70000")
     assert r.exit_code == 2 and "--port must be between 0 and 65535" in r.output
+
+
+def test_read_only_dashboard_serves_reads_and_refuses_every_change(tiny_study):
+    """The WSGI app behind --read-only, served for real on loopback: GET reaches
+    optuna-dashboard's API; POST, PUT, PATCH and DELETE are refused with 405 and change
+    nothing."""
+    import threading
+    import urllib.error
+
+    from search import dashboard as dash
+    from search import storage as st
+    from search.artifacts import open_artifact_store
+
+    storage = st.open_storage(tiny_study.storage, must_exist=True)
+    server = dash.make_dashboard_server(
+        storage, open_artifact_store(tiny_study.artifacts, create=False),
+        host="127.0.0.1", port=0, read_only_mode=True,
+    )  # fmt: skip
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        with urllib.request.urlopen(f"{base}/api/studies", timeout=30) as resp:
+            (study,) = json.load(resp)["study_summaries"]
+        for method in ("POST", "PUT", "PATCH", "DELETE"):
+            request = urllib.request.Request(
+                f"{base}/api/studies/{study['study_id']}", data=b"{}", method=method
+            )
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(request, timeout=30)
+            assert refused.value.code == 405, method
+        with urllib.request.urlopen(f"{base}/api/studies", timeout=30) as resp:
+            assert [s["study_name"] for s in json.load(resp)["study_summaries"]] == ["tiny-grid"]
+    finally:
+        server.shutdown()
+        server.server_close()
