@@ -82,6 +82,8 @@ def create_or_load_study(
                 )
             study.set_user_attr(ATTR_CONFIG, config.to_json())
             study.set_user_attr(ATTR_FINGERPRINT, fingerprint)
+        if study.metric_names is None:  # a study made before metrics were named
+            _name_metric(study)
         return study, False
     try:
         study = optuna.create_study(
@@ -95,7 +97,23 @@ def create_or_load_study(
     study.set_user_attr(ATTR_CONFIG, config.to_json())
     study.set_user_attr(ATTR_FINGERPRINT, fingerprint)
     study.set_user_attr(ATTR_VERSION, __version__)
+    _name_metric(study)
     return study, True
+
+
+# What the objective returns: the best epoch's validation accuracy. Named in the study, so
+# optuna-dashboard and Optuna's plots label their axes with it instead of "Objective 0".
+METRIC_NAME = "val_accuracy"
+
+
+def _name_metric(study: optuna.Study) -> None:
+    import warnings
+
+    import optuna
+
+    with warnings.catch_warnings():  # set_metric_names is experimental in Optuna 4.8-5.0
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names([METRIC_NAME])
 
 
 def stored_config(study: optuna.Study) -> dict[str, Any]:

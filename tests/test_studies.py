@@ -60,3 +60,16 @@ def test_stored_config_refuses_a_study_not_made_by_fsearch(storage):
     study = optuna.create_study(study_name="plain", storage=storage)
     with pytest.raises(StudyError, match="'plain' was not created by fsearch"):
         studies.stored_config(study)
+
+
+def test_the_study_names_its_metric_so_plots_and_the_dashboard_label_it(tmp_path):
+    import optuna
+
+    storage = st.open_storage(f"sqlite:///{tmp_path}/s.db")
+    study, _ = studies.create_or_load_study(storage, parse_config(raw_config()))
+    assert study.metric_names == ["val_accuracy"]
+    # A study made before metrics were named gets the name when it is resumed.
+    old = optuna.create_study(study_name="old", storage=storage, direction="maximize")
+    cfg = parse_config({**raw_config(), "study": {"name": "old"}})
+    old.set_user_attr(studies.ATTR_FINGERPRINT, cfg.fingerprint())
+    assert studies.create_or_load_study(storage, cfg)[0].metric_names == ["val_accuracy"]
