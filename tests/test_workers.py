@@ -306,7 +306,7 @@ def test_worker_identity():
         workers.parse_worker("-1")
 
 
-def test_interrupts_caught_turns_signals_into_keyboard_interrupt_sets_the_event_and_restores():
+def test_interrupts_caught_turns_signals_into_keyboard_interrupt_marks_the_stop_and_restores():
     signals = (signal.SIGINT, signal.SIGTERM)
     before = {sig: signal.getsignal(sig) for sig in signals}
     with pytest.raises(KeyboardInterrupt), workers.interrupts_caught() as interrupted:
@@ -316,6 +316,20 @@ def test_interrupts_caught_turns_signals_into_keyboard_interrupt_sets_the_event_
         time.sleep(5)  # the handler raises at once; this line is never finished
     assert interrupted.is_set()
     assert {sig: signal.getsignal(sig) for sig in signals} == before
+
+
+def test_a_second_stop_signal_only_marks_the_request_and_never_raises_again():
+    """While the first interrupt is being handled (Optuna closing the trial), another signal
+    (a second Ctrl-C, SIGTERM from a dying parent) must not interrupt that work."""
+    with workers.interrupts_caught() as stop:
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)  # the handler raises at once; this line is never finished
+        os.kill(os.getpid(), signal.SIGTERM)  # the trial is being closed now
+        time.sleep(0.2)  # the handler runs here, and must only mark the request
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.2)
+        assert stop.is_set() and stop.signum == signal.SIGINT
 
 
 @pytest.mark.postgres
