@@ -161,6 +161,7 @@ class _Plan:
     split: Any  # data.Split for a run in this process; None for --jobs (workers load theirs)
     storage: Any
     store: Any
+    url: str  # the storage URL, resolved (--storage, $FSEARCH_STORAGE, its file, the default)
     masked: str
     console: Console
     started: float = field(default_factory=time.perf_counter)
@@ -212,14 +213,16 @@ def _plan(config: str | Path | Config | None, opts: RunOptions, console: Console
     grid = grid_search_space(cfg) if cfg.study.sampler == "grid" else None
     trials = opts.trials or (grid_size(cfg) if grid is not None else DEFAULT_TRIALS)
     runner.check_sampler(cfg.study)
-    _check_trusted(cfg, opts)
+    # Resolved once: it may read FSEARCH_STORAGE_FILE, and every use below needs the same URL.
+    url = st.resolve_url(opts.storage)
+    _check_trusted(cfg, opts, url)
     pruner = runner.make_pruner(cfg.study, max_epochs=cfg.max_epochs)
     worker = workers.parse_worker(opts.worker)
     timeout, restart_every = workers.deadline_timeout(opts.timeout), workers.restart_every()
     # --jobs workers load their own copy; this process does not hold one meanwhile.
     split = None if opts.jobs > 1 else load_split(cfg.data, opts.data_dir)
-    store_path = artifact_dir(opts.storage, opts.artifacts)
-    storage = st.open_storage(opts.storage, heartbeat=True)
+    store_path = artifact_dir(url, opts.artifacts)
+    storage = st.open_storage(url, heartbeat=True)
     return _Plan(
         config=cfg,
         config_path=Path(path) if path is not None else None,
@@ -234,18 +237,19 @@ def _plan(config: str | Path | Config | None, opts: RunOptions, console: Console
         split=split,
         storage=storage,
         store=open_artifact_store(store_path),
-        masked=st.mask(st.resolve_url(opts.storage)),
+        url=url,
+        masked=st.mask(url),
         console=console,
     )
 
 
-def _check_trusted(cfg: Config, opts: RunOptions) -> None:
+def _check_trusted(cfg: Config, opts: RunOptions, url: str) -> None:
     """Optuna's CmaEsSampler unpickles its state from trial system attributes: whoever can
     write a shared database could run code in every cmaes worker. Only a local SQLite file,
     or a database the user vouches for, is used with it."""
     if cfg.study.sampler != "cmaes" or opts.trust_storage:
         return
-    if st.parse_url(st.resolve_url(opts.storage)).sqlite_path is None:
+    if st.parse_url(url).sqlite_path is None:
         raise ConfigError(
             "the cmaes sampler loads its state with pickle from the study database, so anyone "
             "who can write this shared database could run code on every worker; use another "
@@ -412,7 +416,7 @@ def _run_workers(plan: _Plan) -> RunResult:
             jobs=opts.jobs,
             base_worker=plan.worker,
             env={
-                st.ENV_STORAGE: st.resolve_url(opts.storage),
+                st.ENV_STORAGE: plan.url,
                 workers.ENV_NO_BAR: "1",
                 # The config as this process read it, whatever happens to the file meanwhile.
                 workers.ENV_CONFIG: plan.config_text,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import signal
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -92,19 +91,6 @@ def user_errors(debug: bool):
     except StudyInterrupted as e:
         err.print(str(e), markup=False, soft_wrap=True)
         raise typer.Exit(e.exit_code) from None
-
-
-def _stop_signals_as_interrupt() -> None:
-    """`kill`, `docker stop` and a closed terminal stop the dashboard as Ctrl-C does."""
-    from search.workers import STOP_SIGNALS
-
-    def handler(signum, frame):
-        raise KeyboardInterrupt
-
-    for sig in STOP_SIGNALS:
-        if sig != signal.SIGINT:
-            with contextlib.suppress(ValueError):  # not in the main thread (tests)
-                signal.signal(sig, handler)
 
 
 @app.command()
@@ -287,8 +273,11 @@ def dashboard(
             f"{dash.url_of(server, host)} (Ctrl-C to stop)",
             markup=False,
         )
-        _stop_signals_as_interrupt()
-        dash.serve(server, on_stop=lambda: out.print("dashboard stopped"))
+        from search.workers import interrupts_caught
+
+        # `kill`, `docker stop` and a closed terminal stop it as Ctrl-C does.
+        with interrupts_caught():
+            dash.serve(server, on_stop=lambda: out.print("dashboard stopped"))
 
 
 @app.command()

@@ -278,9 +278,10 @@ def run_study(
             f"(last error: {' '.join(failures.last_error)}); "
             "see `error` in the trials' user attributes, fix the cause, then re-run to resume"
         )
+    done = count_finished(study)
     return LoopResult(
-        finished=count_finished(study),
+        finished=done,
         seconds=time.perf_counter() - start,
         ran=after_trial.ran,
-        recycle=after_trial.recycle and count_finished(study) < n_trials,
+        recycle=after_trial.recycle and done < n_trials,
     )

@@ -278,8 +278,7 @@ def is_transient(e: BaseException) -> bool:
     """
     from sqlalchemy import exc
 
-    if isinstance(e, optuna.exceptions.StorageInternalError) and e.__cause__ is not None:
-        e = e.__cause__
+    e = _unwrapped(e)
     if isinstance(e, exc.DBAPIError) and e.connection_invalidated:
         return True
     transient = (exc.OperationalError, exc.InterfaceError, exc.DisconnectionError)
@@ -295,12 +294,18 @@ def _fault_hint(reason: str) -> str:
     return "fix the database file's permissions, then run the same command again to resume"
 
 
+def _unwrapped(e: BaseException) -> BaseException:
+    """The SQLAlchemy error inside Optuna's StorageInternalError (raised at commit)."""
+    if isinstance(e, optuna.exceptions.StorageInternalError) and e.__cause__ is not None:
+        return e.__cause__
+    return e
+
+
 def is_permanent(e: BaseException) -> bool:
     """A database error that says the disk is full, or the file read-only or corrupt."""
     from sqlalchemy import exc
 
-    if isinstance(e, optuna.exceptions.StorageInternalError) and e.__cause__ is not None:
-        e = e.__cause__
+    e = _unwrapped(e)
     if not isinstance(e, (exc.DBAPIError, sqlite3.Error)):
         return False
     reason = str(getattr(e, "orig", None) or e).lower()
