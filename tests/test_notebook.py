@@ -19,12 +19,14 @@ INTERRUPT_CELL = """
 import os, signal, threading
 def stop_when_training():
     import sqlite3, time
-    while True:
+    while True:  # a trial past sampling (its parameters stored): it is training
         with sqlite3.connect("studies/fsearch.db") as c:
-            if c.execute("SELECT COUNT(*) FROM trials WHERE state = 'RUNNING'").fetchone()[0]:
+            if c.execute(
+                "SELECT COUNT(*) FROM trials t WHERE t.state = 'RUNNING' AND EXISTS "
+                "(SELECT 1 FROM trial_params p WHERE p.trial_id = t.trial_id)"
+            ).fetchone()[0]:
                 break
-        time.sleep(0.2)
-    time.sleep(1.0)
+        time.sleep(0.05)
     os.kill(os.getpid(), signal.SIGINT)
 threading.Thread(target=stop_when_training, daemon=True).start()
 try:
@@ -50,6 +52,8 @@ def test_notebook_shows_bar_and_trial_lines_and_an_interrupt_closes_the_trial(
 ):
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
+    # Six-epoch trials: the interrupt lands inside one, not between two.
+    tiny_config.write_text(tiny_config.read_text().replace("epochs = 2", "epochs = 6"))
     cfg, data = str(tiny_config), str(real_data_dir)
     nb = nbformat.v4.new_notebook()
     nb.cells = [
