@@ -1,4 +1,5 @@
-"""Every private Optuna internal fsearch leans on, in one place.
+"""Every private Optuna internal fsearch leans on, in one place (and the one Keras internal,
+KERAS_TF_AVAILABLE, at the end).
 
 Optuna gives no public hook for what storage.ResilientStorage adds (a trial budget checked in
 the same transaction as the insert, stale trials failed and re-queued in one transaction,
@@ -72,3 +73,8 @@ def storage_backend(study: optuna.Study) -> Any:
 
 def study_id(study: optuna.Study) -> int:
     return study._study_id
+
+
+# Keras (search/_tf.py): under JAX or torch, Keras is told TensorFlow is absent so it does not
+# import it to seed each trial. The module and attribute it sets:
+KERAS_TF_AVAILABLE = ("keras.src.utils.module_utils", "tensorflow", "_available")

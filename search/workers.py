@@ -22,10 +22,12 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
+from search.devices import Gpu, detect_gpus, worker_env
 from search.errors import ConfigError
 
 ENV_WORKER = "FSEARCH_WORKER"
 ENV_THREADS = "FSEARCH_TF_THREADS"  # intra-op threads of this worker's TF (set by --jobs)
+ENV_CPUS = "FSEARCH_CPUS"  # the cores of this worker (set by --jobs): "0,1"
 ENV_NO_BAR = "FSEARCH_NO_BAR"  # set by --jobs: the parent shows the one progress bar
 ENV_PARENT = "FSEARCH_PARENT_PID"  # set by --jobs: the worker ends when this process does
 # Ctrl-C, `kill` / `docker stop`, and a closed terminal all stop a run the same way: the running
@@ -61,27 +63,107 @@ def cores() -> int:
         return os.cpu_count() or 1
 
 
+# --jobs auto. CPU only: one worker per core up to CPU_WORKERS_MAX. On 2 cores, 2 workers of
+# one TF thread each finished 1.63x the trials per hour of one worker of two threads (1.31x
+# counting TF start-up and data loading; BENCHMARKS.md, `workers`); more workers than that have
+# not been measured, so a bigger machine gets 2 until benchmarks/workers.py says otherwise.
+CPU_WORKERS_MAX = 2
+# With NVIDIA GPUs: this many workers share each GPU, at most one per core. A trial of these
+# small MLPs keeps a GPU busy a few percent of the time (dispatch, compilation and copies
+# dominate: issue 12's anchor, 8 JAX workers on one H200 and 16 cores, GPU 3% busy), so
+# several trials run on each; benchmarks/gpu.py --jobs N measures other numbers.
+WORKERS_PER_GPU = 8
+
+
+def auto_jobs(n_cores: int | None = None, n_gpus: int | None = None) -> int:
+    """The number of workers `--jobs auto` starts on this machine (its cores and GPUs)."""
+    n_cores = n_cores or cores()
+    if n_gpus is None:
+        n_gpus = len(detect_gpus())
+    if n_gpus > 0:
+        return max(1, min(n_gpus * WORKERS_PER_GPU, n_cores))
+    return max(1, min(n_cores, CPU_WORKERS_MAX))
+
+
+def parse_jobs(value: int | str) -> int:
+    """--jobs: a whole number >= 1, or 'auto' (auto_jobs), resolved once."""
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return auto_jobs()
+    try:
+        jobs = int(value)
+    except (TypeError, ValueError):
+        jobs = 0
+    if isinstance(value, float) and value != jobs or isinstance(value, bool) or jobs < 1:
+        raise ConfigError(f"--jobs must be a whole number >= 1 or 'auto', got {value!r}")
+    return jobs
+
+
 def threads_per_worker(jobs: int, n_cores: int | None = None) -> int:
     """Cores each of `jobs` workers gets for TF's intra-op pool (at least one)."""
     return max(1, (n_cores or cores()) // jobs)
 
 
-def apply_thread_limits() -> int | None:
-    """Limit this process's TensorFlow to FSEARCH_TF_THREADS threads, if set.
+def cpu_share(slot: int, threads: int, all_cores: Sequence[int] | None = None) -> list[int]:
+    """The cores of the slot-th (0-based) worker that has `threads` of them: consecutive
+    cores, wrapping around when there are more workers than cores."""
+    if all_cores is None:
+        try:
+            all_cores = os.sched_getaffinity(0)
+        except AttributeError:  # not Linux (pin_cpus does nothing there either)
+            all_cores = range(os.cpu_count() or 1)
+    ids = sorted(all_cores)
+    start = slot * threads
+    return sorted({ids[(start + j) % len(ids)] for j in range(min(threads, len(ids)))})
 
-    Must run after TF is imported and before its first op (TF fixes its thread pools then);
-    api.run calls it right after import_tensorflow.
+
+def pin_cpus() -> list[int] | None:
+    """Keep this process on its --jobs share of the cores (FSEARCH_CPUS), if set.
+
+    For JAX: XLA's CPU client sizes its thread pool from the cores the process may run on and
+    has no thread setting of its own (XLA_FLAGS' --xla_cpu_multi_thread_eigen=false and
+    intra_op_parallelism_threads=1 measured no change with jax 0.10: 1.9 cores busy either way
+    on 2 cores; pinned to one core: 1.0). Run before JAX starts its client (import_backend).
     """
+    raw = os.environ.get(ENV_CPUS)
+    if not raw or not hasattr(os, "sched_setaffinity"):
+        return None
+    cpus = [int(c) for c in raw.split(",") if c.strip().isdigit()]
+    with contextlib.suppress(OSError, ValueError):  # cores gone (a changed container CPU set)
+        os.sched_setaffinity(0, cpus)
+        return cpus
+    return None
+
+
+def apply_thread_limits() -> int | None:
+    """Limit this process's Keras backend to FSEARCH_TF_THREADS threads, if set.
+
+    TensorFlow: its intra-op pool (must run after TF is imported and before its first op: TF
+    fixes its thread pools then; api.run calls it right after import_tensorflow). PyTorch:
+    torch.set_num_threads. JAX: this process's cores (pin_cpus). No backend's module is
+    imported for another backend.
+    """
+    from search.devices import backend
+
     raw = os.environ.get(ENV_THREADS)
     if not raw:
         return None
-    import tensorflow as tf
-
     n = int(raw)
-    tf.config.threading.set_intra_op_parallelism_threads(n)
-    # Keras fits one small graph at a time: independent ops are few, one inter-op thread
-    # is enough and keeps the worker inside its share.
-    tf.config.threading.set_inter_op_parallelism_threads(1)
+    name = backend()
+    if name == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(n)
+        # Keras fits one small graph at a time: independent ops are few, one inter-op thread
+        # is enough and keeps the worker inside its share.
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    elif name == "torch":
+        import torch
+
+        torch.set_num_threads(n)
+        with contextlib.suppress(RuntimeError):  # allowed once, before any inter-op work
+            torch.set_num_interop_threads(1)
+    else:
+        pin_cpus()
     return n
 
 
@@ -151,11 +233,23 @@ def interrupts_caught() -> Iterator[StopRequest]:
             sys.unraisablehook = default_hook
 
 
-def child_env(worker: int, threads: int, extra: dict[str, str] | None = None) -> dict[str, str]:
+def child_env(
+    worker: int,
+    threads: int,
+    extra: dict[str, str] | None = None,
+    *,
+    slot: int = 0,
+    jobs: int = 1,
+    gpus: Sequence[Gpu] = (),
+) -> dict[str, str]:
+    """The environment of the slot-th (0-based) of `jobs` workers, number `worker`: its share
+    of the cores, and of the GPUs when there are any (devices.worker_env)."""
     env = {**os.environ, **(extra or {})}
     env[ENV_PARENT] = str(os.getpid())
     env[ENV_WORKER] = str(worker)
     env[ENV_THREADS] = str(threads)
+    env[ENV_CPUS] = ",".join(map(str, cpu_share(slot, threads)))
+    env |= worker_env(slot, jobs, gpus, env)
     # Read by TF's runtime and by the BLAS/OpenMP libraries it may load, before any Python
     # code of ours runs: belt and braces with apply_thread_limits.
     env["TF_NUM_INTRAOP_THREADS"] = str(threads)
@@ -182,6 +276,7 @@ def run_local_workers(
     """
     # Long because start, output pumping, signal forwarding and reaping belong together.
     threads = threads_per_worker(jobs)
+    gpus = detect_gpus()
     procs: list[subprocess.Popen] = []
     lock = threading.Lock()
 
@@ -199,7 +294,7 @@ def run_local_workers(
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 text=True,
-                env=child_env(worker, threads, env),
+                env=child_env(worker, threads, env, slot=i, jobs=jobs, gpus=gpus),
                 start_new_session=True,
             )
         )
@@ -307,6 +402,12 @@ def run_started(already: int) -> tuple[float, int]:
     if _restartable:
         os.environ[ENV_STARTED] = f"{started[0]},{started[1]}"
     return started
+
+
+def pin_config_text(text: str) -> None:
+    """A restart of this process reads the config it started with (a config made here)."""
+    if _restartable:
+        os.environ[ENV_CONFIG] = text
 
 
 def pinned_config(path: str | Path | None):

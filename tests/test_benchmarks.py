@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 
 import optuna
 import pytest
@@ -185,3 +186,55 @@ def test_summary_gives_each_arm_its_median_and_ratio_to_random():
     assert "| 1.0 min, 3.0 min | 2.0 min | < 0.29 |" in rows[DEFAULT_ARM]
     assert "| 4.0 min, > 10 min | > 7.0 min | 1 |" in rows[RANDOM_ARM]
     assert "| 6.0 min | < 0.86 |" in rows["fsearch, bootstrap_count = 3"]
+
+
+FAKE_NVIDIA_SMI = """#!/bin/sh
+# A stand-in for nvidia-smi: one GPU; with -l, three samples (util 20, 40, 60 %).
+case "$*" in
+  *"-l"*) for u in 20 40 60; do echo "0, $u, 1000$u"; sleep 0.2; done ;;
+  *) echo "0, NVIDIA H200, GPU-aaa, 143771" ;;
+esac
+"""
+
+
+def test_gpu_benchmark_samples_nvidia_smi_and_sums_up_a_study(tmp_path, monkeypatch):
+    import time
+
+    from benchmarks import gpu
+
+    smi = tmp_path / "nvidia-smi"
+    smi.write_text(FAKE_NVIDIA_SMI)
+    smi.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    with gpu.GpuSampler(tmp_path / "smi.csv") as sampler:
+        sampler.thread.join(timeout=10)  # the fake ends after three samples
+    assert [r[1:] for r in sampler.rows] == [(0, 20.0, 100020.0), (0, 40.0, 100040.0),
+                                             (0, 60.0, 100060.0)]  # fmt: skip
+    assert len((tmp_path / "smi.csv").read_text().splitlines()) == 4
+
+    # Trials ran from the second sample to the third: the mean is over those two.
+    t = [r[0] for r in sampler.rows]
+    storage = f"sqlite:///{tmp_path}/b.db"
+    study = optuna.create_study(study_name=gpu.STUDY, storage=storage, direction="maximize")
+    for value, curve, state in [(0.9, [0.85, 0.9], optuna.trial.TrialState.COMPLETE),
+                                (None, [0.8], optuna.trial.TrialState.PRUNED)]:  # fmt: skip
+        study.add_trial(
+            optuna.trial.FrozenTrial(
+                number=0,
+                state=state,
+                value=value,
+                datetime_start=dt.datetime.fromtimestamp(t[1] - 0.01),
+                datetime_complete=dt.datetime.fromtimestamp(t[2] + 0.01),
+                params={},
+                distributions={},
+                user_attrs={"device": "gpu:0 NVIDIA H200"},
+                system_attrs={},
+                intermediate_values=dict(enumerate(curve)),
+                trial_id=0,
+            )
+        )
+    s = gpu.summarize(storage, sampler.rows, t[0], time.time())
+    assert (s["trials_finished"], s["complete"], s["pruned"], s["failed"]) == (2, 1, 1, 0)
+    assert s["best_val_accuracy"] == 0.9 and s["devices"] == ["gpu:0 NVIDIA H200"]
+    assert s["gpu_samples"] == 2 and s["mean_gpu_util_pct"] == 50.0
+    assert s["peak_gpu_memory_mib"] == 100060.0 and s["minutes_to_0.89"] is not None

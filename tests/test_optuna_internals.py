@@ -43,3 +43,13 @@ def test_our_overrides_replace_the_methods_optuna_calls():
     for name in ("_create_new_trial", "_get_stale_trial_ids"):
         assert name in vars(ResilientStorage), name
         assert name in _optuna.RDB_PRIVATE_METHODS
+
+
+def test_keras_lazy_tensorflow_module_has_the_available_flag_we_set():
+    import importlib
+
+    from search._optuna import KERAS_TF_AVAILABLE
+
+    module, obj, attr = KERAS_TF_AVAILABLE
+    lazy = getattr(importlib.import_module(module), obj)
+    assert hasattr(lazy, attr), f"{module}.{obj}.{attr} moved: update search/_tf.py"
