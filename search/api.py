@@ -37,11 +37,13 @@ from search import outcomes, runner, workers
 from search import storage as st
 from search.config import DEFAULT_CONFIG_NAME, Config, load_config, validate_study_name
 from search.errors import ConfigError, StudyError, StudyInterrupted, WorkerFailed
+from search.metrics import of_study
 
 if TYPE_CHECKING:
     import optuna
 
 DEFAULT_TRIALS = 200  # `trials` when not given, except for grid studies (their grid size)
+WARM_START_TRIALS = 10  # --warm-start queues this many of the other study's best trials
 
 
 def _forwarded(default: Any = None, *, to_workers: bool = True) -> Any:
@@ -63,15 +65,27 @@ class RunOptions:
     storage: str | None = _forwarded(to_workers=False)
     artifacts: str | None = _forwarded()  # kept models: a directory or s3://BUCKET[/PREFIX]
     data_dir: str | None = _forwarded()  # the four Fashion-MNIST .gz files
+    # Your own data: a .csv/.parquet (with `target`), .npz or IDX folder; without a config,
+    # the study is made for it (what `fsearch init` prints).
+    data: str | None = _forwarded()
+    target: str | None = _forwarded()  # the label column of a table
+    # Enqueue another study's best configurations (the parameters valid in this space) first.
+    warm_start: str | None = _forwarded(to_workers=False)
     sampler: str | None = _forwarded()
     pruner: str | None = _forwarded()
     seed: int | None = _forwarded()
     export: bool = _forwarded(True, to_workers=False)  # export the best model at the end
     export_dir: str | None = _forwarded(to_workers=False)  # [studies/STUDY/best]
+    # What the end-of-run export makes (`fsearch export` has the same flags): the selected
+    # configuration trained again on train + validation, and/or the mean of the K best.
+    refit: bool = _forwarded(False, to_workers=False)
+    ensemble: int = _forwarded(1, to_workers=False)
     allow_space_change: bool = _forwarded(False)  # continue a study whose space changed
     # cmaes on a shared database: its sampler unpickles what others wrote there (see _plan).
     trust_storage: bool = _forwarded(False)
-    jobs: int = _forwarded(1, to_workers=False)  # worker processes on this machine
+    # Worker processes on this machine: a number, or "auto" (workers.auto_jobs: a number for
+    # the machine's cores and GPUs), which becomes that number when the options are made.
+    jobs: int | str = _forwarded(1, to_workers=False)
     worker: int | str | None = _forwarded(to_workers=False)  # seeds this worker's sampler
     debug: bool = _forwarded(False)  # library logs (TensorFlow start-up, Optuna) and tracebacks
 
@@ -83,6 +97,8 @@ class RunOptions:
                 object.__setattr__(self, f.name, value.value)
             elif isinstance(value, Path):
                 object.__setattr__(self, f.name, str(value))
+        # Resolved once, here: everything after compares numbers (a bad value: ConfigError).
+        object.__setattr__(self, "jobs", workers.parse_jobs(self.jobs))
 
     @classmethod
     def of(cls, options: RunOptions | None = None, **changes: Any) -> RunOptions:
@@ -100,8 +116,8 @@ class RunOptions:
             raise ConfigError(f"--trials must be at least 1, got {self.trials}")
         if self.timeout is not None and self.timeout <= 0:
             raise ConfigError(f"--timeout must be a positive number of seconds, got {self.timeout}")
-        if self.jobs < 1:
-            raise ConfigError(f"--jobs must be at least 1, got {self.jobs}")
+        if self.ensemble < 1:
+            raise ConfigError(f"--ensemble must be at least 1, got {self.ensemble}")
 
     def worker_args(self, *, config: Path | None, trials: int) -> list[str]:
         """The `fsearch run` arguments of each --jobs worker (it adds its own --worker K):
@@ -195,8 +211,8 @@ def run(
 def _plan(config: str | Path | Config | None, opts: RunOptions, console: Console) -> _Plan:
     """Everything that can be checked without a database is checked first, so a bad input
     leaves nothing behind: config, options, sampler and pruner, data."""
+    from search import datasets
     from search.artifacts import artifact_dir, open_artifact_store
-    from search.data import load_split
     from search.space import grid_search_space, grid_size
 
     if isinstance(config, Config):
@@ -204,9 +220,18 @@ def _plan(config: str | Path | Config | None, opts: RunOptions, console: Console
         if opts.jobs > 1:
             path = _config_file(cfg)
             text = path.read_text(encoding="utf-8")
+    elif config is None and opts.data and os.environ.get(workers.ENV_CONFIG) is None:
+        # --data without a config: the study `fsearch init` would write (workers get its text).
+        from search.datasets import study_toml
+
+        path = None
+        text, _ = study_toml(opts.data, opts.target or "")
+        cfg = load_config(f"<made for --data {opts.data}>", text=text)
+        workers.pin_config_text(text)
     else:
         path = config
         cfg, text = workers.pinned_config(config)
+    cfg = _with_data_options(cfg, opts)
     cfg = cfg.replace_study(
         name=opts.study, sampler=opts.sampler, pruner=opts.pruner, seed=opts.seed
     )
@@ -220,7 +245,15 @@ def _plan(config: str | Path | Config | None, opts: RunOptions, console: Console
     worker = workers.parse_worker(opts.worker)
     timeout, restart_every = workers.deadline_timeout(opts.timeout), workers.restart_every()
     # --jobs workers load their own copy; this process does not hold one meanwhile.
-    split = None if opts.jobs > 1 else load_split(cfg.data, opts.data_dir)
+    target = datasets.target_of(cfg.data)
+    split = None if opts.jobs > 1 else datasets.load_split(cfg.data, opts.data_dir)
+    if split is not None:
+        for note in split.notes:
+            console.print(note, markup=False)
+    elif target.note:
+        console.print(target.note, markup=False)
+    if opts.warm_start:
+        validate_study_name(opts.warm_start, where="--warm-start study")
     store_path = artifact_dir(url, opts.artifacts)
     storage = st.open_storage(url, heartbeat=True)
     return _Plan(
@@ -241,6 +274,26 @@ def _plan(config: str | Path | Config | None, opts: RunOptions, console: Console
         masked=st.mask(url),
         console=console,
     )
+
+
+def _with_data_options(cfg: Config, opts: RunOptions) -> Config:
+    """--data / --target on top of the config's [data]; naming two different data sets is
+    an error, not a silent choice."""
+    if not opts.data:
+        if opts.target and not cfg.data.source:
+            raise ConfigError("--target names a column of your data: give the file with --data")
+        return cfg.replace_data(target=opts.target)
+    if opts.data_dir:
+        raise ConfigError(
+            "--data-dir is where Fashion-MNIST's files are; with --data (your own data) leave "
+            "it out"
+        )
+    if cfg.data.source and Path(cfg.data.source).resolve() != Path(opts.data).resolve():
+        raise ConfigError(
+            f"--data {opts.data} and the config's [data] source {cfg.data.source!r} name two "
+            "data sets; give one of them"
+        )
+    return cfg.replace_data(source=opts.data, target=opts.target)
 
 
 def _check_trusted(cfg: Config, opts: RunOptions, url: str) -> None:
@@ -284,6 +337,7 @@ def _run_here(plan: _Plan) -> RunResult:
     import_tensorflow(quiet=not opts.debug)
     workers.apply_thread_limits()
     objective = Objective(cfg, plan.split, artifact_store=plan.store)
+    _warm_start(plan, study)
     waiting = []
 
     def on_wait(finished: int, running: int) -> None:
@@ -301,6 +355,7 @@ def _run_here(plan: _Plan) -> RunResult:
         best=best,
         started=workers.run_started(already),
         show=not os.environ.get(workers.ENV_NO_BAR),
+        metric=of_study(study),
     )
     with workers.interrupts_caught() as interrupted:
         try:
@@ -336,18 +391,19 @@ def _print_header(plan: _Plan, created: bool, already: int) -> None:
         f"{escape(plan.masked)}: "
         f"{already}/{plan.trials} finished; sampler {cfg.study.sampler}, pruner "
         f"{cfg.study.pruner}; {len(split.y_train):,} train / {len(split.y_val):,} validation "
-        "images",
+        + ("images" if split.kind == "fashion-mnist" else "rows"),
         markup=True,
     )
 
 
 def _print_done(out: Console, study, counts: dict[str, int], loop, target: int) -> None:
     best_trial = _best_trial(study)
+    metric = of_study(study)
     out.print(
         f"done: {loop.finished}/{target} finished ({outcomes.summary(counts)}) in "
         f"{loop.seconds:.0f} s this run; "
         + (
-            f"best val_accuracy {best_trial.value:.4f} (trial #{best_trial.number})"
+            f"best {metric.name} {metric.format(best_trial.value)} (trial #{best_trial.number})"
             if best_trial is not None
             else "no completed trial yet"
         ),
@@ -382,14 +438,34 @@ def _open_study(plan: _Plan) -> tuple[optuna.Study, bool]:
         pruner=plan.pruner,
         allow_space_change=plan.options.allow_space_change,
     )
+    studies.check_split(study, plan.split)
     # Trials of workers that died (here or elsewhere) are failed and re-queued before counting.
     st.fail_stale_trials(study)
     return study, created
 
 
+def _warm_start(plan: _Plan, study: optuna.Study) -> None:
+    """--warm-start STUDY: its best configurations go first (once per study and source)."""
+    from search import studies
+
+    source = plan.options.warm_start
+    if not source:
+        return
+    n, dropped = studies.warm_start(
+        study, studies.load_study(plan.storage, source), plan.config, n=WARM_START_TRIALS
+    )
+    plan.console.print(
+        f"warm start: {n} configuration(s) of study {source!r} queued"
+        + (f" (not in this space, left to the sampler: {', '.join(dropped)})" if dropped else "")
+        if n
+        else f"warm start: study {source!r} already queued here, or has no completed trial",
+        markup=False,
+    )
+
+
 def _run_workers(plan: _Plan) -> RunResult:
     """--jobs N: N `fsearch run` worker processes here share the study; one bar for all."""
-    from search import studies
+    from search import devices, studies
     from search.progress import RunProgress
 
     cfg, opts, out = plan.config, plan.options, plan.console
@@ -398,17 +474,20 @@ def _run_workers(plan: _Plan) -> RunResult:
         plan.storage, cfg, allow_space_change=opts.allow_space_change
     )
     st.fail_stale_trials(study)
+    _warm_start(plan, study)
     threads = workers.threads_per_worker(opts.jobs)
     already = outcomes.count_finished(study)
     out.print(
         f"study {cfg.study.name} ({'new' if created else 'resumed'}) on {plan.masked}: "
         f"{already}/{plan.trials} finished; {opts.jobs} workers, "
-        f"{threads} TF thread{'s' if threads > 1 else ''} each",
+        f"{threads} {devices.backend()} thread{'s' if threads > 1 else ''} each",
         markup=False,
     )
     # The workers print only trial lines; this bar is fed from the storage.
     with (
-        RunProgress(out, target=plan.trials, already=already, best=None) as bar,
+        RunProgress(
+            out, target=plan.trials, already=already, best=None, metric=of_study(study)
+        ) as bar,
         bar.following(study),
     ):
         codes = workers.run_local_workers(
@@ -444,7 +523,17 @@ def _finish(plan: _Plan, study: optuna.Study, created: bool, counts: dict[str, i
     if not opts.export or result.best_trial is None:
         return result
     dest = Path(opts.export_dir) if opts.export_dir else default_export_dir(study.study_name)
-    card = _export(study, plan.store, dest, opts.data_dir, plan.masked, opts.debug, plan.console)
+    card = _export(
+        study,
+        plan.store,
+        dest,
+        opts.data_dir,
+        plan.masked,
+        opts.debug,
+        plan.console,
+        refit=opts.refit,
+        ensemble=opts.ensemble,
+    )
     return dataclasses.replace(result, export_dir=dest, card=card)
 
 
@@ -501,9 +590,16 @@ def export(
     data_dir: str | Path | None = None,
     console: Console | None = None,
     debug: bool = False,
+    refit: bool = False,
+    ensemble: int = 1,
+    max_params: int | None = None,
 ) -> dict[str, Any]:
     """Export the study's best kept model to `out` [studies/STUDY/best]: model.keras and a model
-    card whose test metrics are measured here, once. Returns the card."""
+    card whose test metrics are measured here, once. Returns the card.
+
+    refit: train the selected configuration again on train + validation (seeded, for the
+    epochs it was selected at). ensemble=K: the mean of the K best models' outputs.
+    max_params: the best within this many parameters (per member)."""
     from search.artifacts import artifact_dir, open_artifact_store
 
     quiet_libraries(debug)
@@ -513,20 +609,41 @@ def export(
     dest = Path(out) if out is not None else default_export_dir(name)
     store = open_artifact_store(store_path, create=False)
     masked = st.mask(st.resolve_url(storage))
-    return _export(s, store, dest, data_dir, masked, debug, console)
+    return _export(
+        s,
+        store,
+        dest,
+        data_dir,
+        masked,
+        debug,
+        console,
+        refit=refit,
+        ensemble=ensemble,
+        max_params=max_params,
+    )
 
 
-def _export(study, store, dest: Path, data_dir, masked: str, debug: bool, console) -> dict:
+def _export(
+    study, store, dest: Path, data_dir, masked: str, debug: bool, console, **how: Any
+) -> dict:
     from search._tf import import_tensorflow
     from search.exporting import export_best
 
     import_tensorflow(quiet=not debug)
-    card = export_best(study, store, dest, data_dir=data_dir, storage_masked=masked)
+    card = export_best(study, store, dest, data_dir=data_dir, storage_masked=masked, **how)
     if console is not None:
+        test = ", ".join(f"{k} {card[k]:.4f}" for k in card["test_metrics"])
+        info = card["export"]
+        what = (
+            f"trial #{card['trial']} ({card['architecture']})"
+            if len(info["members"]) == 1
+            else f"trials {', '.join(f'#{n}' for n in info['members'])}"
+        )
+        val = info.get("ensemble_validation_value", card["validation_value"])
         console.print(
-            f"exported trial #{card['trial']} ({card['architecture']}) to {dest}/: "
-            f"val_accuracy {card['validation_accuracy']:.4f}, "
-            f"test_accuracy {card['test_accuracy']:.4f}, test_loss {card['test_loss']:.4f}",
+            f"exported {what}, {info['mode']}, to {dest}/: {card['metric']} {val:.4f}"
+            + (" (at selection)" if "refit" in info else "")
+            + f", {test}; {card['export_seconds']:.0f} s",
             markup=False,
         )
     return card

@@ -130,11 +130,13 @@ def keep_if_top(trial: optuna.Trial, value: float, model, store, *, k: int) -> b
     """
     from optuna.artifacts import upload_artifact
 
+    from search.metrics import of_study
     from search.storage import update_study_user_attr
 
     study = trial.study
+    metric = of_study(study)
     kept = kept_models(study)
-    if len(kept) >= k and value <= min(e["value"] for e in kept):
+    if len(kept) >= k and not any(metric.better(value, e["value"]) for e in kept):
         return False  # a cheap early no; the transaction below decides for real
     with tempfile.TemporaryDirectory(prefix="fsearch-") as tmp:
         path = os.path.join(tmp, MODEL_FILE)
@@ -144,7 +146,7 @@ def keep_if_top(trial: optuna.Trial, value: float, model, store, *, k: int) -> b
     entry = {"trial": trial.number, "artifact_id": artifact_id, "value": value, "sha256": sha256}
 
     def with_entry(old: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
-        return sorted([*(old or []), entry], key=lambda e: -e["value"])[:k]
+        return sorted([*(old or []), entry], key=lambda e: metric.rank_key(e["value"]))[:k]
 
     old, new = update_study_user_attr(study, KEPT_ATTR, with_entry)
     staying = {e["artifact_id"] for e in new}

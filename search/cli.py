@@ -17,7 +17,8 @@ from search.inspection import FORMATS
 
 app = typer.Typer(
     name="fsearch",
-    help="Hyperparameter search for Keras MLPs on Fashion-MNIST (Optuna + TensorFlow).",
+    help="Hyperparameter search for Keras MLPs (Optuna + Keras): Fashion-MNIST by default, "
+    "or your own table or arrays (--data).",
     no_args_is_help=True,
     add_completion=False,
     # Locals may hold a storage password: never show them.
@@ -67,6 +68,37 @@ DataDirOpt = Annotated[
         help="Directory with the four Fashion-MNIST .gz files [default: system copy or download].",
     ),
 ]
+RefitOpt = Annotated[
+    bool,
+    typer.Option(
+        "--refit",
+        help="Export the selected configuration trained again on all training data (train + "
+        "validation), seeded, for the epochs it was selected at.",
+    ),
+]
+EnsembleOpt = Annotated[
+    int,
+    typer.Option(
+        "--ensemble",
+        metavar="K",
+        help="Export the mean of the K best models' outputs, as one plain Keras model; its "
+        "validation score is measured before the test set is read.",
+    ),
+]
+DataOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--data",
+        metavar="PATH",
+        help="Your own data: a .csv or .parquet table (with --target), an .npz archive "
+        "(x_train, y_train[, x_test, y_test]) or a folder of MNIST-format IDX files. Without "
+        "--config, a study is made for it (see `fsearch init`).",
+    ),
+]
+TargetOpt = Annotated[
+    str | None,
+    typer.Option("--target", metavar="COLUMN", help="The column to predict (a table's label)."),
+]
 ConfigOpt = Annotated[
     Path | None,
     typer.Option("--config", "-c", help="Study TOML [default: studies/fashion-mnist-mlp.toml]."),
@@ -113,6 +145,17 @@ def run(
     storage: StorageOpt = None,
     artifacts: ArtifactsOpt = None,
     data_dir: DataDirOpt = None,
+    data: DataOpt = None,
+    target: TargetOpt = None,
+    warm_start: Annotated[
+        str | None,
+        typer.Option(
+            "--warm-start",
+            metavar="STUDY",
+            help="Start from another study's best configurations (those of their parameters "
+            "that exist in this space; the sampler fills in the rest).",
+        ),
+    ] = None,
     sampler: Annotated[Sampler | None, typer.Option(help="Override the config's sampler.")] = None,
     pruner: Annotated[Pruner | None, typer.Option(help="Override the config's pruner.")] = None,
     seed: Annotated[int | None, typer.Option(help="Override the config's seed.")] = None,
@@ -125,6 +168,8 @@ def run(
     export: Annotated[
         bool, typer.Option("--export/--no-export", help="Export the best model at the end.")
     ] = True,
+    refit: RefitOpt = False,
+    ensemble: EnsembleOpt = 1,
     allow_space_change: Annotated[
         bool,
         typer.Option(help="Continue an existing study although its search space changed."),
@@ -138,13 +183,15 @@ def run(
         ),
     ] = False,
     jobs: Annotated[
-        int,
+        str,
         typer.Option(
             "--jobs",
             "-j",
-            help="Worker processes on this machine; they split its cores and share --trials.",
+            metavar="N|auto",
+            help="Worker processes on this machine; they split its cores (and GPUs) and share "
+            "--trials. 'auto': the number measured fastest for this machine's cores and GPUs.",
         ),
-    ] = 1,
+    ] = "1",
     worker: Annotated[
         str | None,
         typer.Option(
@@ -172,6 +219,33 @@ def run(
         api.run(config, api.RunOptions.of(**options), console=out)
 
 
+@app.command()
+def init(
+    data: Annotated[
+        str,
+        typer.Option(
+            "--data",
+            metavar="PATH",
+            help="A .csv/.parquet table, an .npz archive or a folder of IDX files.",
+        ),
+    ],
+    target: TargetOpt = None,
+    study: StudyOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Print a study TOML for your data, to save and edit:
+    `fsearch init --data customers.csv --target churned > studies/churn.toml`.
+
+    The task, features and split it infers are said on stderr."""
+    from search.datasets import study_toml
+
+    with user_errors(debug):
+        text, notes = study_toml(data, target or "", name=study)
+        for note in notes:
+            err.print(note, markup=False)
+        print(text, end="")
+
+
 @app.command("export")
 def export_cmd(
     study: StudyOpt = None,
@@ -181,6 +255,17 @@ def export_cmd(
     storage: StorageOpt = None,
     artifacts: ArtifactsOpt = None,
     data_dir: DataDirOpt = None,
+    refit: RefitOpt = False,
+    ensemble: EnsembleOpt = 1,
+    max_params: Annotated[
+        int | None,
+        typer.Option(
+            "--max-params",
+            metavar="N",
+            help="The best model with at most N parameters (each member of an ensemble); "
+            "with --refit any completed trial qualifies, else only kept models.",
+        ),
+    ] = None,
     debug: DebugOpt = False,
 ) -> None:
     """Export the best kept model with a model card; test metrics are measured here, once."""
@@ -195,6 +280,9 @@ def export_cmd(
             data_dir=data_dir,
             console=out,
             debug=debug,
+            refit=refit,
+            ensemble=ensemble,
+            max_params=max_params,
         )
 
 

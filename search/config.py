@@ -156,6 +156,13 @@ class StudySettings:
     keep_models: int = 3
     # A worker stops after this many failed trials in a row (a bug, not bad luck).
     max_consecutive_failures: int = 5
+    # A size budget (0 = none): a trial whose net has more trainable parameters is not
+    # trained (pruned at once, "over budget"); TPE and GP learn the boundary (Optuna's
+    # constraints_func), and export picks the best within it.
+    max_params: int = 0
+    # Per-example CPU inference latency at batch 1, in ms (0 = none), measured on every
+    # completed trial's best model: a constraint for TPE/GP; export leaves out slower models.
+    max_latency_ms: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -168,6 +175,20 @@ class DataSettings:
     test_size: int = 0
     # Seed of the split: fixed so that every trial of a study sees the same validation set.
     seed: int = 0
+    # Your own data (search/datasets.py): a .csv, .parquet or .npz file or a folder of IDX
+    # files; "" = Fashion-MNIST (the four files found by --data-dir). Relative to the
+    # working directory.
+    source: str = ""
+    target: str = ""  # the label column of a table (CSV, Parquet)
+    task: str = "auto"  # auto | classification | regression
+    metric: str = "auto"  # auto | accuracy | balanced_accuracy (classification) | rmse
+    categorical: tuple[str, ...] = ()  # columns one-hot encoded even if they hold numbers
+    drop: tuple[str, ...] = ()  # columns left out of the features (ids, free text)
+    missing: str = "error"  # error | impute (numbers: the training mean; text: its own category)
+    # Own data: the validation split as a share of the training rows (0 = validation_size rows)
+    validation_fraction: float = 0.0
+    # Own data without a test part of its own: the share of rows held out for export's test.
+    test_fraction: float = 0.2
 
 
 @dataclass(frozen=True)
@@ -204,6 +225,15 @@ class Config:
         validate_grid(new.study, new.space, where="--sampler grid")
         return new
 
+    def replace_data(self, **changes: Any) -> Config:
+        """A copy with [data] fields replaced (None values are ignored)."""
+        changes = {k: v for k, v in changes.items() if v is not None}
+        if not changes:
+            return self
+        new = dataclasses.replace(self, data=dataclasses.replace(self.data, **changes))
+        _validate_data(new.data, where="data")
+        return new
+
     @property
     def max_epochs(self) -> int:
         return max_value(self.space["epochs"])
@@ -215,7 +245,13 @@ class Config:
         speed knobs are left out on purpose, so they may change when a study is resumed.
         """
         return {
-            "data": dataclasses.asdict(self.data),
+            # A [data] key at its default is left out, as in [space]: studies made before the
+            # key existed keep their fingerprint.
+            "data": {
+                k: list(v) if isinstance(v, tuple) else v
+                for k, v in dataclasses.asdict(self.data).items()
+                if k in _FASHION_DATA_KEYS or v != getattr(_DATA_DEFAULTS, k)
+            },
             "model": dataclasses.asdict(self.model),
             "space": {
                 k: _param_to_json(p)
@@ -234,6 +270,10 @@ class Config:
             "train": dataclasses.asdict(self.train),
             **self.objective_dict(),
         }
+
+
+_DATA_DEFAULTS = DataSettings()
+_FASHION_DATA_KEYS = ("validation_size", "train_size", "test_size", "seed")
 
 
 def _param_to_json(p: Param) -> dict[str, Any]:
@@ -337,6 +377,10 @@ def _section(cls: type, table: Any, where: str) -> Any:
 
 
 def _coerce(value: Any, want: type, where: str) -> Any:
+    if want is tuple:  # a list of names
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{where}: expected a list of column names, got {value!r}")
+        return tuple(value)
     if want is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if want is int and isinstance(value, bool) or not isinstance(value, want):
@@ -372,6 +416,8 @@ def validate_study(s: StudySettings, *, where: str = "study") -> None:
         ("bootstrap_count", 0),
         ("keep_models", 1),
         ("max_consecutive_failures", 1),
+        ("max_params", 0),
+        ("max_latency_ms", 0),
     ):
         if getattr(s, key) < low:
             raise ConfigError(f"{where}: {key} must be >= {low}, got {getattr(s, key)}")
@@ -390,7 +436,35 @@ def validate_grid(s: StudySettings, space: dict[str, Param], *, where: str) -> N
         )
 
 
+TASKS = ("auto", "classification", "regression")
+METRICS = {"classification": ("accuracy", "balanced_accuracy"), "regression": ("rmse",)}
+MISSING = ("error", "impute")
+
+
 def _validate_data(d: DataSettings, *, where: str) -> None:
+    if d.task not in TASKS:
+        raise ConfigError(f"{where}: task {d.task!r} unknown; use one of {', '.join(TASKS)}")
+    allowed = METRICS.get(d.task, METRICS["classification"] + METRICS["regression"])
+    if d.metric != "auto" and d.metric not in allowed:
+        raise ConfigError(
+            f"{where}: metric {d.metric!r} does not fit task {d.task!r}; use auto or one of "
+            f"{', '.join(allowed)}"
+        )
+    if d.missing not in MISSING:
+        raise ConfigError(f"{where}: missing {d.missing!r} unknown; use error or impute")
+    for key in ("validation_fraction", "test_fraction"):
+        if not 0 <= getattr(d, key) < 0.9:
+            raise ConfigError(f"{where}: {key} must be >= 0 and < 0.9, got {getattr(d, key)}")
+    if d.source:
+        if d.validation_size < 1:
+            raise ConfigError(f"{where}: validation_size must be >= 1, got {d.validation_size}")
+        for key in ("train_size", "test_size"):
+            if getattr(d, key) < 0:
+                raise ConfigError(f"{where}: {key} must be >= 0 (0 = all), got {getattr(d, key)}")
+        return
+    for key in ("target", "categorical", "drop"):
+        if getattr(d, key):
+            raise ConfigError(f"{where}: {key} needs source = a data file; Fashion-MNIST has none")
     if not 10 <= d.validation_size <= 30000:
         raise ConfigError(
             f"{where}: validation_size must be between 10 and 30000, got {d.validation_size}"

@@ -19,6 +19,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import json
 import os
 import tempfile
 import urllib.request
@@ -250,14 +251,39 @@ def _as_inputs(images: np.ndarray) -> np.ndarray:
     return (images.reshape(len(images), -1).astype(np.float32)) / np.float32(255.0)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Split:
+    """What every trial of a study trains and is scored on: float32 feature rows (already
+    scaled or encoded, so trials spend nothing on it) and labels (class indices, or a
+    standardized target for regression). Own data sets fill in the fields after `directory`
+    (search/datasets.py); the defaults describe Fashion-MNIST."""
+
     x_train: np.ndarray
     y_train: np.ndarray
     x_val: np.ndarray
     y_val: np.ndarray
-    files: dict[str, str]  # .gz file name -> SHA-256 of the file, for the model card
+    files: dict[str, str]  # data file name -> SHA-256 of the file, for the model card
     directory: str
+    kind: str = "fashion-mnist"  # fashion-mnist | arrays | table
+    task: str = "classification"  # classification | regression
+    classes: tuple[str, ...] = CLASS_NAMES  # class index -> label as text (classification)
+    y_mean: float = 0.0  # regression: the model learns (y - y_mean) / y_std
+    y_std: float = 1.0
+    # How raw inputs become x (own data; the exported model does it in Keras layers):
+    features: tuple = ()  # tables: datasets.Feature per column, in x's column order
+    x_scale: str = "none"  # arrays: none | rescale (x / 255) | standardize (x_mean, x_std)
+    x_mean: np.ndarray | None = None
+    x_std: np.ndarray | None = None
+    split_sha: str = ""  # hash of the data and of the rows in each part (checked on resume)
+    notes: tuple[str, ...] = ()  # what was inferred, said out loud at the start of a run
+
+    @property
+    def n_outputs(self) -> int:
+        return len(self.classes) if self.task == "classification" else 1
+
+    @property
+    def input_dim(self) -> int:
+        return int(self.x_train.shape[1])
 
 
 @lru_cache(maxsize=4)
@@ -276,7 +302,18 @@ def _split(directory: Path, settings: DataSettings) -> Split:
         y_val=raw.train_y[val_idx].astype(np.int32),
         files=dict(raw.gz_sha256),
         directory=str(directory),
+        split_sha=split_hash(raw.gz_sha256, rest, val_idx),
     )
+
+
+def split_hash(files: dict[str, str], *parts: np.ndarray) -> str:
+    """The data's files and the rows of each part, in one short hash: a study records it, so a
+    resumed or distributed study that would see other rows stops instead."""
+    h = hashlib.sha256(json.dumps(files, sort_keys=True).encode())
+    for part in parts:
+        h.update(np.asarray(part, dtype=np.int64).tobytes())
+        h.update(b"|")
+    return h.hexdigest()[:16]
 
 
 def load_split(settings: DataSettings, data_dir: str | Path | None = None) -> Split:

@@ -13,21 +13,25 @@ import os
 import platform
 import shutil
 import tempfile
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from search import datasets
 from search.artifacts import MODEL_FILE, kept_models
 from search.config import DataSettings
-from search.data import CLASS_NAMES, file_sha256, load_test, read_raw
+from search.data import Split, file_sha256, read_raw
 from search.errors import ExportError, StudyError
+from search.metrics import balanced_accuracy, of_study
 from search.studies import stored_config
 
 if TYPE_CHECKING:
     import optuna
 
-PACKAGES = ("fsearch", "tensorflow", "keras", "optuna", "numpy", "sqlalchemy")
+PACKAGES = ("fsearch", "tensorflow", "keras", "jax", "torch", "optuna", "numpy", "sqlalchemy")
 
 
 def package_versions() -> dict[str, str]:
@@ -48,27 +52,6 @@ def prepare_out_dir(out: Path) -> Path:
     except OSError as e:
         raise ExportError(f"cannot create output directory {str(out)!r}: {e.strerror}") from None
     return out
-
-
-def best_kept_trial(study: optuna.Study) -> tuple[optuna.trial.FrozenTrial, dict[str, Any]]:
-    """The best completed trial whose model was kept, and its kept-model entry."""
-    from optuna.trial import TrialState
-
-    completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    if not completed:
-        raise StudyError(
-            f"study {study.study_name!r} has no completed trial yet; "
-            f"run `fsearch run --study {study.study_name}` first"
-        )
-    by_number = {t.number: t for t in completed}
-    for entry in kept_models(study):  # best first
-        trial = by_number.get(entry["trial"])
-        if trial is not None:
-            return trial, entry
-    raise ExportError(
-        f"study {study.study_name!r} has completed trials but no kept model "
-        "(were they run with another --artifacts directory?)"
-    )
 
 
 def _download(store, artifact_id: str, dest: Path) -> None:
@@ -101,26 +84,174 @@ def verify_sha256(path: Path, entry: dict[str, Any]) -> None:
         )
 
 
-def evaluate(model, x: np.ndarray, y: np.ndarray) -> dict[str, Any]:
-    """Test metrics from one forward pass: accuracy, cross-entropy, per class, confusion."""
-    probs = np.asarray(model.predict(x, batch_size=4096, verbose=0), dtype=np.float64)
-    pred = probs.argmax(axis=1)
-    n_classes = probs.shape[1]
+def evaluate(model, x, y: np.ndarray, split: Split) -> dict[str, Any]:
+    """Test metrics from one forward pass of the exported model on raw test inputs.
+    Classification: accuracy, balanced accuracy, cross-entropy, per class, confusion matrix;
+    regression: RMSE, MAE and R² in the target's own units."""
+    out = np.asarray(model.predict(x, batch_size=4096, verbose=0), dtype=np.float64)
+    if split.task == "regression":
+        pred, err = out.reshape(-1), out.reshape(-1) - y
+        ss_tot = float(np.sum((y - y.mean()) ** 2))
+        return {
+            "test_metrics": ["test_rmse", "test_mae", "test_r2"],
+            "test_rmse": float(np.sqrt(np.mean(err**2))),
+            "test_mae": float(np.mean(np.abs(err))),
+            "test_r2": 1.0 - float(np.sum(err**2)) / ss_tot if ss_tot > 0 else float("nan"),
+            "test_examples": int(len(y)),
+            "test_prediction_mean": float(pred.mean()),
+        }
+    pred = out.argmax(axis=1)
+    n_classes = out.shape[1]
     confusion = np.zeros((n_classes, n_classes), dtype=np.int64)
     np.add.at(confusion, (y, pred), 1)
     support = confusion.sum(axis=1)
     per_class = np.divide(np.diag(confusion), support, out=np.zeros(n_classes), where=support > 0)
-    loss = float(-np.mean(np.log(np.clip(probs[np.arange(len(y)), y], 1e-12, 1.0))))
+    loss = float(-np.mean(np.log(np.clip(out[np.arange(len(y)), y], 1e-12, 1.0))))
+    names = split.classes if len(split.classes) == n_classes else tuple(map(str, range(n_classes)))
     return {
+        "test_metrics": ["test_accuracy", "test_balanced_accuracy", "test_loss"],
         "test_accuracy": float((pred == y).mean()),
+        "test_balanced_accuracy": balanced_accuracy(y, pred, n_classes),
         "test_loss": loss,
         "test_examples": int(len(y)),
-        "per_class_accuracy": {
-            (CLASS_NAMES[i] if n_classes == len(CLASS_NAMES) else str(i)): round(float(a), 4)
-            for i, a in enumerate(per_class)
-        },
+        "classes": list(names),
+        "per_class_accuracy": {names[i]: round(float(a), 4) for i, a in enumerate(per_class)},
         "confusion_matrix": confusion.tolist(),
     }
+
+
+@dataclass(frozen=True)
+class Member:
+    """A trial whose model goes into the export."""
+
+    trial: Any  # optuna FrozenTrial
+    entry: dict[str, Any] | None  # its kept-model entry (None: refit needs none)
+
+
+def select_members(
+    study: optuna.Study, *, k: int = 1, refit: bool = False, max_params: int | None = None
+) -> list[Member]:
+    """The k best completed trials within the budgets (at most max_params parameters, none
+    over the study's max_latency_ms): with a kept model each, unless they are refit from
+    their hyperparameters (then any completed trial will do)."""
+    from optuna.trial import TrialState
+
+    from search.runner import OVER_LATENCY
+
+
+    metric = of_study(study)
+    completed = sorted(
+        study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)),
+        key=lambda t: metric.rank_key(t.value),
+    )
+    if not completed:
+        raise StudyError(
+            f"study {study.study_name!r} has no completed trial yet; "
+            f"run `fsearch run --study {study.study_name}` first"
+        )
+    completed = [t for t in completed if t.user_attrs.get(OVER_LATENCY, 0) <= 0]
+    if max_params is not None:
+        completed = [t for t in completed if t.user_attrs.get("n_params", 0) <= max_params]
+        if not completed:
+            raise ExportError(
+                f"no completed trial of study {study.study_name!r} has at most {max_params:,} "
+                "parameters; raise --max-params, or run a study with [study] max_params"
+            )
+    kept = {e["trial"]: e for e in kept_models(study)}
+    if refit:
+        return [Member(t, kept.get(t.number)) for t in completed[:k]]
+    members = [Member(t, kept[t.number]) for t in completed if t.number in kept][:k]
+    if len(members) < k:
+        if not members:
+            raise ExportError(
+                f"study {study.study_name!r} has completed trials but no kept model"
+                + (" within the budget" if max_params is not None else "")
+                + " (run with another --artifacts directory?); --refit trains the best "
+                "configuration again instead"
+            )
+        raise ExportError(
+            f"--ensemble {k} needs {k} kept models but the study keeps {len(members)}"
+            + (" within the budget" if max_params is not None else "")
+            + "; use --ensemble "
+            f"{len(members)}, --refit (trains each again), or more [study] keep_models"
+        )
+    return members
+
+
+def refit_model(trial, split: Split, cfg: dict[str, Any], *, name: str):
+    """The trial's configuration trained again on all training rows (its train and
+    validation parts) for the epochs it was selected at, seeded. A cosine schedule keeps its
+    length in epochs (`epochs` of the space) over the new, larger step count."""
+    import keras
+
+    from search.model import build_model
+    from search.space import Hyperparams
+
+    hp = Hyperparams.from_dict(trial.user_attrs["hyperparams"])
+    epochs = int(trial.user_attrs.get("best_epoch") or hp.epochs)
+    x = np.concatenate([split.x_train, split.x_val])
+    y = np.concatenate([split.y_train, split.y_val])
+    seed = (int(cfg["study"]["seed"]) * 100003 + trial.number + 7919) % (2**31)
+    keras.utils.set_random_seed(seed)
+    model = build_model(
+        hp,
+        task=split.task,
+        steps_per_execution=int(cfg.get("train", {}).get("steps_per_execution", 1)),
+        train_size=len(y),
+        name=name,
+    )
+    history = model.fit(x, y, batch_size=hp.batch_size, epochs=epochs, shuffle=True, verbose=0)
+    loss = history.history["loss"][-1]
+    if not np.isfinite(loss):
+        raise ExportError(
+            f"refitting trial {trial.number} diverged (loss {loss}) with seed {seed}; export it "
+            "without --refit"
+        )
+    return model, {"trial": trial.number, "epochs": epochs, "seed": seed, "rows": int(len(y))}
+
+
+def _kept_model(store, member: Member, scratch: Path, *, name: str | None, task: str):
+    import keras
+
+    from search.model import build_model
+    from search.space import Hyperparams
+
+    path = scratch / f"member-{member.trial.number}.keras"
+    _download(store, member.entry["artifact_id"], path)
+    verify_sha256(path, member.entry)
+    loaded = keras.saving.load_model(path)
+    hp = member.trial.user_attrs.get("hyperparams")
+    if name is None or hp is None:
+        return loaded
+    # Rebuilt under a name of its own (an ensemble holds several nets of one architecture),
+    # with the kept weights.
+    model = build_model(Hyperparams.from_dict(hp), task=task, name=name)
+    model.set_weights(loaded.get_weights())
+    return model
+
+
+def average(models: list, input_dim: int):
+    """One plain functional model whose output is the mean of the members' outputs (class
+    probabilities, or the standardized target); loads without custom objects."""
+    import keras
+
+    if len(models) == 1:
+        return models[0]
+    inputs = keras.Input(shape=(input_dim,), name="x")
+    out = keras.layers.Average(name="ensemble_mean")([m(inputs) for m in models])
+    return keras.Model(inputs, out, name=f"ensemble_of_{len(models)}")
+
+
+def validation_score(model, split: Split, metric) -> float:
+    """The study's metric on the validation split (for an ensemble: before test is read)."""
+    out = np.asarray(model.predict(split.x_val, batch_size=4096, verbose=0), dtype=np.float64)
+    if metric.key == "rmse":
+        err = (out.reshape(-1) - split.y_val) * split.y_std
+        return float(np.sqrt(np.mean(err**2)))
+    pred = out.argmax(axis=1)
+    if metric.key == "balanced_accuracy":
+        return balanced_accuracy(split.y_val, pred, split.n_outputs)
+    return float(np.mean(pred == split.y_val))
 
 
 def export_best(
@@ -130,26 +261,61 @@ def export_best(
     *,
     data_dir: str | None = None,
     storage_masked: str = "",
+    refit: bool = False,
+    ensemble: int = 1,
+    max_params: int | None = None,
 ) -> dict[str, Any]:
-    """Write model.keras, model-card.json and model-card.md for the study's best kept model."""
-    import keras
-
+    """Write model.keras, model-card.json and model-card.md: the study's best kept model, or
+    (refit) its configuration trained on train + validation, or (ensemble K) the average of
+    the K best, within max_params parameters per member if given. Test is read once, last."""
+    if ensemble < 1:
+        raise ExportError(f"--ensemble must be at least 1, got {ensemble}")
+    t0 = time.perf_counter()
     out = prepare_out_dir(out)
-    trial, entry = best_kept_trial(study)
     cfg = stored_config(study)
+    metric = of_study(study)
+    if max_params is None:  # the study's own budget, if it has one
+        max_params = cfg["study"].get("max_params") or None
+    members = select_members(study, k=ensemble, refit=refit, max_params=max_params)
+    data = _settings(cfg["data"])
+    split = datasets.load_split(data, data_dir)
     # Everything is made in a scratch folder inside `out` and moved into place only once the
     # test metrics and both cards exist: a failed export leaves the previous one whole.
     scratch = Path(tempfile.mkdtemp(dir=out, prefix=".export-"))
     try:
+        models, refits = [], []
+        for i, m in enumerate(members):
+            name = f"member_{i + 1}_trial_{m.trial.number}" if ensemble > 1 else None
+            if refit:
+                model, info = refit_model(m.trial, split, cfg, name=name or "refit")
+                refits.append(info)
+            else:
+                model = _kept_model(store, m, scratch, name=name, task=split.task)
+            models.append(model)
+        core = average(models, split.input_dim)
+        export_info: dict[str, Any] = {
+            "mode": ("refit " if refit else "") + ("ensemble" if ensemble > 1 else "")
+            or "selected",
+            "members": [m.trial.number for m in members],
+            "member_validation_values": [m.trial.value for m in members],
+        }
+        if refit:
+            export_info["refit"] = refits
+        elif ensemble > 1:
+            # Measured on the validation split, before the test set is read below.
+            export_info["ensemble_validation_value"] = validation_score(core, split, metric)
+        if max_params is not None:
+            export_info["max_params"] = max_params
+        model = core if split.kind == "fashion-mnist" else datasets.inference_model(core, split)
         model_path = scratch / MODEL_FILE
-        _download(store, entry["artifact_id"], model_path)
-        verify_sha256(model_path, entry)
-        model = keras.saving.load_model(model_path)
-        data = DataSettings(**cfg["data"])
-        x_test, y_test = load_test(data, data_dir)
-        metrics = evaluate(model, x_test, y_test)
-        card = _card(study, trial, cfg, model, metrics, data_dir, storage_masked)
+        model.save(model_path)
+        x_test, y_test = datasets.load_test(data, data_dir)
+        metrics = evaluate(model, x_test, y_test, split)
+        card = _card(study, members[0].trial, cfg, model, metrics, split, data_dir, storage_masked)
+        card["export"] = export_info
         card["model_sha256"] = file_sha256(model_path)
+        card["model_bytes"] = model_path.stat().st_size
+        card["export_seconds"] = round(time.perf_counter() - t0, 1)
         (scratch / "model-card.json").write_text(json.dumps(card, indent=2) + "\n", "utf-8")
         (scratch / "model-card.md").write_text(render_card_md(card), encoding="utf-8")
         for name in (MODEL_FILE, "model-card.json", "model-card.md"):
@@ -159,25 +325,31 @@ def export_best(
     return card
 
 
-def _card(study, trial, cfg, model, metrics, data_dir, storage_masked: str) -> dict[str, Any]:
-    raw = read_raw(data_dir)
-    return {
+def _settings(stored: dict[str, Any]) -> DataSettings:
+    return DataSettings(**{k: tuple(v) if isinstance(v, list) else v for k, v in stored.items()})
+
+
+def _card(
+    study, trial, cfg, model, metrics, split: Split, data_dir, storage_masked: str
+) -> dict[str, Any]:
+    metric = of_study(study)
+    card = {
         "study": study.study_name,
         "storage": storage_masked,
         "trial": trial.number,
         "architecture": trial.user_attrs.get("architecture"),
         "params": trial.params,
         "hyperparams": trial.user_attrs.get("hyperparams"),
-        "validation_accuracy": trial.value,
+        "task": split.task,
+        "metric": metric.name,
+        "validation_value": trial.value,
         "best_epoch": trial.user_attrs.get("best_epoch"),
         "epochs_run": trial.user_attrs.get("epochs_run"),
         "parameter_count": int(model.count_params()),
+        "device": trial.user_attrs.get("device"),  # where the selected trial trained
+        "keras_backend": _backend(),
         **metrics,
-        "data": {
-            "directory": str(raw.directory),
-            "files_sha256": raw.gz_sha256,
-            "split": cfg["data"],
-        },
+        "data": _data_card(split, cfg["data"], data_dir),
         "seed": cfg["study"]["seed"],
         "sampler": cfg["study"]["sampler"],
         "pruner": cfg["study"]["pruner"],
@@ -185,19 +357,78 @@ def _card(study, trial, cfg, model, metrics, data_dir, storage_masked: str) -> d
         "exported_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "model_file": MODEL_FILE,
     }
+    if metric.key == "accuracy":  # the name cards have had since the first release
+        card["validation_accuracy"] = trial.value
+    return card
+
+
+def _backend() -> str:
+    import keras
+
+    return keras.config.backend()
+
+
+def _data_card(split: Split, settings: dict[str, Any], data_dir) -> dict[str, Any]:
+    if split.kind == "fashion-mnist":
+        raw = read_raw(data_dir)
+        return {
+            "directory": str(raw.directory),
+            "files_sha256": raw.gz_sha256,
+            "split": settings,
+            "inputs": "784 floats in [0, 1] (pixel / 255), input 'pixels'",
+        }
+    out: dict[str, Any] = {
+        "source": settings.get("source"),
+        "files_sha256": split.files,
+        "split": settings,
+        "split_sha": split.split_sha,
+        "train_rows": int(len(split.y_train)),
+        "validation_rows": int(len(split.y_val)),
+    }
+    if split.kind == "table":
+        out["target"] = settings.get("target")
+        out["features"] = [f.describe() for f in split.features]
+        out["inputs"] = (
+            "one input per column, by its name in `features[].input`: numbers as float32 "
+            "(standardized inside the model with the training rows' mean and std), text as "
+            "strings (one-hot encoded inside the model; a value the training rows lacked "
+            "shares one slot)"
+        )
+        if settings.get("missing") == "impute":
+            out["inputs"] += (
+                "; missing numbers were replaced by the training mean (`features[].mean`): do "
+                "the same before predict, and pass missing text as ''"
+            )
+    else:
+        out["inputs"] = f"{split.input_dim} values per row (the row flattened), " + (
+            "raw 0-255 (divided by 255 inside the model)"
+            if split.x_scale == "rescale"
+            else "raw numbers (standardized inside the model with the training rows' statistics)"
+        )
+    if split.task == "regression":
+        out["outputs"] = "the target, in its own units"
+    else:
+        out["outputs"] = f"{split.n_outputs} class probabilities, in the order of `classes`"
+    return out
 
 
 def render_card_md(card: dict[str, Any]) -> str:
     hp = card.get("hyperparams") or {}
+    data = card["data"]
+    metric = card.get("metric", "val_accuracy")
+    value = card.get("validation_value", card.get("validation_accuracy"))
+    test = ", ".join(f"{k[5:]} **{card[k]:.4f}**" for k in card.get("test_metrics", []))
     lines = [
         f"# Model card: {card['study']} trial {card['trial']}",
         "",
+        f"- Task: {card.get('task', 'classification')}",
         f"- Architecture: **{card['architecture']}** ({card['parameter_count']:,} parameters)",
-        f"- Validation accuracy (selection): **{card['validation_accuracy']:.4f}** "
+        f"- Selected on {metric}: **{value:.4f}** "
         f"at epoch {card['best_epoch']} of {card['epochs_run']}",
-        f"- Test accuracy (measured once, at export): **{card['test_accuracy']:.4f}** "
-        f"on {card['test_examples']:,} images; test loss {card['test_loss']:.4f}",
+        f"- Test (measured once, at export, on {card['test_examples']:,} examples): {test}",
         f"- Seed {card['seed']}, sampler {card['sampler']}, pruner {card['pruner']}",
+        f"- Trained on {card.get('device') or 'an unrecorded device'}, Keras backend "
+        f"{card.get('keras_backend', 'tensorflow')}",
         "",
         "## Hyperparameters",
         "",
@@ -205,28 +436,51 @@ def render_card_md(card: dict[str, Any]) -> str:
         "|---|---|",
         *(f"| {k} | {v} |" for k, v in hp.items()),
         "",
-        "## Per-class test accuracy",
+    ]
+    if "per_class_accuracy" in card:
+        lines += [
+            "## Per-class test accuracy",
+            "",
+            "| class | accuracy |",
+            "|---|---|",
+            *(f"| {k} | {v:.4f} |" for k, v in card["per_class_accuracy"].items()),
+            "",
+            "## Confusion matrix (rows: true class, columns: predicted)",
+            "",
+            "```",
+            *(" ".join(f"{n:5d}" for n in row) for row in card["confusion_matrix"]),
+            "```",
+            "",
+        ]
+    if data.get("features"):
+        lines += [
+            "## Features (model inputs, by name)",
+            "",
+            "| column | model input | kind | preprocessing (training rows) |",
+            "|---|---|---|---|",
+            *(
+                f"| {f['name']} | {f['input']} | {f['kind']} | "
+                + (
+                    f"(x - {f['mean']:.6g}) / {f['std']:.6g}"
+                    if f["kind"] == "number"
+                    else f"one-hot over {len(f['vocabulary'])} values"
+                )
+                + " |"
+                for f in data["features"]
+            ),
+            "",
+        ]
+    lines += [
+        "## Data files (SHA-256)",
         "",
-        "| class | accuracy |",
-        "|---|---|",
-        *(f"| {k} | {v:.4f} |" for k, v in card["per_class_accuracy"].items()),
-        "",
-        "## Confusion matrix (rows: true class, columns: predicted)",
-        "",
-        "```",
-        *(" ".join(f"{n:5d}" for n in row) for row in card["confusion_matrix"]),
-        "```",
-        "",
-        "## Data files (SHA-256 of the .gz files)",
-        "",
-        *(f"- `{name}`: `{sha}`" for name, sha in card["data"]["files_sha256"].items()),
+        *(f"- `{name}`: `{sha}`" for name, sha in data["files_sha256"].items()),
         "",
         "## Versions",
         "",
         *(f"- {k}: {v}" for k, v in card["versions"].items()),
         "",
-        "Load it with `keras.saving.load_model('model.keras')`; inputs are 784 floats in [0, 1] "
-        "(pixel / 255), outputs are 10 class probabilities.",
+        f"Load it with `keras.saving.load_model('model.keras')`. Inputs: {data['inputs']}. "
+        f"Outputs: {data.get('outputs', '10 class probabilities')}.",
         "",
     ]
     return "\n".join(lines)

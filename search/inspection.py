@@ -14,6 +14,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from search.errors import StudyError
+from search.metrics import ACCURACY, Metric, of_study
 from search.outcomes import best_epoch_value, count_outcomes, outcome
 
 if TYPE_CHECKING:
@@ -40,12 +41,12 @@ def hyperparams(t: optuna.trial.FrozenTrial) -> dict[str, Any]:
     return dict(hp) if isinstance(hp, dict) else dict(t.params)
 
 
-def trial_row(t: optuna.trial.FrozenTrial) -> dict[str, Any]:
+def trial_row(t: optuna.trial.FrozenTrial, metric: Metric = ACCURACY) -> dict[str, Any]:
     """One flat row per trial: what `fsearch trials` prints and the report tabulates."""
     hp = hyperparams(t)
     widths = hp.get("widths")
     ua = t.user_attrs
-    value = best_epoch_value(t)
+    value = best_epoch_value(t, metric)
     row: dict[str, Any] = {
         "trial": t.number,
         "state": outcome(t),
@@ -68,17 +69,18 @@ def _sort_key(row: dict[str, Any]) -> tuple:
     # then trials without a value (diverged, failed, running), by number.
     v = row["value"]
     group = 0 if row["state"] == "complete" else 1 if v is not None else 2
-    return (group, -(v or 0.0), row["trial"])
+    return (group, row["rank"], row["trial"])
 
 
 def trial_rows(
     study: optuna.Study, *, top: int | None = None, states: tuple[str, ...] | None = None
 ) -> list[dict[str, Any]]:
     """Rows of the study's trials, best first; `top` keeps the first N, `states` filters."""
-    rows = [trial_row(t) for t in study.get_trials(deepcopy=False)]
+    metric = of_study(study)
+    rows = [trial_row(t, metric) for t in study.get_trials(deepcopy=False)]
     if states:
         rows = [r for r in rows if r["state"] in states]
-    rows.sort(key=_sort_key)
+    rows.sort(key=lambda r: _sort_key({**r, "rank": metric.rank_key(r["value"])}))
     return rows[:top] if top is not None else rows
 
 
@@ -89,9 +91,10 @@ def study_rows(storage) -> list[dict[str, Any]]:
         study_id = storage.get_study_id_from_name(fs.study_name)
         trials = storage.get_all_trials(study_id, deepcopy=False)
         counts = count_outcomes(trials)
+        maximize = fs.direction.name != "MINIMIZE"
         best = max(
             (t for t in trials if outcome(t) == "complete" and t.value is not None),
-            key=lambda t: t.value,
+            key=lambda t: t.value if maximize else -t.value,
             default=None,
         )
         times = [t.datetime_complete or t.datetime_start for t in trials]
@@ -123,7 +126,8 @@ def best_trial(study: optuna.Study) -> dict[str, Any]:
             f"study {study.study_name!r} has no completed trial yet; "
             f"run `fsearch run --study {study.study_name}` first"
         )
-    t = max(complete, key=lambda t: t.value)
+    metric = of_study(study)
+    t = min(complete, key=lambda t: metric.rank_key(t.value))
     kept = {e["trial"]: e["artifact_id"] for e in kept_models(study)}
     ua = t.user_attrs
     return {

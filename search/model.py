@@ -1,6 +1,8 @@
 """Hyperparams -> compiled Keras MLP. No I/O.
 
-784 inputs -> [Dense(width, activation, kernel_regularizer) -> Dropout]* -> Dense(10, softmax).
+784 inputs -> [Dense(width, activation, kernel_regularizer) -> Dropout]* -> Dense(10, softmax)
+for Fashion-MNIST; for other data the input width and the number of classes follow the data,
+and a regression net ends in one linear unit trained on mean squared error.
 Only stock Keras layers, regularizers and optimizers, so a saved `.keras` file loads with plain
 `keras.saving.load_model` and no custom objects.
 """
@@ -60,7 +62,12 @@ def _optimizer(hp: Hyperparams, train_size: int | None = None):
 
 
 def build_model(
-    hp: Hyperparams, *, steps_per_execution: int = 1, train_size: int | None = None
+    hp: Hyperparams,
+    *,
+    task: str = "classification",
+    steps_per_execution: int = 1,
+    train_size: int | None = None,
+    name: str | None = None,
 ) -> keras.Model:
     """A compiled MLP for the given hyperparameters.
 
@@ -68,7 +75,7 @@ def build_model(
     """
     import keras
 
-    inputs = keras.Input(shape=(INPUT_DIM,), name="pixels")
+    inputs = keras.Input(shape=(hp.inputs,), name="pixels" if hp.inputs == INPUT_DIM else "x")
     x = inputs
     for i, width in enumerate(hp.widths, start=1):
         # The regularizer goes on every hidden kernel, as in the lab report (bias unregularized).
@@ -77,21 +84,27 @@ def build_model(
         )(x)
         if hp.dropout > 0:
             x = keras.layers.Dropout(hp.dropout, name=f"dropout_{i}")(x)
-    outputs = keras.layers.Dense(N_CLASSES, activation="softmax", name="classes")(x)
-    model = keras.Model(inputs, outputs, name="mlp_" + hp.architecture)
+    if task == "regression":  # on a standardized target (search/datasets.py)
+        outputs = keras.layers.Dense(1, name="target")(x)
+        loss, metrics = "mse", [keras.metrics.RootMeanSquaredError(name="rmse")]
+    else:
+        outputs = keras.layers.Dense(hp.outputs, activation="softmax", name="classes")(x)
+        loss, metrics = "sparse_categorical_crossentropy", ["accuracy"]
+    model = keras.Model(inputs, outputs, name=name or "mlp_" + hp.architecture)
     model.compile(
         optimizer=_optimizer(hp, train_size),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
+        loss=loss,
+        metrics=metrics,
         # XLA is off: every trial compiles a new model, and no committed benchmark shows XLA
         # paying for that on CPU; steps_per_execution removes most per-step overhead instead.
         jit_compile=False,
-        steps_per_execution=steps_per_execution,
+        # Keras' torch backend runs one step per call only.
+        steps_per_execution=1 if keras.backend.backend() == "torch" else steps_per_execution,
     )
     return model
 
 
 def count_params(hp: Hyperparams) -> int:
     """Trainable parameter count, computed without building the model."""
-    sizes = (INPUT_DIM, *hp.widths, N_CLASSES)
+    sizes = (hp.inputs, *hp.widths, hp.outputs)
     return sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:], strict=True))

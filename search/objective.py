@@ -1,6 +1,7 @@
-"""One trial: suggest, build, fit with pruning, return the best epoch's validation accuracy.
+"""One trial: suggest, build, fit with pruning, return the best epoch's validation score.
 
-Per epoch the validation accuracy is reported to Optuna (so pruners work and the learning curve
+The score is the study's metric (search/metrics.py): accuracy, balanced accuracy or RMSE.
+Per epoch it is reported to Optuna (so pruners work and the learning curve
 is stored as intermediate values). A NaN/inf loss ends the trial at once as PRUNED with the
 reason stored: the lab report's many "0.1" results were diverged runs trained to the end.
 The best epoch's weights are kept in memory and, when the trial enters the study's top k,
@@ -16,11 +17,14 @@ import traceback
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from search import devices
 from search.artifacts import keep_if_top
 from search.config import Config
 from search.data import Split
+from search.metrics import Metric, balanced_accuracy, for_data
 from search.model import build_model, count_params
 from search.outcomes import END_REASON
+from search.runner import OVER_LATENCY, OVER_PARAMS, set_constraint
 from search.space import Hyperparams, suggest
 
 if TYPE_CHECKING:
@@ -31,18 +35,31 @@ if TYPE_CHECKING:
 class EpochLog:
     """What the Keras callback saw; filled in during fit."""
 
-    val_acc: list[float] = field(default_factory=list)
+    values: list[float] = field(default_factory=list)  # the metric per epoch
     val_loss: list[float] = field(default_factory=list)
     seconds: list[float] = field(default_factory=list)
     val_seconds: float = 0.0  # time spent in validation passes (part of `seconds`)
-    best_value: float = -math.inf
+    best_value: float | None = None
     best_epoch: int = 0
     best_weights: list[Any] | None = None
     end_reason: str = "completed"
     detail: str = ""
 
 
-def _make_callback(trial: optuna.Trial, log: EpochLog):
+def epoch_score(metric: Metric, split: Split, logs: dict, model) -> float:
+    """The study's metric for one epoch, from Keras' logs (or one more pass for balanced
+    accuracy, which Keras does not compute)."""
+    if metric.key == "accuracy":
+        return float(logs["val_accuracy"])
+    if metric.key == "rmse":  # Keras measured it on the standardized target
+        return float(logs["val_rmse"]) * split.y_std
+    import numpy as np
+
+    pred = np.asarray(model.predict(split.x_val, batch_size=4096, verbose=0)).argmax(axis=1)
+    return balanced_accuracy(split.y_val, pred, split.n_outputs)
+
+
+def _make_callback(trial: optuna.Trial, log: EpochLog, metric: Metric, split: Split):
     """A Keras callback reporting to Optuna; built lazily so Keras is imported only to train."""
     import keras
 
@@ -65,7 +82,7 @@ def _make_callback(trial: optuna.Trial, log: EpochLog):
             # Called once per steps_per_execution batches, so the check costs one sync per call.
             loss = (logs or {}).get("loss")
             if loss is not None and not math.isfinite(float(loss)):
-                self._diverged(f"in epoch {len(log.val_acc) + 1}", float(loss))
+                self._diverged(f"in epoch {len(log.values) + 1}", float(loss))
 
         def on_epoch_end(self, epoch, logs=None):
             logs = logs or {}
@@ -81,44 +98,65 @@ def _make_callback(trial: optuna.Trial, log: EpochLog):
                     f"at epoch {epoch + 1}", loss if not math.isfinite(loss) else val_loss
                 )
                 return
-            acc = float(logs["val_accuracy"])
-            log.val_acc.append(acc)
+            score = epoch_score(metric, split, logs, self.model)
+            log.values.append(score)
             log.val_loss.append(val_loss)
-            if acc > log.best_value:
-                log.best_value, log.best_epoch = acc, epoch + 1
+            if metric.better(score, log.best_value):
+                log.best_value, log.best_epoch = score, epoch + 1
                 log.best_weights = self.model.get_weights()
             # Step = epochs trained, so Hyperband's resource is the epoch budget.
-            trial.report(acc, step=epoch + 1)
+            trial.report(score, step=epoch + 1)
             if trial.should_prune():
                 log.end_reason = "pruned"
-                log.detail = f"pruned after epoch {epoch + 1} (val_accuracy {acc:.4f})"
+                log.detail = (
+                    f"pruned after epoch {epoch + 1} ({metric.name} {metric.format(score)})"
+                )
                 self.model.stop_training = True
 
     return OptunaEpochCallback()
 
 
 class Objective:
-    """Callable for study.optimize. Holds the data (as TF tensors, built once per process)."""
+    """Callable for study.optimize. Holds the data (as backend tensors, built once per process)."""
 
     def __init__(self, config: Config, split: Split, *, artifact_store=None) -> None:
         self.config = config
         self.split = split
+        self.metric = for_data(split.task, config.data.metric)
         self.artifact_store = artifact_store
         self._tensors = None
 
     def _arrays(self):
-        """Train/validation data as TF tensors, converted once per process, not per trial."""
+        """Train/validation data converted once per process, not per trial: TF tensors under
+        the TensorFlow backend (Keras then batches inside the graph); under other backends
+        NumPy arrays, which their fit consumes directly."""
         if self._tensors is None:
-            import tensorflow as tf
+            import keras
 
             s = self.split
-            self._tensors = tuple(tf.constant(a) for a in (s.x_train, s.y_train, s.x_val, s.y_val))
+            arrays = (s.x_train, s.y_train, s.x_val, s.y_val)
+            if keras.backend.backend() == "tensorflow":
+                import tensorflow as tf
+
+                arrays = tuple(tf.constant(a) for a in arrays)
+            self._tensors = arrays
         return self._tensors
 
     def __call__(self, trial: optuna.Trial) -> float:
-        hp = suggest(trial, self.config)
+        hp = suggest(trial, self.config, inputs=self.split.input_dim, outputs=self.split.n_outputs)
         trial.set_user_attr("architecture", hp.architecture)
-        trial.set_user_attr("n_params", count_params(hp))
+        n_params = count_params(hp)
+        trial.set_user_attr("n_params", n_params)
+        budget = self.config.study.max_params
+        if budget:
+            set_constraint(trial, OVER_PARAMS, n_params - budget)
+            if n_params > budget:
+                # Not trained: the sampler learns the boundary from the constraint value.
+                trial.set_user_attr(END_REASON, "over budget")
+                trial.set_user_attr("end_detail", f"{n_params:,} parameters > {budget:,}")
+                import optuna
+
+                raise optuna.TrialPruned(f"{n_params} parameters > max_params {budget}")
         try:
             return self._train(trial, hp)
         except Exception as e:
@@ -136,9 +174,11 @@ class Objective:
         keras.backend.clear_session()
         seed = (self.config.study.seed * 100003 + trial.number) % (2**31)
         keras.utils.set_random_seed(seed)
+        trial.set_user_attr("device", devices.describe())  # "gpu:0 NVIDIA H200", "cpu (2 threads)"
         t0 = time.perf_counter()
         model = build_model(
             hp,
+            task=self.split.task,
             steps_per_execution=self.config.train.steps_per_execution,
             train_size=len(self.split.y_train),
         )
@@ -151,7 +191,7 @@ class Objective:
             hp,
             (x, y, xv, yv),
             validation_batch_size=self.config.train.validation_batch_size,
-            callbacks=[_make_callback(trial, log)],
+            callbacks=[_make_callback(trial, log, self.metric, self.split)],
         )
         epochs_run = len(log.seconds)
         attrs = {
@@ -177,8 +217,15 @@ class Objective:
         if log.end_reason in ("diverged", "pruned"):
             raise optuna.TrialPruned(log.detail)
         value = log.best_value
-        if self.artifact_store is not None and log.best_weights is not None:
+        if log.best_weights is not None:
             model.set_weights(log.best_weights)
+        limit = self.config.study.max_latency_ms
+        if limit:
+            ms = batch1_latency_ms(model, self.split.input_dim)
+            trial.set_user_attr("latency_ms", round(ms, 3))
+            set_constraint(trial, OVER_LATENCY, ms - limit)
+        within = not limit or ms <= limit
+        if self.artifact_store is not None and log.best_weights is not None and within:
             keep_if_top(trial, value, model, self.artifact_store, k=self.config.study.keep_models)
         return value
 
@@ -202,6 +249,22 @@ def fit(model, hp: Hyperparams, data, *, validation_batch_size: int, callbacks=(
         verbose=0,
         callbacks=list(callbacks),
     )
+
+
+def batch1_latency_ms(model, input_dim: int, *, calls: int = 30) -> float:
+    """Median time of one forward pass on one example (a direct model call, as a server
+    answering single requests makes it), in ms, after a few warm-up calls."""
+    import numpy as np
+
+    x = np.zeros((1, input_dim), dtype=np.float32)
+    for _ in range(3):
+        model(x, training=False)
+    times = []
+    for _ in range(calls):
+        t0 = time.perf_counter()
+        model(x, training=False)
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times)) * 1000
 
 
 def rss_mb() -> float:

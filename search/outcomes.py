@@ -13,6 +13,8 @@ import math
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+from search.metrics import ACCURACY, Metric
+
 if TYPE_CHECKING:
     import optuna
 
@@ -71,13 +73,13 @@ def summary(counts: dict[str, int]) -> str:
     return ", ".join(parts)
 
 
-def best_epoch_value(trial: optuna.trial.FrozenTrial) -> float | None:
-    """The best epoch's validation accuracy: the objective value of a complete trial, the best
+def best_epoch_value(trial: optuna.trial.FrozenTrial, metric: Metric = ACCURACY) -> float | None:
+    """The best epoch's validation score: the objective value of a complete trial, the best
     reported epoch of a pruned one; None for diverged, failed and running trials."""
     state = outcome(trial)
     if state == "complete":
         return trial.value
     if state == "pruned" and trial.intermediate_values:
         values = [v for v in trial.intermediate_values.values() if math.isfinite(v)]
-        return max(values) if values else None
+        return metric.best(values)
     return None

@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn
 from rich.text import Text
 
+from search.metrics import ACCURACY, Metric
 from search.runner import trial_line
 
 if TYPE_CHECKING:
@@ -59,9 +60,11 @@ class RunProgress:
         best: float | None,
         started: tuple[float, int] | None = None,
         show: bool = True,
+        metric: Metric = ACCURACY,
     ) -> None:
         self.console = console
         self.best = best
+        self.metric = metric
         self.target = target
         self.started = started or (time.time(), already)
         self.progress = Progress(
@@ -106,13 +109,13 @@ class RunProgress:
     def on_trial(self, trial: optuna.trial.FrozenTrial, finished: int) -> None:
         # markup=False: the line holds stored strings (an error message may contain "[/b]").
         self.progress.console.print(
-            trial_line(trial), highlight=False, soft_wrap=True, markup=False
+            trial_line(trial, self.metric), highlight=False, soft_wrap=True, markup=False
         )
         self.update(finished, trial.value)
 
     def update(self, finished: int, value: float | None = None) -> None:
         """Set the finished count; `value` is a trial's value, kept if it beats the best."""
-        if value is not None and (self.best is None or value > self.best):
+        if self.metric.better(value, self.best):
             self.best = value
         self.progress.update(
             self.task, completed=finished, best=self._fmt(self.best), eta_at=self.eta_at(finished)
@@ -122,6 +125,7 @@ class RunProgress:
     def following(self, study: optuna.Study, every: float = 2.0) -> Iterator[None]:
         """Update the bar from the storage every `every` s while other processes run the trials
         (`--jobs N`: the workers print their trial lines; this process only watches)."""
+        from search.metrics import of_study
         from search.outcomes import finished_states
 
         stop = threading.Event()
@@ -130,8 +134,8 @@ class RunProgress:
             # A busy or briefly unreachable database only delays the bar to the next tick.
             with contextlib.suppress(Exception):
                 trials = study.get_trials(deepcopy=False, states=finished_states())
-                values = [t.value for t in trials if t.value is not None]
-                self.update(len(trials), max(values, default=None))
+                self.metric = of_study(study)
+                self.update(len(trials), self.metric.best(t.value for t in trials))
 
         def poll() -> None:
             refresh()

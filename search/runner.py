@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from search.config import Config, StudySettings
 from search.errors import ConfigError, FsearchError, TooManyFailures
+from search.metrics import ACCURACY, Metric
 from search.outcomes import (
     DIVERGED,
     count_finished,
@@ -48,6 +49,8 @@ def make_sampler(s: StudySettings, *, seed: int, grid: dict[str, list] | None = 
         # of its seeded shuffle, so every worker and every resume must shuffle alike.
         return optuna.samplers.GridSampler(grid or {}, seed=s.seed)
 
+    budget = s.max_params or s.max_latency_ms
+    constraints = budget_constraints if budget and not native_constraints() else None
     if s.sampler == "tpe":
         # Multivariate + group: models parameters jointly and copes with the conditional space
         # (momentum only for SGD, width_k only for k <= layers). constant_liar keeps parallel
@@ -58,6 +61,7 @@ def make_sampler(s: StudySettings, *, seed: int, grid: dict[str, list] | None = 
             multivariate=True,
             group=True,
             constant_liar=True,
+            constraints_func=constraints,
         )
     if s.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
@@ -68,8 +72,40 @@ def make_sampler(s: StudySettings, *, seed: int, grid: dict[str, list] | None = 
         )
     if s.sampler == "gp":
         check_sampler(s)
-        return optuna.samplers.GPSampler(seed=seed, n_startup_trials=s.startup_trials)
+        return optuna.samplers.GPSampler(
+            seed=seed, n_startup_trials=s.startup_trials, constraints_func=constraints
+        )
     raise ConfigError(f"unknown sampler {s.sampler!r}")
+
+
+# Trial user attributes holding how far a trial is over each budget (<= 0: within it).
+OVER_PARAMS = "over_max_params"
+OVER_LATENCY = "over_max_latency_ms"
+
+
+def native_constraints() -> bool:
+    """Optuna >= 5.0 stores a trial's constraints itself (Trial.set_constraint) and deprecates
+    the samplers' constraints_func, which 4.8 and 4.9 still need."""
+    import optuna
+
+    return hasattr(optuna.trial.Trial, "set_constraint")
+
+
+def set_constraint(trial: optuna.Trial, attr: str, value: float) -> None:
+    """How far the trial is over one budget (<= 0: within it): a user attribute for fsearch,
+    and the trial's constraint for the sampler where Optuna stores those."""
+    trial.set_user_attr(attr, value)
+    if native_constraints():
+        trial.set_constraint(attr, value)
+
+
+def budget_constraints(trial: optuna.trial.FrozenTrial) -> list[float]:
+    """Optuna's constraints_func: values <= 0 are feasible. Set by the objective (search/
+    objective.py); a trial that never measured latency counts as within it."""
+    return [
+        float(trial.user_attrs.get(OVER_PARAMS, 0.0)),
+        float(trial.user_attrs.get(OVER_LATENCY, 0.0)),
+    ]
 
 
 def make_pruner(s: StudySettings, *, max_epochs: int):
@@ -135,22 +171,20 @@ class LoopResult:
     recycle: bool = False  # stopped after max_trials_here trials, the study not yet done
 
 
-def trial_line(trial: optuna.trial.FrozenTrial) -> str:
+def trial_line(trial: optuna.trial.FrozenTrial, metric: Metric = ACCURACY) -> str:
     """One line per finished trial: number, state, value, epochs, key params."""
     from search.space import Hyperparams, short
 
     ua = trial.user_attrs
     state = "DIVERGED" if outcome(trial) == DIVERGED else trial.state.name
     value = (
-        trial.value
-        if trial.value is not None
-        else (max(trial.intermediate_values.values()) if trial.intermediate_values else None)
+        trial.value if trial.value is not None else metric.best(trial.intermediate_values.values())
     )
     val = f"{value:.4f}" if value is not None and math.isfinite(value) else "  -   "
     epochs = ua.get("epochs_run", "?")
     hp = ua.get("hyperparams")
     params = short(Hyperparams.from_dict(hp)) if hp else ua.get("architecture", "")
-    line = f"#{trial.number:<4} {state:<8} val_acc {val}  {epochs:>3} ep  {params}"
+    line = f"#{trial.number:<4} {state:<8} {metric.short} {val}  {epochs:>3} ep  {params}"
     error = str(ua.get("error", "")).strip().splitlines()
     return f"{line}  error: {error[-1]}" if error else line
 

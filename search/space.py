@@ -32,11 +32,14 @@ class Hyperparams:
     batch_size: int = 32
     epochs: int = 10
     lr_schedule: str = "constant"
+    # The data's width in and out (Fashion-MNIST: 784 pixels, 10 classes; regression: 1).
+    inputs: int = 784
+    outputs: int = 10
 
     @property
     def architecture(self) -> str:
         """The lab report's name for a net, e.g. 784x64x64x10."""
-        return "x".join(str(n) for n in (784, *self.widths, 10))
+        return "x".join(str(n) for n in (self.inputs, *self.widths, self.outputs))
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -60,8 +63,11 @@ def _suggest(trial: optuna.Trial, name: str, p: Param) -> Any:
     raise TypeError(f"unknown parameter type {type(p).__name__}")
 
 
-def suggest(trial: optuna.Trial, config: Config) -> Hyperparams:
-    """Ask the trial for one point of the config's search space."""
+def suggest(
+    trial: optuna.Trial, config: Config, *, inputs: int = 784, outputs: int = 10
+) -> Hyperparams:
+    """Ask the trial for one point of the config's search space (for data of `inputs`
+    features and `outputs` classes, or 1 output for regression)."""
     s = config.space
     layers = _suggest(trial, "layers", s["layers"])
     if config.model.width_per_layer:
@@ -84,6 +90,8 @@ def suggest(trial: optuna.Trial, config: Config) -> Hyperparams:
         batch_size=_suggest(trial, "batch_size", s["batch_size"]),
         epochs=_suggest(trial, "epochs", s["epochs"]),
         lr_schedule=_suggest(trial, "lr_schedule", s["lr_schedule"]),
+        inputs=inputs,
+        outputs=outputs,
     )
 
 
@@ -124,3 +132,48 @@ def short(hp: Hyperparams) -> str:
         parts.append(f"drop={hp.dropout:.2f}")
     parts.append(f"bs={hp.batch_size}")
     return " ".join(parts)
+
+
+def distributions(config: Config) -> dict[str, Any]:
+    """Optuna's distribution of every parameter `suggest` may ask for, by name."""
+    from optuna.distributions import (
+        CategoricalDistribution,
+        FloatDistribution,
+        IntDistribution,
+    )
+
+    s = config.space
+    names = ["layers"]
+    if config.model.width_per_layer:
+        names += [f"width_{i + 1}" for i in range(max_value(s["layers"]))]
+    else:
+        names.append("width")
+    names += [k for k in s if k not in ("layers", "width")]
+    out = {}
+    for name in names:
+        p = s["width" if name.startswith("width") else name]
+        if isinstance(p, Choice):
+            out[name] = CategoricalDistribution(list(p.choices))
+        elif isinstance(p, IntRange):
+            out[name] = IntDistribution(p.low, p.high, log=p.log, step=p.step)
+        elif isinstance(p, FloatRange):
+            out[name] = FloatDistribution(p.low, p.high, log=p.log, step=p.step)
+    return out
+
+
+def fits(distribution: Any, value: Any) -> bool:
+    """The value is one the distribution can produce (a warm-start parameter may be kept)."""
+    from optuna.distributions import CategoricalDistribution, IntDistribution
+
+    if isinstance(distribution, CategoricalDistribution):
+        return value in distribution.choices
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    if not distribution.low <= value <= distribution.high:
+        return False
+    if isinstance(distribution, IntDistribution):
+        return value == int(value) and (int(value) - distribution.low) % distribution.step == 0
+    step = distribution.step
+    return step is None or math.isclose(
+        (value - distribution.low) / step, round((value - distribution.low) / step)
+    )

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from search.config import Config
 from search.errors import StudyError
+from search.metrics import Metric
 
 if TYPE_CHECKING:
     import optuna
@@ -59,7 +60,9 @@ def create_or_load_study(
     import optuna
 
     from search import __version__
+    from search.datasets import target_of
 
+    metric = target_of(config.data).metric
     name = config.study.name
     fingerprint = config.fingerprint()
     if name in study_names(storage):
@@ -83,11 +86,15 @@ def create_or_load_study(
             study.set_user_attr(ATTR_CONFIG, config.to_json())
             study.set_user_attr(ATTR_FINGERPRINT, fingerprint)
         if study.metric_names is None:  # a study made before metrics were named
-            _name_metric(study)
+            _name_metric(study, metric)
         return study, False
     try:
         study = optuna.create_study(
-            study_name=name, storage=storage, direction="maximize", sampler=sampler, pruner=pruner
+            study_name=name,
+            storage=storage,
+            direction=metric.direction,
+            sampler=sampler,
+            pruner=pruner,
         )
     except optuna.exceptions.DuplicatedStudyError:
         # Another worker created it between our check and our create: join it.
@@ -97,23 +104,44 @@ def create_or_load_study(
     study.set_user_attr(ATTR_CONFIG, config.to_json())
     study.set_user_attr(ATTR_FINGERPRINT, fingerprint)
     study.set_user_attr(ATTR_VERSION, __version__)
-    _name_metric(study)
+    _name_metric(study, metric)
     return study, True
 
 
-# What the objective returns: the best epoch's validation accuracy. Named in the study, so
-# optuna-dashboard and Optuna's plots label their axes with it instead of "Objective 0".
-METRIC_NAME = "val_accuracy"
-
-
-def _name_metric(study: optuna.Study) -> None:
+def _name_metric(study: optuna.Study, metric: Metric) -> None:
+    """What the objective returns (the best epoch's val_accuracy, val_rmse, ...), named in
+    the study, so optuna-dashboard and Optuna's plots label their axes with it instead of
+    "Objective 0", and search.metrics.of_study knows the direction."""
     import warnings
 
     import optuna
 
     with warnings.catch_warnings():  # set_metric_names is experimental in Optuna 4.8-5.0
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        study.set_metric_names([METRIC_NAME])
+        study.set_metric_names([metric.name])
+
+
+ATTR_SPLIT = "fsearch:data_split"
+
+
+def check_split(study: optuna.Study, split) -> None:
+    """The first run records which rows each part of the data holds (data.Split.split_sha);
+    later runs and other workers must see the same, or they would mix two splits."""
+    stored = study.user_attrs.get(ATTR_SPLIT)
+    if stored is None:
+        study.set_user_attr(ATTR_SPLIT, {"sha": split.split_sha, "files": split.files})
+        return
+    if stored.get("sha") != split.split_sha:
+        changed = [n for n, h in split.files.items() if stored.get("files", {}).get(n) != h]
+        why = (
+            f"the data file ({', '.join(changed)}) changed"
+            if changed
+            else "the rows in the train/validation/test parts differ"
+        )
+        raise StudyError(
+            f"study {study.study_name!r} began on other data: {why} since it started; restore "
+            "the data it began with, or start a new study (--study NAME)"
+        )
 
 
 def stored_config(study: optuna.Study) -> dict[str, Any]:
@@ -123,3 +151,39 @@ def stored_config(study: optuna.Study) -> dict[str, Any]:
             f"study {study.study_name!r} was not created by fsearch (no config stored)"
         )
     return json.loads(json.dumps(cfg))
+
+
+ATTR_WARM = "fsearch:warm_started_from"
+
+
+def warm_start(
+    study: optuna.Study, source: optuna.Study, config: Config, *, n: int
+) -> tuple[int, list[str]]:
+    """Queue (Optuna's enqueue_trial) the n best completed configurations of `source`, keeping
+    only the parameters this config's space can produce: the sampler fills in the rest.
+    Once per study and source. Returns (configurations queued, parameter names left out)."""
+    from optuna.trial import TrialState
+
+    from search.metrics import of_study
+    from search.space import distributions, fits
+
+    done = list(study.user_attrs.get(ATTR_WARM, []))
+    if source.study_name in done:
+        return 0, []
+    metric = of_study(source)
+    best = sorted(
+        source.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)),
+        key=lambda t: metric.rank_key(t.value),
+    )[:n]
+    dists = distributions(config)
+    queued, dropped = 0, set()
+    for t in best:
+        params = {k: v for k, v in t.params.items() if k in dists and fits(dists[k], v)}
+        dropped |= set(t.params) - set(params)
+        if params:
+            study.enqueue_trial(
+                params, user_attrs={"warm_start": source.study_name}, skip_if_exists=True
+            )
+            queued += 1
+    study.set_user_attr(ATTR_WARM, [*done, source.study_name])
+    return queued, sorted(dropped)

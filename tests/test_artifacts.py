@@ -117,6 +117,20 @@ def test_keep_if_top_keeps_the_k_best_models_best_first_and_deletes_the_rest(tmp
     assert files == {kept[0]["artifact_id"]: "m0.7", kept[1]["artifact_id"]: "m0.6"}
 
 
+def test_keep_if_top_keeps_the_lowest_values_of_a_minimizing_study(tmp_path):
+    store = artifacts.open_artifact_store(tmp_path / "art")
+    study = optuna.create_study(direction="minimize")
+    study.set_metric_names(["val_rmse"])
+    for value in (50.0, 40.0, 45.0, 60.0):
+        trial = study.ask()
+        artifacts.keep_if_top(trial, value, _FakeModel(f"m{value}"), store, k=2)
+        study.tell(trial, value)
+    assert [(e["trial"], e["value"]) for e in artifacts.kept_models(study)] == [
+        (1, 40.0),
+        (2, 45.0),
+    ]
+
+
 @pytest.mark.parametrize("bad", ["/etc/passwd", "../../x", "abc", "", None, 7])
 def test_checked_id_refuses_anything_but_the_uuids_optuna_writes(bad):
     with pytest.raises(StudyError, match="fsearch never writes"):

@@ -235,3 +235,19 @@ def test_every_plot_is_drawn_with_a_running_trial(tmp_path):
     assert notes == {}
     for filename, _ in PLOTS:
         assert png_size(tmp_path / filename)[0] > 300
+
+
+def test_pareto_front_keeps_each_run_no_smaller_run_beats_in_either_direction():
+    from search.reporting.plots import pareto_front
+
+    runs = [
+        run("s", 0, (16,), 0.80),  # 12,730 parameters
+        run("s", 1, (32,), 0.78),  # bigger and worse: off the front
+        run("s", 2, (64,), 0.85),
+        run("s", 3, (64, 64), 0.84),  # bigger and worse
+        run("s", 4, (16, 16), 0.90, state="pruned"),  # not complete: never on it
+    ]
+    assert [r.trial for r in pareto_front(runs)] == [0, 2]
+    assert runs[0].n_params == 784 * 16 + 16 + 16 * 10 + 10
+    lower = [dataclasses.replace(r, maximize=False) for r in runs]  # RMSE: lower is better
+    assert [r.trial for r in pareto_front(lower)] == [0, 1]

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 
 from search.errors import StudyError
 from search.exporting import prepare_out_dir
+from search.metrics import of_study
 from search.reporting.html import page
 from search.reporting.lab import LAB_BEST, LAB_QUOTED, LAB_STUDIES, lab_tables, with_lab_rows
 from search.reporting.plots import PLOTS, TOP_CURVES, describe, draw_plots, view_study
@@ -78,6 +79,11 @@ class Report:
     studies: list[str]  # the reported studies' names, in the order given
 
 
+def _budget(study: optuna.Study) -> int | None:
+    config = study.user_attrs.get("fsearch:config")
+    return (config or {}).get("study", {}).get("max_params") or None
+
+
 def write_report(
     studies: list[optuna.Study], out: Path, *, lab: bool = False, storage_masked: str = ""
 ) -> Report:
@@ -90,7 +96,16 @@ def write_report(
     out = prepare_out_dir(out)
     counts = state_counts(runs)
     multi = len(studies) > 1
-    notes = draw_plots(runs, out, counts=counts, multi=multi)
+    metric = of_study(studies[0])
+    budgets = {_budget(s) for s in studies}
+    notes = draw_plots(
+        runs,
+        out,
+        counts=counts,
+        multi=multi,
+        label=metric.label,
+        budget=budgets.pop() if len(budgets) == 1 else None,
+    )
     # The lab's tables already hold one factor at a time; the generic ones would mix studies.
     tables = lab_tables(by_study) if lab else study_tables(runs)
     best = best_run(runs)

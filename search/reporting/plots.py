@@ -25,6 +25,7 @@ PLOTS = (
     ("lr-momentum.png", "Learning rate vs momentum (SGD runs)"),
     ("learning-curves.png", "Learning curves of the top trials"),
     ("trial-states.png", "Trials by end state"),
+    ("pareto.png", "Score vs parameters: the Pareto front"),
 )
 
 
@@ -74,7 +75,10 @@ def view_study(runs: list[Run]) -> optuna.Study:
         "failed": TrialState.FAIL,
     }
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    view = optuna.create_study(direction="maximize", study_name="report")
+    maximize = all(r.maximize for r in runs)
+    view = optuna.create_study(
+        direction="maximize" if maximize else "minimize", study_name="report"
+    )
     for r, p in zip(done, all_params, strict=True):
         params = {
             k: float(v) if isinstance(dists[k], FloatDistribution) else v
@@ -193,12 +197,12 @@ def describe(r: Run) -> str:
     return " ".join(parts)
 
 
-def _plot_curves(runs: list[Run], *, top: int, multi: bool):
+def _plot_curves(runs: list[Run], *, top: int, multi: bool, label: str):
     import matplotlib.pyplot as plt
 
-    best = sorted(
-        (r for r in runs if r.state == "complete" and r.curve), key=lambda r: -(r.value or 0)
-    )[:top]
+    best = sorted((r for r in runs if r.state == "complete" and r.curve), key=lambda r: r.rank)[
+        :top
+    ]
     if not best:
         raise ValueError("no completed trial yet")
     fig, ax = plt.subplots(figsize=(8, 5))
@@ -212,7 +216,7 @@ def _plot_curves(runs: list[Run], *, top: int, multi: bool):
             label=f"{r.value:.4f} {describe(r)} ({name})",
         )
     ax.set_xlabel("epoch")
-    ax.set_ylabel("validation accuracy")
+    ax.set_ylabel(label)
     ax.set_title(f"Learning curves of the top {len(best)} trials")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
@@ -237,8 +241,60 @@ def _plot_states(counts: dict[str, int]):
     return fig
 
 
-def draw_plots(runs: list[Run], out: Path, *, counts: dict[str, int], multi: bool) -> dict:
-    """Write every PNG of PLOTS; a plot that cannot be drawn becomes a figure saying why."""
+def pareto_front(runs: list[Run]) -> list[Run]:
+    """The complete runs no other complete run beats with as few parameters or fewer, by
+    parameter count."""
+    done = sorted(
+        (r for r in runs if r.state == "complete" and r.value is not None and r.n_params),
+        key=lambda r: (r.n_params, r.rank),
+    )
+    front: list[Run] = []
+    for r in done:
+        if not front or r.rank < front[-1].rank:
+            front.append(r)
+    return front
+
+
+def _plot_pareto(runs: list[Run], *, label: str, budget: int | None):
+    import matplotlib.pyplot as plt
+
+    done = [r for r in runs if r.state == "complete" and r.value is not None and r.n_params]
+    if not done:
+        raise ValueError("no completed trial yet")
+    front = pareto_front(runs)
+    fig, ax = plt.subplots(figsize=(8, 5))
+    ax.scatter([r.n_params for r in done], [r.value for r in done], s=14, c="tab:gray",
+               alpha=0.6, label=f"completed trials ({len(done)})")  # fmt: skip
+    ax.step([r.n_params for r in front], [r.value for r in front], where="post", c="tab:red",
+            marker="o", markersize=4, label=f"Pareto front ({len(front)})")  # fmt: skip
+    if budget:
+        ax.axvline(budget, ls="--", c="tab:blue", label=f"max_params {budget:,}")
+        within = [r for r in front if r.n_params <= budget]
+        if within:
+            best = within[-1]
+            ax.annotate(f"#{best.trial} {best.architecture}: {best.value:.4f}",
+                        (best.n_params, best.value), textcoords="offset points",
+                        xytext=(6, -14), fontsize=8)  # fmt: skip
+    ax.set_xscale("log")
+    ax.set_xlabel("trainable parameters (log scale)")
+    ax.set_ylabel(label)
+    ax.set_title("Best score for a size: the Pareto front of the completed trials")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right" if done[0].maximize else "upper right")
+    return fig
+
+
+def draw_plots(
+    runs: list[Run],
+    out: Path,
+    *,
+    counts: dict[str, int],
+    multi: bool,
+    label: str = "validation accuracy",
+    budget: int | None = None,
+) -> dict:
+    """Write every PNG of PLOTS; a plot that cannot be drawn becomes a figure saying why.
+    `label` names the study's metric; `budget` is its max_params, marked on the front."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only: no display, no GUI toolkit
@@ -251,8 +307,9 @@ def draw_plots(runs: list[Run], out: Path, *, counts: dict[str, int], multi: boo
         "param-importances.png": lambda: _figure(lambda: ovm.plot_param_importances(view)),
         "parallel-coordinate.png": lambda: _figure(lambda: ovm.plot_parallel_coordinate(view)),
         "lr-momentum.png": lambda: _plot_lr_momentum(runs),
-        "learning-curves.png": lambda: _plot_curves(runs, top=TOP_CURVES, multi=multi),
+        "learning-curves.png": lambda: _plot_curves(runs, top=TOP_CURVES, multi=multi, label=label),
         "trial-states.png": lambda: _plot_states(counts),
+        "pareto.png": lambda: _plot_pareto(runs, label=label, budget=budget),
     }
     notes = {}
     for filename, title in PLOTS:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from search.inspection import hyperparams
+from search.metrics import of_study
 from search.outcomes import best_epoch_value, outcome, tally
 
 if TYPE_CHECKING:
@@ -28,8 +29,27 @@ class Run:
     value: float | None
     hp: dict[str, Any]
     architecture: str
-    curve: tuple[float, ...]  # validation accuracy per epoch
+    curve: tuple[float, ...]  # the study's metric per epoch
     started: _dt.datetime | None = None
+    maximize: bool = True  # the study's direction (validation accuracy: up; RMSE: down)
+
+    @property
+    def n_params(self) -> int | None:
+        """Trainable parameters of the net, from its architecture (784x64x64x10)."""
+        try:
+            sizes = [int(p) for p in self.architecture.split("x")]
+        except ValueError:
+            return None
+        if len(sizes) < 2:
+            return None
+        return sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:], strict=True))
+
+    @property
+    def rank(self) -> float:
+        """Sort key: ascending is best first (None last)."""
+        if self.value is None:
+            return float("inf")
+        return -self.value if self.maximize else self.value
 
     @property
     def widths(self) -> tuple[int, ...]:
@@ -42,6 +62,7 @@ class Run:
 
 def runs_of(study: optuna.Study) -> list[Run]:
     """Every trial of the study as a Run."""
+    metric = of_study(study)
     runs = []
     for t in study.get_trials(deepcopy=False):
         curve = tuple(t.intermediate_values[k] for k in sorted(t.intermediate_values))
@@ -50,11 +71,12 @@ def runs_of(study: optuna.Study) -> list[Run]:
                 study=study.study_name,
                 trial=t.number,
                 state=outcome(t),
-                value=best_epoch_value(t),
+                value=best_epoch_value(t, metric),
                 hp=hyperparams(t),
                 architecture=str(t.user_attrs.get("architecture", "")),
                 curve=curve,
                 started=t.datetime_start,
+                maximize=metric.maximize,
             )
         )
     return runs
@@ -66,6 +88,6 @@ def state_counts(runs: Iterable[Run]) -> dict[str, int]:
 
 
 def best_run(runs: Iterable[Run]) -> Run | None:
-    """The complete run with the highest value, or None."""
+    """The complete run with the best value, or None."""
     done = [r for r in runs if r.state == "complete" and r.value is not None]
-    return max(done, key=lambda r: r.value) if done else None
+    return min(done, key=lambda r: r.rank) if done else None

@@ -36,8 +36,8 @@ class Cell:
 
     @property
     def best(self) -> float | None:
-        values = [r.value for r in self.runs if r.state == "complete" and r.value is not None]
-        return max(values) if values else None
+        done = [r for r in self.runs if r.state == "complete" and r.value is not None]
+        return min(done, key=lambda r: r.rank).value if done else None
 
     def count(self, state: str) -> int:
         return sum(r.state == state for r in self.runs)

@@ -1,0 +1,631 @@
+"""A study's data, whatever the file: the task, the features, the split, the test part.
+
+`[data] source` names a CSV or Parquet table (with `target = "column"`), an NPZ archive or a
+folder of MNIST-format IDX files; empty means Fashion-MNIST (search/data.py, unchanged). Here
+the file (read by search/sources.py) becomes a `data.Split`:
+
+- Task: classification or regression, inferred from the target and said out loud ("target
+  'price': numbers, 812 distinct values -> regression"), or set with `task = ...`.
+- Features: numbers standardized with the training rows' statistics; text (or `categorical`)
+  columns one-hot encoded with the training rows' vocabulary; arrays flattened and either
+  divided by 255 (uint8 images) or standardized per feature. Trials train on the encoded rows;
+  the exported model repeats the same steps in stock Keras layers (`inference_model`), so it
+  takes raw values: one named input per column for a table, one flat input for arrays.
+- Split: the file's own test part when it has one (NPZ x_test/y_test, IDX t10k files),
+  otherwise a seeded hold-out (stratified for classification); then a seeded validation split
+  of the rest. Its hash (`Split.split_sha`) is recorded in the study, so a resumed or
+  distributed study that would see other rows stops instead of mixing two splits.
+
+A file is read once per process (cached by path, size, modification time and settings).
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from search import data as fashion
+from search import sources
+from search.config import DataSettings, validate_study_name
+from search.errors import DataError
+from search.metrics import Metric, for_data
+
+# An integer target with at most this many distinct values is taken for classes.
+MAX_INFERRED_CLASSES = 50
+# A text column with more distinct values than this (or one value per row, nearly) is an
+# identifier or free text, not a category: it must be dropped or encoded by the user.
+MAX_CATEGORIES = 1000
+MIN_TRAIN_ROWS = 2
+
+
+@dataclass(frozen=True)
+class Feature:
+    """One table column as the model sees it."""
+
+    name: str
+    kind: str  # number | category
+    mean: float = 0.0  # number: training mean (also what a missing value becomes)
+    std: float = 1.0  # number: training standard deviation (1 where constant)
+    vocabulary: tuple[str, ...] = ()  # category: training values; others share one slot
+
+    @property
+    def width(self) -> int:
+        return 1 if self.kind == "number" else len(self.vocabulary) + 1
+
+    @property
+    def input_name(self) -> str:
+        """The exported model's input for this column: the column's name where Keras allows
+        it (letters, digits, '_', '.', '-'), else with '_' in place of the others."""
+        return re.sub(r"[^A-Za-z0-9_.-]", "_", self.name)[:100] or "column"
+
+    def describe(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name, "input": self.input_name, "kind": self.kind}
+        if self.kind == "number":
+            return {**out, "mean": self.mean, "std": self.std}
+        return {**out, "vocabulary": list(self.vocabulary)}
+
+
+# ---------------------------------------------------------------------------- task
+
+
+@dataclass(frozen=True)
+class Target:
+    task: str
+    metric: Metric
+    note: str | None  # what was inferred, for the run's first lines
+
+
+def target_of(settings: DataSettings) -> Target:
+    """The study's task and metric, reading no more of the file than the target."""
+    if not settings.source:
+        return Target("classification", for_data("classification", settings.metric), None)
+    return _target_of(*_file_key(settings.source), settings)
+
+
+@lru_cache(maxsize=8)
+def _target_of(path: Path, _size: int, _mtime: float, settings: DataSettings) -> Target:
+    kind = sources.kind_of(path)
+    if kind == "table":
+        values, vkind = _table_target(path, settings.target)
+        name = settings.target
+    else:
+        arrays = _read_arrays(path, *_file_key(str(path))[1:])
+        values, vkind, name = arrays.y_train, _array_kind(arrays.y_train), "y_train"
+    task, note = infer_task(values, vkind, name, settings.task)
+    return Target(task, for_data(task, settings.metric), note)
+
+
+def _table_target(path: Path, target: str) -> tuple[np.ndarray, str]:
+    if not target:
+        raise DataError(f"{path} is a table: name its label column with --target COLUMN")
+    header = _header(path)
+    if target not in header:
+        close = difflib.get_close_matches(target, header, n=3)
+        hint = (
+            f"did you mean {', '.join(map(repr, close))}?"
+            if close
+            else (f"its columns: {', '.join(header[:20])}" + (" ..." if len(header) > 20 else ""))
+        )
+        raise DataError(f"{path}: no column {target!r}; {hint}")
+    table = sources.read_table(path, columns=[target])
+    return table.columns[target], table.kinds[target]
+
+
+def _header(path: Path) -> list[str]:
+    if path.name.lower().endswith((".parquet", ".pq")):
+        import pyarrow.parquet as pq
+
+        sources.check_parquet(path)
+        try:
+            return list(pq.read_schema(path).names)
+        except Exception as e:  # pyarrow raises several types for a damaged footer
+            raise DataError(f"{path}: not a readable Parquet file ({e})") from None
+    import pyarrow.csv as pcsv
+
+    sources.check_text(path)
+    try:
+        with pcsv.open_csv(path) as reader:
+            return list(reader.schema.names)
+    except Exception as e:
+        raise DataError(f"{path}: cannot read it as CSV ({str(e).splitlines()[0]})") from None
+
+
+def _array_kind(y: np.ndarray) -> str:
+    if y.dtype.kind in "biuf":
+        return "number"
+    if y.dtype.kind in "US":
+        return "text"
+    raise DataError(f"labels of type {y.dtype} are not supported; use numbers or text")
+
+
+def infer_task(values: np.ndarray, kind: str, name: str, task: str = "auto") -> tuple[str, str]:
+    """(task, the sentence that says why) for a target; DataError for an unusable one."""
+    missing = _missing(values, kind)
+    if missing.any():
+        rows = ", ".join(str(i + 1) for i in np.flatnonzero(missing)[:5])
+        raise DataError(
+            f"target {name!r} is missing in {int(missing.sum())} rows (data rows {rows}"
+            f"{' ...' if missing.sum() > 5 else ''}); drop those rows or fill them in"
+        )
+    distinct = np.unique(values if kind != "text" else values.astype(str))
+    n = len(distinct)
+    if kind == "number":
+        integral = bool(np.all(np.mod(values, 1) == 0))
+        what = f"{'integers' if integral else 'numbers'}, {n:,} distinct values"
+        guess = "classification" if integral and n <= MAX_INFERRED_CLASSES else "regression"
+    else:
+        what = f"{'text' if kind == 'text' else 'true/false'}, {n:,} distinct values"
+        guess = "classification"
+        if task == "regression":
+            raise DataError(f"target {name!r} holds {kind} values; regression needs numbers")
+    chosen = guess if task == "auto" else task
+    if chosen == "classification" and n < 2:
+        raise DataError(
+            f"target {name!r} has one class ({distinct[0]!r}); classification needs two or more"
+        )
+    if chosen == "regression" and n < 2:
+        raise DataError(f"target {name!r} is constant ({distinct[0]!r}); nothing to learn")
+    how = "->" if task in ("auto", guess) else "-> (task set)"
+    hint = ""
+    if task == "auto" and kind == "number" and integral:
+        other = "regression" if guess == "classification" else "classification"
+        hint = f'; set task = "{other}" in [data] if it is {other}'
+    return chosen, f"target {name!r}: {what} {how} {chosen}{hint}"
+
+
+def _missing(values: np.ndarray, kind: str) -> np.ndarray:
+    if kind == "number":
+        return np.isnan(values.astype(np.float64))
+    if values.dtype == object:
+        return np.array([v is None for v in values], dtype=bool)
+    return np.zeros(len(values), dtype=bool)
+
+
+# ---------------------------------------------------------------------------- loading
+
+
+def _file_key(source: str) -> tuple[Path, int, float]:
+    path = sources.check_path(source).resolve()
+    st = path.stat()
+    if path.is_dir():
+        times = [f.stat().st_mtime for f in path.iterdir() if f.is_file()]
+        return path, len(times), max(times, default=st.st_mtime)
+    return path, st.st_size, st.st_mtime
+
+
+@lru_cache(maxsize=2)
+def _read_arrays(path: Path, _size: int, _mtime: float) -> sources.Arrays:
+    return sources.read_idx_folder(path) if path.is_dir() else sources.read_npz(path)
+
+
+@lru_cache(maxsize=2)
+def _read_table(path: Path, _size: int, _mtime: float) -> sources.Table:
+    return sources.read_table(path)
+
+
+def load_split(settings: DataSettings, data_dir: str | Path | None = None) -> fashion.Split:
+    """The training and validation rows of a study; the same for every trial and worker."""
+    if not settings.source:
+        return fashion.load_split(settings, data_dir)
+    return _load(*_file_key(settings.source), settings).split
+
+
+@dataclass(frozen=True, eq=False)
+class _Loaded:
+    split: fashion.Split
+    test_inputs: Any  # what the exported model takes: a dict of columns or an array
+    y_test: np.ndarray  # class indices, or the target in its own units (regression)
+    test_rows: np.ndarray | None  # the file's rows held out for test (None: its own test part)
+
+
+def held_out_rows(settings: DataSettings) -> np.ndarray | None:
+    """The rows of the file (0-based, header excluded) export tests on; None when the file
+    has a test part of its own. For users who check the card's test figures themselves."""
+    return _load(*_file_key(settings.source), settings).test_rows
+
+
+def load_test(settings: DataSettings, data_dir: str | Path | None = None):
+    """(raw test inputs for the exported model, test labels): only export calls this.
+    Fashion-MNIST: pixels / 255 and class indices, as before."""
+    if not settings.source:
+        return fashion.load_test(settings, data_dir)
+    loaded = _load(*_file_key(settings.source), settings)
+    return loaded.test_inputs, loaded.y_test
+
+
+@lru_cache(maxsize=2)
+def _load(path: Path, size: int, mtime: float, settings: DataSettings) -> _Loaded:
+    target = _target_of(path, size, mtime, settings)
+    if sources.kind_of(path) == "table":
+        return _load_table(_read_table(path, size, mtime), settings, target)
+    return _load_arrays(_read_arrays(path, size, mtime), settings, target)
+
+
+def _labels(y: np.ndarray, task: str, classes: np.ndarray | None):
+    if task == "regression":
+        return y.astype(np.float64)
+    return np.searchsorted(classes, y).astype(np.int32)
+
+
+def _class_values(y: np.ndarray) -> np.ndarray:
+    """The sorted distinct labels; the class index of a label is its position here."""
+    if y.dtype == object:
+        return np.unique(y.astype(str))
+    u = np.unique(y)
+    if u.dtype.kind == "f" and np.all(np.mod(u, 1) == 0):  # 1.0 reads as the class "1"
+        u = u.astype(np.int64)
+    return u
+
+
+def _parts(
+    n: int, y: np.ndarray, settings: DataSettings, task: str, *, has_test: bool, where: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(train, validation, test) row indices of the file's training part (test empty when
+    the file has a test part of its own)."""
+    rng = np.random.default_rng(settings.seed)
+    strat = task == "classification"
+
+    def hold_out(rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        if strat:
+            picked = rows[fashion.stratified_indices(y[rows], k, rng)]
+        else:
+            picked = np.sort(rng.permutation(rows)[:k])
+        return np.setdiff1d(rows, picked, assume_unique=True), picked
+
+    rows = np.arange(n)
+    test = np.array([], dtype=np.int64)
+    if not has_test:
+        k = int(round(settings.test_fraction * n))
+        if settings.test_size:
+            k = settings.test_size
+        if k < 1:
+            raise DataError(
+                f"{where}: no test part: the file has none and test_fraction is 0; set "
+                "test_fraction (e.g. 0.2) in [data]"
+            )
+        if k >= n - MIN_TRAIN_ROWS:
+            raise DataError(f"{where}: {n} rows are too few to hold out {k} for the test")
+        rows, test = hold_out(rows, k)
+    k = (
+        int(round(settings.validation_fraction * len(rows)))
+        if settings.validation_fraction
+        else settings.validation_size
+    )
+    if k < 1 or len(rows) - k < MIN_TRAIN_ROWS:
+        raise DataError(
+            f"{where}: {len(rows):,} training rows are too few for a validation split of {k:,} "
+            "rows; lower validation_size or set validation_fraction (e.g. 0.2) in [data]"
+        )
+    train, val = hold_out(rows, k)
+    if settings.train_size and settings.train_size < len(train):
+        _, train = hold_out(train, settings.train_size)
+    return train, val, test
+
+
+def _load_arrays(a: sources.Arrays, settings: DataSettings, target: Target) -> _Loaded:
+    task = target.task
+    where = str(a.path)
+    x = a.x_train.reshape(len(a.x_train), -1)
+    has_test = a.x_test is not None
+    classes = None
+    if task == "classification":
+        classes = _class_values(np.concatenate([a.y_train, a.y_test]) if has_test else a.y_train)
+    y = _labels(a.y_train, task, classes)
+    train, val, test = _parts(len(x), y, settings, task, has_test=has_test, where=where)
+    if has_test:
+        x_test_raw = a.x_test.reshape(len(a.x_test), -1)
+        y_test = _labels(a.y_test, task, classes)
+        if settings.test_size and settings.test_size < len(y_test):
+            keep = (
+                fashion.stratified_indices(
+                    y_test, settings.test_size, np.random.default_rng(settings.seed)
+                )
+                if task == "classification"
+                else np.arange(settings.test_size)
+            )
+            x_test_raw, y_test = x_test_raw[keep], y_test[keep]
+    else:
+        x_test_raw, y_test = x[test], y[test]
+    # uint8 arrays are images: x / 255, as Fashion-MNIST; any other numbers are standardized.
+    if x.dtype == np.uint8:
+        scale, mean, std = "rescale", None, None
+        enc = lambda v: v.astype(np.float32) / np.float32(255.0)  # noqa: E731
+    else:
+        scale = "standardize"
+        xt = x[train].astype(np.float64)
+        mean, std = xt.mean(axis=0), xt.std(axis=0)
+        std = np.where(std > 0, std, 1.0)
+        enc = lambda v: ((v.astype(np.float64) - mean) / std).astype(np.float32)  # noqa: E731
+    if not np.isfinite(x).all() if x.dtype.kind == "f" else False:
+        bad = int((~np.isfinite(x)).any(axis=1).sum())
+        raise DataError(f"{where}: x_train has NaN or infinite values in {bad} rows; fix them")
+    y_mean, y_std, ys = _target_scale(y, train, task)
+    notes = [target.note] if target.note else []
+    notes.append(
+        f"{a.path.name}: {len(x):,} rows of {x.shape[1]:,} values"
+        + (f" ({'x'.join(map(str, a.x_train.shape[1:]))} flattened)" if a.x_train.ndim > 2 else "")
+        + ("; verified as Fashion-MNIST" if a.known else "")
+    )
+    split = fashion.Split(
+        x_train=enc(x[train]),
+        y_train=ys[train],
+        x_val=enc(x[val]),
+        y_val=ys[val],
+        files=dict(a.sha256),
+        directory=str(a.path),
+        kind="arrays",
+        task=task,
+        classes=tuple(map(str, classes)) if classes is not None else (),
+        y_mean=y_mean,
+        y_std=y_std,
+        x_scale=scale,
+        x_mean=mean,
+        x_std=std,
+        split_sha=fashion.split_hash(a.sha256, train, val, test),
+        notes=tuple(notes),
+    )
+    return _Loaded(
+        split,
+        x_test_raw.astype(np.float32),
+        _test_labels(y_test, task),
+        None if has_test else test,
+    )
+
+
+def _target_scale(y: np.ndarray, train: np.ndarray, task: str):
+    """(mean, std, labels trials learn): regression targets are standardized with the
+    training rows' statistics (the exported model scales its output back)."""
+    if task != "regression":
+        return 0.0, 1.0, y
+    mean, std = float(y[train].mean()), float(y[train].std())
+    std = std if std > 0 else 1.0
+    return mean, std, ((y - mean) / std).astype(np.float32)
+
+
+def _test_labels(y: np.ndarray, task: str) -> np.ndarray:
+    return y.astype(np.float64) if task == "regression" else y.astype(np.int32)
+
+
+def _load_table(t: sources.Table, settings: DataSettings, target: Target) -> _Loaded:
+    task, where = target.task, str(t.path)
+    for key in ("categorical", "drop"):
+        for name in getattr(settings, key):
+            if name not in t.columns:
+                close = difflib.get_close_matches(name, list(t.columns), n=1)
+                raise DataError(
+                    f"{where}: [data] {key} names column {name!r}, which the file lacks"
+                    + (f"; did you mean {close[0]!r}?" if close else "")
+                )
+    if settings.target in settings.drop or settings.target in settings.categorical:
+        raise DataError(f"[data]: the target {settings.target!r} cannot be dropped or a feature")
+    raw_y = t.columns[settings.target]
+    classes = _class_values(raw_y) if task == "classification" else None
+    y = _labels(raw_y.astype(str) if raw_y.dtype == object else raw_y, task, classes)
+    train, val, test = _parts(len(y), y, settings, task, has_test=False, where=where)
+    names = [c for c in t.columns if c != settings.target and c not in settings.drop]
+    if not names:
+        raise DataError(f"{where}: no feature columns left besides the target")
+    features, blocks, notes = [], [], [target.note] if target.note else []
+    for name in names:
+        feature, block = _encode_column(t, name, settings, train, where)
+        features.append(feature)
+        blocks.append(block)
+    seen: dict[str, str] = {}
+    for f in features:
+        if f.input_name in seen:
+            raise DataError(
+                f"{where}: columns {seen[f.input_name]!r} and {f.name!r} both become the model "
+                f"input {f.input_name!r}; rename one of them"
+            )
+        seen[f.input_name] = f.name
+    x = np.concatenate(blocks, axis=1) if len(blocks) > 1 else blocks[0]
+    n_cat = sum(f.kind == "category" for f in features)
+    notes.append(
+        f"{t.path.name}: {len(y):,} rows; {len(features) - n_cat} number and {n_cat} category "
+        f"columns -> {x.shape[1]:,} inputs"
+    )
+    y_mean, y_std, ys = _target_scale(y, train, task)
+    split = fashion.Split(
+        x_train=x[train],
+        y_train=ys[train],
+        x_val=x[val],
+        y_val=ys[val],
+        files=dict(t.sha256),
+        directory=str(t.path.parent),
+        kind="table",
+        task=task,
+        classes=tuple(map(str, classes)) if classes is not None else (),
+        y_mean=y_mean,
+        y_std=y_std,
+        features=tuple(features),
+        split_sha=fashion.split_hash(t.sha256, train, val, test),
+        notes=tuple(notes),
+    )
+    test_inputs = {f.input_name: _raw_column(t, f, settings)[test] for f in features}
+    return _Loaded(split, test_inputs, _test_labels(y[test], task), test)
+
+
+def _raw_column(t: sources.Table, f: Feature, settings: DataSettings) -> np.ndarray:
+    """A column as the exported model's input takes it: float32 numbers or text."""
+    values = t.columns[f.name]
+    if f.kind == "number":
+        return values.astype(np.float32)
+    return _as_text(values, t.kinds[f.name])
+
+
+def _as_text(values: np.ndarray, kind: str) -> np.ndarray:
+    if kind == "text":
+        return np.array(["" if v is None else v for v in values], dtype=object)
+    if kind == "bool":
+        return values.astype(str).astype(object)
+    # numbers named in `categorical`: "3", not "3.0"
+    return np.array(
+        ["" if math.isnan(v) else (str(int(v)) if v == int(v) else repr(v)) for v in values],
+        dtype=object,
+    )
+
+
+def _encode_column(
+    t: sources.Table, name: str, settings: DataSettings, train: np.ndarray, where: str
+) -> tuple[Feature, np.ndarray]:
+    kind, values = t.kinds[name], t.columns[name]
+    missing = _missing(values, "text" if kind == "text" else kind)
+    if missing.any() and settings.missing != "impute":
+        raise DataError(
+            f"{where}: column {name!r} has {int(missing.sum()):,} missing values; fill them, "
+            'drop the column (drop = [...]) or set missing = "impute" in [data]'
+        )
+    if kind == "text" or name in settings.categorical:
+        text = _as_text(values, kind)
+        vocab = sorted(set(text[train].tolist()))
+        if len(vocab) > MAX_CATEGORIES or (len(vocab) > 20 and len(vocab) > 0.5 * len(train)):
+            raise DataError(
+                f"{where}: column {name!r} has {len(vocab):,} distinct values in {len(train):,} "
+                "training rows: an identifier or free text, not a category; add it to "
+                "drop = [...] in [data]"
+            )
+        index = {v: i + 1 for i, v in enumerate(vocab)}  # 0: a value the training rows lack
+        codes = np.fromiter((index.get(v, 0) for v in text), dtype=np.int64, count=len(text))
+        block = np.zeros((len(text), len(vocab) + 1), dtype=np.float32)
+        block[np.arange(len(text)), codes] = 1.0
+        return Feature(name, "category", vocabulary=tuple(vocab)), block
+    v = values.astype(np.float64)
+    if np.isinf(v).any():
+        raise DataError(f"{where}: column {name!r} has infinite values; fix or drop it")
+    tv = v[train]
+    mean = float(np.nanmean(tv)) if (~np.isnan(tv)).any() else 0.0
+    std = float(np.nanstd(tv)) if (~np.isnan(tv)).any() else 1.0
+    std = std if std > 0 else 1.0
+    v = np.where(np.isnan(v), mean, v)
+    # As Keras' Normalization layer computes it: (x - mean) / max(sqrt(variance), epsilon).
+    return Feature(name, "number", mean=mean, std=std), ((v - mean) / std).astype(
+        np.float32
+    ).reshape(-1, 1)
+
+
+# ---------------------------------------------------------------------------- the model users get
+
+
+def inference_model(core, split: fashion.Split):
+    """The trained network with the data's preprocessing in front (and, for regression, the
+    target's units behind), in stock Keras layers: `model.keras` takes raw values and loads
+    with plain `keras.saving.load_model`. Fashion-MNIST's model is returned as it is."""
+    import keras
+
+    if split.kind == "fashion-mnist":
+        return core
+    if split.kind == "table":
+        inputs, parts = {}, []
+        for f in split.features:
+            layer = f.input_name
+            if f.kind == "number":
+                inp = keras.Input(shape=(1,), name=layer, dtype="float32")
+                parts.append(
+                    keras.layers.Normalization(
+                        mean=f.mean, variance=f.std**2, name=f"scale_{layer}"
+                    )(inp)
+                )
+            else:
+                inp = keras.Input(shape=(1,), name=layer, dtype="string")
+                parts.append(
+                    keras.layers.StringLookup(
+                        vocabulary=list(f.vocabulary),
+                        num_oov_indices=1,
+                        output_mode="one_hot",
+                        name=f"onehot_{layer}",
+                    )(inp)
+                )
+            inputs[layer] = inp
+        x = keras.layers.Concatenate(name="features")(parts) if len(parts) > 1 else parts[0]
+    else:
+        inp = keras.Input(shape=(split.input_dim,), name="x", dtype="float32")
+        inputs = inp
+        if split.x_scale == "rescale":
+            x = keras.layers.Rescaling(1.0 / 255.0, name="scale")(inp)
+        else:
+            x = keras.layers.Normalization(
+                mean=split.x_mean, variance=np.square(split.x_std), name="scale"
+            )(inp)
+    y = core(x)
+    if split.task == "regression":
+        y = keras.layers.Rescaling(split.y_std, offset=split.y_mean, name="target_units")(y)
+    return keras.Model(inputs, y, name=core.name)
+
+
+# ------------------------------------------------------------------ a config to start from
+
+
+def study_toml(source: str, target: str = "", *, name: str | None = None) -> tuple[str, list[str]]:
+    """A study TOML for a data file (`fsearch init`, and `fsearch run --data` without a
+    config): the default study's search, sized to the data. Returns (text, notes)."""
+    settings = DataSettings(source=source, target=target, validation_fraction=0.2)
+    tgt = target_of(settings)
+    split = load_split(settings)
+    n = len(split.y_train)
+    stem = re.sub(r"[^A-Za-z0-9._-]", "-", Path(source).name.split(".")[0]).strip("-.") or "data"
+    name = validate_study_name(name or f"{stem}-mlp"[:100], where="--study")
+    # Small data: smaller batches (enough steps per epoch) and more epochs, which are cheap.
+    if n < 2000:
+        batches, epochs, widths = "[32, 64]", 40, 512
+    elif n < 20000:
+        batches, epochs, widths = "[64, 128, 256]", 20, 1024
+    else:
+        batches, epochs, widths = "[256, 512]", 12, 1024
+    lines = [
+        f"# A study of {Path(source).name} made by `fsearch init`; edit freely.",
+        "# Every [space] entry is a fixed value, a range {low, high, log?, step?} or a list of",
+        '# choices. See README.md, "Your own data" and "Study config reference".',
+        "",
+        "[study]",
+        f'name = "{name}"',
+        "seed = 42",
+        'sampler = "tpe"',
+        'pruner = "hyperband"',
+        "reduction_factor = 4",
+        "bootstrap_count = 3",
+        "keep_models = 3",
+        "",
+        "[data]",
+        f"source = {_toml_str(source)}",
+        *([f"target = {_toml_str(target)}"] if target else []),
+        f'task = "{tgt.task}"   # inferred: {tgt.note or "arrays"}',
+        f'metric = "{tgt.metric.key}"',
+        "validation_fraction = 0.2   # of the training rows, held out to select on",
+        "test_fraction = 0.2         # of all rows, when the file has no test part",
+        "seed = 0                    # the split is the same for every trial and run",
+        "# categorical = []          # number columns to one-hot encode as categories",
+        "# drop = []                 # columns that are not features (ids, free text)",
+        '# missing = "impute"        # instead of stopping at a missing value',
+        "",
+        "[model]",
+        "width_per_layer = false",
+        "",
+        "[space]",
+        "layers = { low = 1, high = 4 }",
+        f"width = {{ low = 16, high = {widths}, log = true }}",
+        'activation = "relu"',
+        'optimizer = ["sgd", "adam", "rmsprop"]',
+        "learning_rate = { low = 1e-4, high = 0.3, log = true }",
+        "momentum = { low = 0.0, high = 0.95 }",
+        'regularizer = ["none", "l1", "l2"]',
+        "reg_strength = { low = 1e-6, high = 1e-3, log = true }",
+        "dropout = { low = 0.0, high = 0.5 }",
+        f"batch_size = {batches}",
+        f"epochs = {epochs}",
+        'lr_schedule = "cosine"',
+        "",
+    ]
+    return "\n".join(lines), list(split.notes)
+
+
+def _toml_str(s: str) -> str:
+    import json
+
+    return json.dumps(s)  # a JSON string is a valid TOML basic string

@@ -1,0 +1,273 @@
+"""Read a user's data file: a table (CSV, Parquet) or arrays (NPZ, a folder of IDX files).
+
+Only reading and checking the file's own shape happen here; what the columns mean (task,
+features, split) is decided in search/datasets.py. Every problem is a DataError naming the file
+and the fix. Tables are read with pyarrow (typed columns, multithreaded); NPZ archives with
+NumPy and allow_pickle=False, so an untrusted archive cannot run code.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import re
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from search.errors import DataError
+
+TABLE_SUFFIXES = (".csv", ".csv.gz", ".parquet", ".pq")
+ARRAY_SUFFIXES = (".npz",)
+# A folder of MNIST-format files can be far bigger than Fashion-MNIST (EMNIST: ~700 MB); the
+# bound only stops a gzip bomb.
+MAX_IDX_BYTES = 4 * 2**30
+
+
+@dataclass(frozen=True)
+class Table:
+    path: Path
+    columns: dict[str, np.ndarray]  # name -> values (float64 with NaN, bool, or object str/None)
+    kinds: dict[str, str]  # name -> "number" | "bool" | "text"
+    sha256: dict[str, str]  # file name -> SHA-256
+
+
+@dataclass(frozen=True)
+class Arrays:
+    path: Path
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray | None
+    y_test: np.ndarray | None
+    sha256: dict[str, str]
+    known: str | None = None  # the name of a known data set whose hashes matched
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def kind_of(path: Path) -> str:
+    """table | arrays, from the path; DataError for anything else."""
+    if path.is_dir():
+        return "arrays"
+    name = path.name.lower()
+    if name.endswith(TABLE_SUFFIXES):
+        return "table"
+    if name.endswith(ARRAY_SUFFIXES):
+        return "arrays"
+    raise DataError(
+        f"{path}: unknown data format; use a .csv, .parquet or .npz file or a folder of "
+        "MNIST-format IDX files"
+    )
+
+
+def check_path(source: str) -> Path:
+    path = Path(source).expanduser()
+    if not path.exists():
+        raise DataError(f"data file {source!r} not found (relative paths start at {Path.cwd()})")
+    if path.is_file() and path.stat().st_size == 0:
+        raise DataError(f"data file {source!r} is empty")
+    kind_of(path)
+    return path
+
+
+# ---------------------------------------------------------------------------- tables
+
+
+def read_table(path: Path, columns: list[str] | None = None) -> Table:
+    """A CSV or Parquet file as typed columns (all, or only `columns`)."""
+    import pyarrow as pa
+
+    name = path.name.lower()
+    try:
+        if name.endswith((".parquet", ".pq")):
+            import pyarrow.parquet as pq
+
+            check_parquet(path)
+            table = pq.read_table(path, columns=columns)
+        else:
+            import pyarrow.csv as pcsv
+
+            check_text(path)
+            convert = pcsv.ConvertOptions(include_columns=columns) if columns else None
+            table = pcsv.read_csv(path, convert_options=convert)
+    except DataError:
+        raise
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OSError, KeyError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise DataError(f"{path}: cannot read it as {_format(path)} ({first})") from None
+    if table.num_rows == 0:
+        raise DataError(f"{path}: the table has a header but no rows")
+    out, kinds = {}, {}
+    for col_name, col in zip(table.column_names, table.columns, strict=True):
+        kinds[col_name], out[col_name] = _column(path, col_name, col)
+    return Table(path=path, columns=out, kinds=kinds, sha256={path.name: file_sha256(path)})
+
+
+def _format(path: Path) -> str:
+    return "Parquet" if path.name.lower().endswith((".parquet", ".pq")) else "CSV"
+
+
+def check_parquet(path: Path) -> None:
+    with open(path, "rb") as f:
+        if f.read(4) != b"PAR1":
+            raise DataError(f"{path}: not a Parquet file (no PAR1 magic number)")
+
+
+def check_text(path: Path) -> None:
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    try:
+        with opener(path, "rb") as f:
+            head = f.read(4096)
+    except OSError as e:
+        raise DataError(f"{path}: cannot read it ({e})") from None
+    if b"\x00" in head:
+        raise DataError(f"{path}: not a CSV file (it holds binary data)")
+
+
+def _column(path: Path, name: str, col) -> tuple[str, np.ndarray]:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    t = col.type
+    if pa.types.is_dictionary(t):
+        col, t = col.cast(t.value_type), t.value_type
+    if pa.types.is_boolean(t):
+        if col.null_count:
+            return "text", np.array([None if v is None else str(v) for v in col.to_pylist()])
+        return "bool", col.to_numpy(zero_copy_only=False).astype(bool)
+    if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t):
+        return "number", pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False)
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        return "text", col.to_numpy(zero_copy_only=False).astype(object)
+    if pa.types.is_null(t):
+        return "number", np.full(len(col), np.nan)
+    raise DataError(
+        f"{path}: column {name!r} holds {t} values, which fsearch cannot use as a feature; "
+        f"add it to drop = [...] in [data] (or convert it to numbers or text)"
+    )
+
+
+# ---------------------------------------------------------------------------- arrays
+
+
+def read_npz(path: Path) -> Arrays:
+    """x_train, y_train and optionally x_test, y_test (or x, y) from a NumPy archive."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            keys = set(z.files)
+            if {"x_train", "y_train"} <= keys:
+                x, y = z["x_train"], z["y_train"]
+            elif {"x", "y"} <= keys:
+                x, y = z["x"], z["y"]
+            else:
+                raise DataError(
+                    f"{path}: an .npz needs arrays x_train and y_train (or x and y), and may "
+                    f"have x_test and y_test; it has {', '.join(sorted(keys)) or 'none'}"
+                )
+            if ("x_test" in keys) != ("y_test" in keys):
+                raise DataError(f"{path}: has one of x_test / y_test; give both or neither")
+            xt, yt = (z["x_test"], z["y_test"]) if "x_test" in keys else (None, None)
+    except DataError:
+        raise
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
+        raise DataError(f"{path}: not a NumPy .npz archive of plain arrays ({e})") from None
+    for xs, ys, part in ((x, y, "train"), (xt, yt, "test")):
+        if xs is None:
+            continue
+        if xs.ndim < 1 or ys.ndim != 1 and not (ys.ndim == 2 and ys.shape[1] == 1):
+            raise DataError(f"{path}: y_{part} must be one label per row, got shape {ys.shape}")
+        if len(xs) != len(ys):
+            raise DataError(
+                f"{path}: x_{part} has {len(xs)} rows but y_{part} has {len(ys)}; they must match"
+            )
+        if len(xs) == 0:
+            raise DataError(f"{path}: x_{part} is empty")
+        if xs.dtype.kind not in "biuf":
+            raise DataError(f"{path}: x_{part} holds {xs.dtype} values; it must hold numbers")
+    if xt is not None and x.shape[1:] != xt.shape[1:]:
+        raise DataError(
+            f"{path}: x_train rows have shape {x.shape[1:]} but x_test rows {xt.shape[1:]}"
+        )
+    return Arrays(
+        path=path,
+        x_train=x,
+        y_train=y.reshape(-1),
+        x_test=xt,
+        y_test=None if yt is None else yt.reshape(-1),
+        sha256={path.name: file_sha256(path)},
+    )
+
+
+_IDX = re.compile(r"(train|t10k|test)-(images|labels)[-.]idx\d-ubyte(\.gz)?")
+
+
+def read_idx_folder(path: Path) -> Arrays:
+    """A folder of MNIST-format files: {train,t10k}-{images,labels}-idx?-ubyte[.gz]."""
+    from search import data
+
+    found: dict[tuple[str, str], Path] = {}
+    for f in sorted(path.iterdir()):
+        m = _IDX.fullmatch(f.name)
+        if m and f.is_file():
+            found[("train" if m[1] == "train" else "test", m[2])] = f
+    if ("train", "images") not in found or ("train", "labels") not in found:
+        raise DataError(
+            f"{path}: a data folder needs MNIST-format files train-images-idx3-ubyte[.gz] and "
+            "train-labels-idx1-ubyte[.gz] (and t10k-* for a test part)"
+        )
+    arrays, hashes, content = {}, {}, {}
+    for key, f in found.items():
+        raw = _idx_bytes(f)
+        content[f.name] = hashlib.sha256(raw).hexdigest()
+        arrays[key] = data.parse_idx(raw, source=str(f))
+        hashes[f.name] = file_sha256(f)
+    known = None
+    if set(content) == set(data.CONTENT_SHA256):
+        if content != data.CONTENT_SHA256:
+            bad = [n for n in content if content[n] != data.CONTENT_SHA256[n]]
+            raise DataError(
+                f"{path}: {', '.join(bad)} differ from Fashion-MNIST's published files "
+                "(SHA-256 of the content); the files are altered or truncated"
+            )
+        known = "fashion-mnist"
+    has_test = ("test", "images") in arrays and ("test", "labels") in arrays
+    for part in ("train", "test") if has_test else ("train",):
+        xs, ys = arrays[(part, "images")], arrays[(part, "labels")]
+        if len(xs) != len(ys):
+            raise DataError(f"{path}: {len(xs)} {part} images but {len(ys)} labels")
+    return Arrays(
+        path=path,
+        x_train=arrays[("train", "images")],
+        y_train=arrays[("train", "labels")],
+        x_test=arrays[("test", "images")] if has_test else None,
+        y_test=arrays[("test", "labels")] if has_test else None,
+        sha256=hashes,
+        known=known,
+    )
+
+
+def _idx_bytes(f: Path) -> bytes:
+    import io
+    import zlib
+
+    from search.data import _copy_bounded
+
+    if not f.name.endswith(".gz"):
+        if f.stat().st_size > MAX_IDX_BYTES:
+            raise DataError(f"{f}: larger than {MAX_IDX_BYTES >> 30} GiB")
+        return f.read_bytes()
+    buf = io.BytesIO()
+    try:
+        with gzip.open(f, "rb") as g:
+            _copy_bounded(g, buf, MAX_IDX_BYTES, what=f"{f} (decompressed)")
+    except (OSError, EOFError, zlib.error) as e:
+        raise DataError(f"{f}: not a readable gzip file ({e})") from None
+    return buf.getvalue()
