@@ -655,6 +655,9 @@ def report(
     lab: bool = False,
     out: str | Path | None = None,
     storage: str | None = None,
+    reseed: int = 0,
+    data_dir: str | Path | None = None,
+    console: Console | None = None,
 ):
     """Write an offline HTML report (PNG plots, tables in the lab report's format) of one or
     several studies, or with lab=True of the seed-lab studies. Returns a report.Report."""
@@ -678,4 +681,14 @@ def report(
     chosen = [studies.load_study(storage_obj, n) for n in dict.fromkeys(names)]
     default = Path("studies") / ("seed-lab" if lab else names[0]) / "report"
     dest = Path(out) if out is not None else default
-    return write_report(chosen, dest, lab=lab, storage_masked=st.mask(st.resolve_url(storage)))
+    if reseed < 0:
+        raise ConfigError(f"--reseed must be >= 0, got {reseed}")
+    return write_report(
+        chosen,
+        dest,
+        lab=lab,
+        storage_masked=st.mask(st.resolve_url(storage)),
+        reseed=reseed,
+        data_dir=data_dir,
+        log=None if console is None else lambda line: console.print(line, markup=False),
+    )

@@ -473,13 +473,32 @@ def report(
         typer.Option("--out", "-o", help="Output directory [default: studies/STUDY/report]."),
     ] = None,
     storage: StorageOpt = None,
+    reseed: Annotated[
+        int,
+        typer.Option(
+            "--reseed",
+            metavar="K",
+            help="Train the K best configurations again with another seed and show both "
+            "scores: how much of the ranking is noise (minutes per trial; kept for later "
+            "reports).",
+        ),
+    ] = 0,
+    data_dir: DataDirOpt = None,
     debug: DebugOpt = False,
 ) -> None:
     """An offline HTML report with PNG plots and tables in the lab report's format."""
     with user_errors(debug):
         from search import api
 
-        rep = api.report(study, lab=lab, out=out_dir, storage=storage)
+        rep = api.report(
+            study,
+            lab=lab,
+            out=out_dir,
+            storage=storage,
+            reseed=reseed,
+            data_dir=data_dir,
+            console=out,
+        )
         best_line = (
             f"best {rep.best.value:.4f} ({rep.best.study} #{rep.best.trial}, "
             f"{rep.best.architecture})"

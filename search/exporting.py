@@ -277,7 +277,7 @@ def export_best(
     if max_params is None:  # the study's own budget, if it has one
         max_params = cfg["study"].get("max_params") or None
     members = select_members(study, k=ensemble, refit=refit, max_params=max_params)
-    data = _settings(cfg["data"])
+    data = data_settings(cfg["data"])
     split = datasets.load_split(data, data_dir)
     # Everything is made in a scratch folder inside `out` and moved into place only once the
     # test metrics and both cards exist: a failed export leaves the previous one whole.
@@ -325,7 +325,7 @@ def export_best(
     return card
 
 
-def _settings(stored: dict[str, Any]) -> DataSettings:
+def data_settings(stored: dict[str, Any]) -> DataSettings:
     return DataSettings(**{k: tuple(v) if isinstance(v, list) else v for k, v in stored.items()})
 
 

@@ -251,3 +251,48 @@ def test_pareto_front_keeps_each_run_no_smaller_run_beats_in_either_direction():
     assert runs[0].n_params == 784 * 16 + 16 + 16 * 10 + 10
     lower = [dataclasses.replace(r, maximize=False) for r in runs]  # RMSE: lower is better
     assert [r.trial for r in pareto_front(lower)] == [0, 1]
+
+
+def test_a_cell_of_pruned_runs_shows_the_best_score_and_where_it_stopped():
+    from search.reporting.tables import Cell
+
+    pruned = [
+        dataclasses.replace(run("s", 0, (16,), None, state="pruned"), value=0.81, curve=(0.81,)),
+        dataclasses.replace(
+            run("s", 1, (16,), None, state="pruned"), value=0.86, curve=(0.8, 0.86, 0.85, 0.84)
+        ),
+    ]
+    assert Cell(pruned).text == "pruned: 0.8600 by epoch 4"
+
+
+def test_view_study_plots_a_few_numeric_values_as_choices():
+    from optuna.distributions import CategoricalDistribution
+
+    from search.reporting.plots import view_study
+
+    runs = [
+        run("s", i, (16 * (i + 1),), 0.8, batch_size=bs) for i, bs in enumerate([256, 512, 256])
+    ]
+    view = view_study(runs)
+    dist = view.trials[0].distributions["batch_size"]
+    assert isinstance(dist, CategoricalDistribution) and dist.choices == (256, 512)
+
+
+@pytest.mark.slow
+def test_reseed_trains_the_top_trials_again_once_and_reports_both_scores(
+    tiny_study, tmp_path, real_data_dir
+):
+    s = tiny_study.copy_to(tmp_path / "copy")
+    args = ["report", "--study", s.name, "--storage", s.storage, "--data-dir", real_data_dir]
+    r = invoke(*args, "--reseed", "2", "--out", tmp_path / "r1")
+    assert r.exit_code == 0, r.output
+    assert r.output.count("reseed: trial #") == 2
+    noise = json.loads((tmp_path / "r1" / "report.json").read_text())["selection_noise"]
+    rows = noise["rows"]
+    assert [row["rank"] for row in rows] == [1, 2] and all(row["reseeded"] for row in rows)
+    assert rows[0]["selection"] >= rows[1]["selection"]
+    assert "How much of the ranking is noise" in (tmp_path / "r1" / "index.html").read_text()
+    again = invoke(*args, "--reseed", "2", "--out", tmp_path / "r2")
+    assert again.exit_code == 0 and "reseed: trial #" not in again.output  # stored, reused
+    rows2 = json.loads((tmp_path / "r2" / "report.json").read_text())["selection_noise"]["rows"]
+    assert rows2 == rows

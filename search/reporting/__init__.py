@@ -84,10 +84,28 @@ def _budget(study: optuna.Study) -> int | None:
     return (config or {}).get("study", {}).get("max_params") or None
 
 
+def _selection_noise(study: optuna.Study, k: int, data_dir, log) -> dict | None:
+    if k <= 0:
+        return None
+    from search.reseed import rank_agreement, reseed_top
+
+    rows = reseed_top(study, k, data_dir=data_dir, log=log)
+    return {"rows": rows, "rank_agreement": rank_agreement(rows)}
+
+
 def write_report(
-    studies: list[optuna.Study], out: Path, *, lab: bool = False, storage_masked: str = ""
+    studies: list[optuna.Study],
+    out: Path,
+    *,
+    lab: bool = False,
+    storage_masked: str = "",
+    reseed: int = 0,
+    data_dir: str | None = None,
+    log=None,
 ) -> Report:
-    """Write index.html, the PNG plots, tables.md and report.json for the studies into out."""
+    """Write index.html, the PNG plots, tables.md and report.json for the studies into out.
+    reseed=K: the first study's K best configurations trained again with another seed
+    (search/reseed.py), beside their selection scores."""
     by_study = {s.study_name: runs_of(s) for s in studies}
     runs = [r for rs in by_study.values() for r in rs]
     if not runs:
@@ -125,6 +143,8 @@ def write_report(
             "hyperparams": best.hp,
         },
         "lab_best": LAB_BEST if lab else None,
+        "metric": metric.label,
+        "selection_noise": _selection_noise(studies[0], reseed, data_dir, log),
         "plots": {f: notes.get(f, "ok") for f, _ in PLOTS},
         "tables": [t.to_json() for t in tables],
     }

@@ -70,7 +70,7 @@ def page(meta: dict[str, Any], tables: list[Table], out: Path, notes: dict[str, 
         keys = (*HP_COLUMNS, "epochs")
         desc = ", ".join(f"{k} {hp[k]}" for k in keys if k in hp)
         parts.append(
-            f"<h2>Best trial</h2><p><b>{best['value']:.4f}</b> validation accuracy: "
+            f"<h2>Best trial</h2><p><b>{best['value']:.4f}</b> {_esc(meta['metric'])}: "
             f"{_esc(best['study'])} trial #{best['trial']}, {_esc(best['architecture'])} "
             f"({_esc(desc)}).</p>"
         )
@@ -81,6 +81,30 @@ def page(meta: dict[str, Any], tables: list[Table], out: Path, notes: dict[str, 
                 "selected on the test set (here: the held-out validation split; the test set "
                 "stays unseen until <code>fsearch export</code>).</p>"
             )
+    noise = meta.get("selection_noise")
+    if noise:
+        agree = noise["rank_agreement"]
+        parts.append(
+            "<h2>How much of the ranking is noise</h2><p>The best configurations trained "
+            "again exactly as in the search (same split and epochs, best epoch scored) with "
+            "another seed. "
+            + (
+                f"Rank agreement (Spearman) between the two columns: <b>{agree:.2f}</b>."
+                if agree is not None
+                else ""
+            )
+            + "</p><table><tr><th>rank</th><th>trial</th><th>architecture</th>"
+            "<th>at selection</th><th>another seed</th><th>difference</th></tr>"
+        )
+        for r in noise["rows"]:
+            again = r["reseeded"]
+            diff = "" if again is None else f"{again - r['selection']:+.4f}"
+            parts.append(
+                f"<tr><td>{r['rank']}</td><td>#{r['trial']}</td>"
+                f"<td>{_esc(str(r['architecture']))}</td><td>{r['selection']:.4f}</td>"
+                f"<td>{'-' if again is None else f'{again:.4f}'}</td><td>{diff}</td></tr>"
+            )
+        parts.append("</table>")
     parts.append("<h2>Plots</h2>")
     for filename, title in PLOTS:
         data = base64.b64encode((out / filename).read_bytes()).decode("ascii")
@@ -91,8 +115,9 @@ def page(meta: dict[str, Any], tables: list[Table], out: Path, notes: dict[str, 
             f"</a>{note}</figure>"
         )
     parts.append(
-        "<h2>Tables</h2><p class='note'>Best validation accuracy (best epoch) of the runs in "
-        "each cell; <span style='color:#b00'>diverged</span>: the loss became NaN; "
+        f"<h2>Tables</h2><p class='note'>Best {_esc(meta['metric'])} (best epoch) of the runs "
+        "in each cell; pruned: the best pruned run's best epoch and where it stopped; "
+        "<span style='color:#b00'>diverged</span>: the loss became NaN; "
         "(chance): finished, but learned nothing (the lab report wrote both as 0.1); "
         "'-': no run.</p>"
     )

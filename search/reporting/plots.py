@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     import optuna
 
 TOP_CURVES = 8  # learning curves drawn in learning-curves.png
+FEW_VALUES = 4  # a numeric hyperparameter with at most this many values is plotted as choices
 PLOTS = (
     ("optimization-history.png", "Optimization history"),
     ("param-importances.png", "Hyperparameter importances"),
@@ -62,6 +63,10 @@ def view_study(runs: list[Run]) -> optuna.Study:
         if len(vals) < 2:
             continue  # a constant tells the plots nothing
         if all(isinstance(v, str) for v in vals):
+            dists[k] = CategoricalDistribution(sorted(vals))
+        elif len(vals) <= FEW_VALUES and k not in ("layers", "width"):
+            # A handful of values (batch sizes 256 and 512): one tick each, not a number line
+            # from 245 to 265 in the parallel-coordinate plot.
             dists[k] = CategoricalDistribution(sorted(vals))
         elif all(isinstance(v, int) and not isinstance(v, bool) for v in vals):
             dists[k] = IntDistribution(min(vals), max(vals), log=k == "width")
@@ -135,6 +140,33 @@ def _plot_lr_momentum(runs: list[Run]):
     for r in sgd:
         points.setdefault((r.hp["learning_rate"], r.hp["momentum"]), []).append(r)
     fig, ax = plt.subplots(figsize=(8, 5))
+    # Points where every run was pruned: drawn too (a study of 200 trials may have only a few
+    # SGD runs, all stopped early), hollow, with the best epoch's score beside them.
+    only_pruned = {
+        p: min(rs, key=lambda r: r.rank)
+        for p, rs in points.items()
+        if all(r.state == "pruned" for r in rs) and any(r.value is not None for r in rs)
+    }
+    if only_pruned:
+        ax.scatter(
+            [p[0] for p in only_pruned],
+            [p[1] for p in only_pruned],
+            facecolors="none",
+            edgecolors="0.4",
+            s=60,
+            label=f"pruned ({len(only_pruned)} points)",
+            zorder=2,
+        )
+        if len(only_pruned) <= 40:
+            for p, r in only_pruned.items():
+                ax.annotate(
+                    f"{r.value:.3f} @{len(r.curve)}",
+                    p,
+                    textcoords="offset points",
+                    xytext=(6, -10),
+                    fontsize=7,
+                    color="0.4",
+                )
     best = {p: Cell(rs).best for p, rs in points.items()}
     done = [p for p, v in best.items() if v is not None]
     if done:
@@ -150,7 +182,7 @@ def _plot_lr_momentum(runs: list[Run]):
             linewidths=0.4,
             zorder=2,
         )
-        fig.colorbar(sc, ax=ax, label="best validation accuracy at the point")
+        fig.colorbar(sc, ax=ax, label="best score at the point (completed runs)")
         if len(done) <= 40:  # a grid: write the numbers too
             for p in done:
                 ax.annotate(
@@ -255,6 +287,22 @@ def pareto_front(runs: list[Run]) -> list[Run]:
     return front
 
 
+def _importances_with_counts(fig, view: optuna.Study):
+    """Optuna's importance bars, each label saying how many completed trials the parameter
+    was suggested in: momentum exists in SGD trials only, so its importance may rest on 3."""
+    from optuna.trial import TrialState
+
+    done = view.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    ax = fig.axes[0]
+    labels = []
+    for tick in ax.get_yticklabels():
+        name = tick.get_text()
+        n = sum(name in t.params for t in done)
+        labels.append(f"{name} ({n} of {len(done)} trials)")
+    ax.set_yticks(ax.get_yticks(), labels)
+    return fig
+
+
 def _plot_pareto(runs: list[Run], *, label: str, budget: int | None):
     import matplotlib.pyplot as plt
 
@@ -304,7 +352,9 @@ def draw_plots(
     view = view_study(runs)
     makers: dict[str, Callable[[], Any]] = {
         "optimization-history.png": lambda: _figure(lambda: ovm.plot_optimization_history(view)),
-        "param-importances.png": lambda: _figure(lambda: ovm.plot_param_importances(view)),
+        "param-importances.png": lambda: _importances_with_counts(
+            _figure(lambda: ovm.plot_param_importances(view)), view
+        ),
         "parallel-coordinate.png": lambda: _figure(lambda: ovm.plot_parallel_coordinate(view)),
         "lr-momentum.png": lambda: _plot_lr_momentum(runs),
         "learning-curves.png": lambda: _plot_curves(runs, top=TOP_CURVES, multi=multi, label=label),

@@ -51,11 +51,17 @@ class Cell:
         diverged = self.count("diverged")
         if self.best is not None:
             # Chance level without a NaN: dead ReLUs or a collapsed net (the lab's 0.1s too).
-            chance = " (chance)" if self.best < CHANCE else ""
+            maximize = all(r.maximize for r in self.runs)
+            chance = " (chance)" if maximize and self.best < CHANCE else ""
             return f"{self.best:.4f}{chance}" + (f" ({diverged} diverged)" if diverged else "")
         if diverged:
             return "diverged"
-        # No complete run and none diverged: pruned, failed or still running.
+        # No complete run and none diverged: the best pruned run (its best epoch and where it
+        # was stopped), else failed or still running.
+        pruned = [r for r in self.runs if r.state == "pruned" and r.value is not None]
+        if pruned:
+            r = min(pruned, key=lambda r: r.rank)
+            return f"pruned: {r.value:.4f} by epoch {len(r.curve)}"
         for state in ("running", "pruned", "failed", "waiting"):
             if self.count(state):
                 return state
