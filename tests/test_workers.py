@@ -44,7 +44,8 @@ def load(url: str, name: str) -> optuna.Study:
 def poll(url: str, name: str) -> dict[str, int]:
     """Trial states now, closing the connection after (polling must not pile up
     connections: PostgreSQL refuses clients past max_connections, workers included).
-    TRAINING counts the RUNNING trials past sampling (their parameters are stored)."""
+    TRAINING counts the RUNNING trials past sampling: the objective stores "architecture"
+    once every parameter is suggested (a trial with some parameters may still be sampling)."""
     storage = st.open_storage(url)
     try:
         study = optuna.load_study(study_name=name, storage=storage)
@@ -52,7 +53,7 @@ def poll(url: str, name: str) -> dict[str, int]:
         out["TRAINING"] = sum(
             1
             for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
-            if t.params
+            if "architecture" in t.user_attrs
         )
         return out
     finally:
