@@ -210,7 +210,7 @@ def refit_model(trial, split: Split, cfg: dict[str, Any], *, name: str):
     return model, {"trial": trial.number, "epochs": epochs, "seed": seed, "rows": int(len(y))}
 
 
-def _kept_model(store, member: Member, scratch: Path, *, name: str | None, task: str):
+def _kept_model(store, member: Member, scratch: Path, *, name: str | None, split: Split):
     import keras
 
     from search.model import build_model
@@ -225,7 +225,10 @@ def _kept_model(store, member: Member, scratch: Path, *, name: str | None, task:
         return loaded
     # Rebuilt under a name of its own (an ensemble holds several nets of one architecture),
     # with the kept weights.
-    model = build_model(Hyperparams.from_dict(hp), task=task, name=name)
+    # train_size: a cosine schedule is part of the compiled model (never used to predict).
+    model = build_model(
+        Hyperparams.from_dict(hp), task=split.task, name=name, train_size=len(split.y_train)
+    )
     model.set_weights(loaded.get_weights())
     return model
 
@@ -290,7 +293,7 @@ def export_best(
                 model, info = refit_model(m.trial, split, cfg, name=name or "refit")
                 refits.append(info)
             else:
-                model = _kept_model(store, m, scratch, name=name, task=split.task)
+                model = _kept_model(store, m, scratch, name=name, split=split)
             models.append(model)
         core = average(models, split.input_dim)
         export_info: dict[str, Any] = {

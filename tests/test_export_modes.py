@@ -115,6 +115,7 @@ def test_a_constrained_study_completes_only_trials_within_max_params(workdir, re
         TINY_TOML.replace('name = "tiny"', f'name = "budget"\nmax_params = {budget}').replace(
             "startup_trials = 2", 'startup_trials = 3\npruner = "none"'
         )
+        + 'lr_schedule = "cosine"\n'
     )
     r = invoke("run", "--config", cfg, "--trials", "8", "--data-dir", real_data_dir)
     assert r.exit_code == 0, r.output
@@ -128,3 +129,6 @@ def test_a_constrained_study_completes_only_trials_within_max_params(workdir, re
     card = json.loads(Path("studies/budget/best/model-card.json").read_text())
     assert card["parameter_count"] <= budget
     assert card["export"]["max_params"] == budget
+    # Members of an ensemble are rebuilt with their cosine schedule (needs the step count).
+    card, _ = _export(["--study", "budget"], real_data_dir, workdir / "ens", "--ensemble", "2")
+    assert card["export"]["mode"] == "ensemble" and card["parameter_count"] <= 2 * budget
