@@ -89,13 +89,21 @@ def main() -> None:
                 )
                 print(" | ".join(rows[-1]), flush=True)
             print(f"seed {seed}: search {search_min:.1f} min (this run)", flush=True)
+            # Written after every study, so a run cut short still leaves what it measured.
+            _write(args, rows, by_mode, seeds_done=seed - args.first_seed + 1)
+
+
+def _write(args, rows: list, by_mode: dict, *, seeds_done: int) -> None:
+    k = args.ensemble
     summary = [
         [mode, f"{statistics.median(v):.4f}", f"{min(v):.4f}", f"{max(v):.4f}", str(len(v))]
         for mode, v in by_mode.items()
+        if v
     ]
     body = (
         f"The default study, {args.trials} trials per seed with --jobs {args.jobs}, exported "
-        "four ways (each export reads the test set once, for its own card).\n\n"
+        "four ways (each export reads the test set once, for its own card); "
+        f"{seeds_done} of {args.seeds} studies done.\n\n"
         + markdown_table(
             ["study", "export", "trials", "validation", "test accuracy", "export s",
              "parameters", "MiB"],
