@@ -233,6 +233,18 @@ def _kept_model(store, member: Member, scratch: Path, *, name: str | None, split
     return model
 
 
+def for_inference(model):
+    """The same network and weights, uncompiled: the file then holds no optimizer state
+    (Adam's two moments doubled a kept model's size: 17.1 MiB for 1.5 M parameters, where
+    the weights are 5.7) and loads without a training configuration."""
+    import keras
+
+    # From the config, not keras.models.clone_model: that one compiles the clone again.
+    clone = keras.Model.from_config(model.get_config())
+    clone.set_weights(model.get_weights())
+    return clone
+
+
 def average(models: list, input_dim: int):
     """One plain functional model whose output is the mean of the members' outputs (class
     probabilities, or the standardized target); loads without custom objects."""
@@ -310,6 +322,7 @@ def export_best(
         if max_params is not None:
             export_info["max_params"] = max_params
         model = core if split.kind == "fashion-mnist" else datasets.inference_model(core, split)
+        model = for_inference(model)
         model_path = scratch / MODEL_FILE
         model.save(model_path)
         x_test, y_test = datasets.load_test(data, data_dir)

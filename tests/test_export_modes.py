@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -87,6 +88,8 @@ def test_refit_trains_on_train_and_validation_and_reloads_with_plain_keras(
     assert card["export"]["mode"] == "refit " and "(at selection)" in output
     assert refit["rows"] == 2000 + 500 and refit["epochs"] == card["best_epoch"]
     assert card["validation_value"] == card["export"]["member_validation_values"][0]
+    with zipfile.ZipFile(tmp_path / "refit" / "model.keras") as z:  # no optimizer state
+        assert not json.loads(z.read("config.json")).get("compile_config")
     x, y = _tiny_test_set(real_data_dir)
     got = _fresh_accuracy(tmp_path / "refit" / "model.keras", x, y, tmp_path)
     assert got == pytest.approx(card["test_accuracy"], abs=1e-9)
