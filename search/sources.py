@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from search.data import file_sha256
 from search.errors import DataError
 
 TABLE_SUFFIXES = (".csv", ".csv.gz", ".parquet", ".pq")
@@ -43,14 +44,6 @@ class Arrays:
     y_test: np.ndarray | None
     sha256: dict[str, str]
     known: str | None = None  # the name of a known data set whose hashes matched
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def kind_of(path: Path) -> str:
