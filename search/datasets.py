@@ -589,9 +589,9 @@ def study_toml(source: str, target: str = "", *, name: str | None = None) -> tup
         'sampler = "tpe"',
         'pruner = "hyperband"',
         "reduction_factor = 4",
-        # Optuna's Hyperband default: the best so far at a rung goes on. The default study's
-        # bootstrap_count = 3 (the first 3 at each rung stop there) pruned all 30 trials of a
-        # 30-trial digits study (benchmarks/own_data.py), so a short study got no model.
+        # Optuna's Hyperband default: the best so far at a rung goes on. With the default
+        # study's bootstrap_count = 3 (the first 3 at each rung stop there), a 30-trial study
+        # made by `benchmarks.own_data compare` ended with no completed trial to export.
         "bootstrap_count = 0",
         "keep_models = 3",
         "",

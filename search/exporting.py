@@ -235,8 +235,9 @@ def _kept_model(store, member: Member, scratch: Path, *, name: str | None, split
 
 def for_inference(model):
     """The same network and weights, uncompiled: the file then holds no optimizer state
-    (Adam's two moments doubled a kept model's size: 17.1 MiB for 1.5 M parameters, where
-    the weights are 5.7) and loads without a training configuration."""
+    (Adam's moments, which made a kept model several times the size of its weights:
+    BENCHMARKS.md `export-modes`, seed 1, "MiB" against "parameters") and loads without a
+    training configuration."""
     import keras
 
     # From the config, not keras.models.clone_model: that one compiles the clone again.
