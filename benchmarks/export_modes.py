@@ -51,11 +51,11 @@ def main() -> None:
     storage = f"sqlite:///{args.work / 'modes.db'}"
     common = ["--storage", storage, "--artifacts", str(args.work / "artifacts")]
     k = args.ensemble
-    modes = {
-        "selected": [],
-        "refit": ["--refit"],
-        f"ensemble {k}": ["--ensemble", str(k)],
-        f"ensemble {k} + refit": ["--ensemble", str(k), "--refit"],
+    modes = {  # every flag spelled out: none depends on what the default is
+        "selected": ["--no-refit", "--ensemble", "1"],
+        "refit": ["--refit", "--ensemble", "1"],
+        f"ensemble {k}": ["--no-refit", "--ensemble", str(k)],
+        f"ensemble {k} + refit": ["--refit", "--ensemble", str(k)],
     }
     rows, by_mode = [], {m: [] for m in modes}
     with open(args.work / "log.txt", "a") as log:
@@ -105,8 +105,16 @@ def _write(args, rows: list, by_mode: dict, *, seeds_done: int) -> None:
         "four ways (each export reads the test set once, for its own card); "
         f"{seeds_done} of {args.seeds} studies done.\n\n"
         + markdown_table(
-            ["study", "export", "trials", "validation", "test accuracy", "export s",
-             "parameters", "MiB"],
+            [
+                "study",
+                "export",
+                "trials",
+                "validation",
+                "test accuracy",
+                "export s",
+                "parameters",
+                "MiB",
+            ],
             rows,
         )  # fmt: skip
         + "\n\nTest accuracy over the studies:\n\n"

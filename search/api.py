@@ -35,7 +35,13 @@ from rich.markup import escape
 
 from search import outcomes, runner, workers
 from search import storage as st
-from search.config import DEFAULT_CONFIG_NAME, Config, load_config, validate_study_name
+from search.config import (
+    DEFAULT_CONFIG_NAME,
+    DEFAULT_REFIT,
+    Config,
+    load_config,
+    validate_study_name,
+)
 from search.errors import ConfigError, StudyError, StudyInterrupted, WorkerFailed
 from search.metrics import of_study
 
@@ -78,8 +84,8 @@ class RunOptions:
     export_dir: str | None = _forwarded(to_workers=False)  # [studies/STUDY/best]
     # What the end-of-run export makes (`fsearch export` has the same flags): the selected
     # configuration trained again on train + validation, and/or the mean of the K best.
-    refit: bool = _forwarded(False, to_workers=False)
-    ensemble: int = _forwarded(1, to_workers=False)
+    refit: bool = _forwarded(DEFAULT_REFIT, to_workers=False)
+    ensemble: int | None = _forwarded(None, to_workers=False)  # [3; 1 under max_params]
     allow_space_change: bool = _forwarded(False)  # continue a study whose space changed
     # cmaes on a shared database: its sampler unpickles what others wrote there (see _plan).
     trust_storage: bool = _forwarded(False)
@@ -116,7 +122,7 @@ class RunOptions:
             raise ConfigError(f"--trials must be at least 1, got {self.trials}")
         if self.timeout is not None and self.timeout <= 0:
             raise ConfigError(f"--timeout must be a positive number of seconds, got {self.timeout}")
-        if self.ensemble < 1:
+        if self.ensemble is not None and self.ensemble < 1:
             raise ConfigError(f"--ensemble must be at least 1, got {self.ensemble}")
 
     def worker_args(self, *, config: Path | None, trials: int) -> list[str]:
@@ -590,15 +596,16 @@ def export(
     data_dir: str | Path | None = None,
     console: Console | None = None,
     debug: bool = False,
-    refit: bool = False,
-    ensemble: int = 1,
+    refit: bool = DEFAULT_REFIT,
+    ensemble: int | None = None,
     max_params: int | None = None,
 ) -> dict[str, Any]:
     """Export the study's best kept model to `out` [studies/STUDY/best]: model.keras and a model
     card whose test metrics are measured here, once. Returns the card.
 
-    refit: train the selected configuration again on train + validation (seeded, for the
-    epochs it was selected at). ensemble=K: the mean of the K best models' outputs.
+    refit: train each exported configuration again on train + validation (seeded, for the
+    epochs it was selected at). ensemble=K: the mean of the K best models' outputs [3, or 1
+    under a parameter budget]. The defaults are what `fsearch run` exports.
     max_params: the best within this many parameters (per member)."""
     from search.artifacts import artifact_dir, open_artifact_store
 
@@ -630,7 +637,10 @@ def _export(
     from search.exporting import export_best
 
     import_tensorflow(quiet=not debug)
-    card = export_best(study, store, dest, data_dir=data_dir, storage_masked=masked, **how)
+    progress = None if console is None else (lambda line: console.print(line, markup=False))
+    card = export_best(
+        study, store, dest, data_dir=data_dir, storage_masked=masked, progress=progress, **how
+    )
     if console is not None:
         test = ", ".join(f"{k} {card[k]:.4f}" for k in card["test_metrics"])
         info = card["export"]

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from search.config import PRUNERS, SAMPLERS
+from search.config import DEFAULT_ENSEMBLE, DEFAULT_REFIT, PRUNERS, SAMPLERS
 from search.dashboard import DEFAULT_HOST, DEFAULT_PORT
 from search.errors import FsearchError, StudyInterrupted
 from search.inspection import FORMATS
@@ -71,18 +71,21 @@ DataDirOpt = Annotated[
 RefitOpt = Annotated[
     bool,
     typer.Option(
-        "--refit",
-        help="Export the selected configuration trained again on all training data (train + "
-        "validation), seeded, for the epochs it was selected at.",
+        "--refit/--no-refit",
+        help="Train each exported configuration again on all training data (train + "
+        "validation), seeded, for the epochs it was selected at; --no-refit exports the "
+        "models kept during the search as they are.",
     ),
 ]
 EnsembleOpt = Annotated[
-    int,
+    int | None,
     typer.Option(
         "--ensemble",
         metavar="K",
-        help="Export the mean of the K best models' outputs, as one plain Keras model; its "
-        "validation score is measured before the test set is read.",
+        help="Export the mean of the K best models' outputs, as one plain Keras model (1: the "
+        "best alone); without --refit its validation score is measured before the test set "
+        f"is read. [default: {DEFAULT_ENSEMBLE}; 1 under a parameter budget]",
+        show_default=False,
     ),
 ]
 DataOpt = Annotated[
@@ -168,8 +171,8 @@ def run(
     export: Annotated[
         bool, typer.Option("--export/--no-export", help="Export the best model at the end.")
     ] = True,
-    refit: RefitOpt = False,
-    ensemble: EnsembleOpt = 1,
+    refit: RefitOpt = DEFAULT_REFIT,
+    ensemble: EnsembleOpt = None,
     allow_space_change: Annotated[
         bool,
         typer.Option(help="Continue an existing study although its search space changed."),
@@ -255,8 +258,8 @@ def export_cmd(
     storage: StorageOpt = None,
     artifacts: ArtifactsOpt = None,
     data_dir: DataDirOpt = None,
-    refit: RefitOpt = False,
-    ensemble: EnsembleOpt = 1,
+    refit: RefitOpt = DEFAULT_REFIT,
+    ensemble: EnsembleOpt = None,
     max_params: Annotated[
         int | None,
         typer.Option(
@@ -268,7 +271,11 @@ def export_cmd(
     ] = None,
     debug: DebugOpt = False,
 ) -> None:
-    """Export the best kept model with a model card; test metrics are measured here, once."""
+    """Export the study's model with a model card; test metrics are measured here, once.
+
+    Without flags: the 3 best configurations trained again on train + validation and
+    averaged (what `fsearch run` exports). --no-refit --ensemble 1: the best kept model as it is.
+    """
     from search import api
 
     with user_errors(debug):

@@ -37,6 +37,12 @@ _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")  # whole name: fullmat
 # The default study config, looked up relative to the working directory first, then beside
 # the package (an editable install from a clone).
 DEFAULT_CONFIG_NAME = "fashion-mnist-mlp.toml"
+# What `fsearch run` exports at its end and `fsearch export` makes without flags: the 3 best
+# configurations, each trained again on train + validation, averaged. Chosen over the
+# selected model, refit alone and the plain ensemble by `python -m benchmarks.export_modes`
+# (BENCHMARKS.md `export-modes`: test accuracy per study, export time and size per mode).
+DEFAULT_REFIT = True
+DEFAULT_ENSEMBLE = 3
 
 
 # ---------------------------------------------------------------------------- search space

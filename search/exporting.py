@@ -14,6 +14,7 @@ import platform
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,7 +23,7 @@ import numpy as np
 
 from search import datasets
 from search.artifacts import MODEL_FILE, kept_models
-from search.config import DataSettings
+from search.config import DEFAULT_ENSEMBLE, DEFAULT_REFIT, DataSettings
 from search.data import Split, file_sha256, read_raw
 from search.errors import ExportError, StudyError
 from search.metrics import balanced_accuracy, of_study
@@ -137,7 +138,6 @@ def select_members(
     from optuna.trial import TrialState
 
     from search.runner import OVER_LATENCY
-
 
     metric = of_study(study)
     completed = sorted(
@@ -277,21 +277,27 @@ def export_best(
     *,
     data_dir: str | None = None,
     storage_masked: str = "",
-    refit: bool = False,
-    ensemble: int = 1,
+    refit: bool = DEFAULT_REFIT,
+    ensemble: int | None = None,
     max_params: int | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Write model.keras, model-card.json and model-card.md: the study's best kept model, or
     (refit) its configuration trained on train + validation, or (ensemble K) the average of
-    the K best, within max_params parameters per member if given. Test is read once, last."""
+    the K best, within max_params parameters per member if given. Test is read once, last.
+    progress: told one line before each refit (they take minutes on the default study).
+    ensemble None: DEFAULT_ENSEMBLE, or 1 under a parameter budget (a budget is for the model
+    that is deployed; an explicit --ensemble K with a budget holds each member to it)."""
+    if max_params is None:  # the study's own budget, if it has one
+        max_params = stored_config(study)["study"].get("max_params") or None
+    if ensemble is None:
+        ensemble = 1 if max_params is not None else DEFAULT_ENSEMBLE
     if ensemble < 1:
         raise ExportError(f"--ensemble must be at least 1, got {ensemble}")
     t0 = time.perf_counter()
     out = prepare_out_dir(out)
     cfg = stored_config(study)
     metric = of_study(study)
-    if max_params is None:  # the study's own budget, if it has one
-        max_params = cfg["study"].get("max_params") or None
     members = select_members(study, k=ensemble, refit=refit, max_params=max_params)
     data = data_settings(cfg["data"])
     split = datasets.load_split(data, data_dir)
@@ -301,23 +307,32 @@ def export_best(
     try:
         models, refits = [], []
         for i, m in enumerate(members):
-            name = f"member_{i + 1}_trial_{m.trial.number}" if ensemble > 1 else None
+            name = f"member_{i + 1}_trial_{m.trial.number}" if len(members) > 1 else None
             if refit:
+                t_member = time.perf_counter()
+                if progress is not None:
+                    progress(
+                        f"refitting trial #{m.trial.number} ({i + 1} of {len(members)}) on "
+                        f"{len(split.y_train) + len(split.y_val):,} rows..."
+                    )
                 model, info = refit_model(m.trial, split, cfg, name=name or "refit")
+                info["seconds"] = round(time.perf_counter() - t_member, 1)
                 refits.append(info)
             else:
                 model = _kept_model(store, m, scratch, name=name, split=split)
             models.append(model)
         core = average(models, split.input_dim)
         export_info: dict[str, Any] = {
-            "mode": ("refit " if refit else "") + ("ensemble" if ensemble > 1 else "")
+            "mode": " ".join(
+                w for w, on in (("refit", refit), ("ensemble", len(members) > 1)) if on
+            )
             or "selected",
             "members": [m.trial.number for m in members],
             "member_validation_values": [m.trial.value for m in members],
         }
         if refit:
             export_info["refit"] = refits
-        elif ensemble > 1:
+        elif len(members) > 1:
             # Measured on the validation split, before the test set is read below.
             export_info["ensemble_validation_value"] = validation_score(core, split, metric)
         if max_params is not None:

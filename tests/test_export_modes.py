@@ -68,7 +68,7 @@ def test_ensemble_is_one_plain_model_scored_on_validation_before_test(
         exporting, "validation_score", lambda *a: order.append("validation") or score(*a)
     )
     monkeypatch.setattr(datasets, "load_test", lambda *a: order.append("test") or load_test(*a))
-    card, output = _export(args, real_data_dir, tmp_path / "ens", "--ensemble", "2")
+    card, output = _export(args, real_data_dir, tmp_path / "ens", "--no-refit", "--ensemble", "2")
     assert order == ["validation", "test"]  # test read once, after the ensemble was scored
     info = card["export"]
     assert info["mode"] == "ensemble" and len(info["members"]) == 2
@@ -83,9 +83,9 @@ def test_refit_trains_on_train_and_validation_and_reloads_with_plain_keras(
     tiny_study, tmp_path, real_data_dir
 ):
     args = _copy(tiny_study, tmp_path)
-    card, output = _export(args, real_data_dir, tmp_path / "refit", "--refit")
+    card, output = _export(args, real_data_dir, tmp_path / "refit", "--refit", "--ensemble", "1")
     (refit,) = card["export"]["refit"]
-    assert card["export"]["mode"] == "refit " and "(at selection)" in output
+    assert card["export"]["mode"] == "refit" and "(at selection)" in output
     assert refit["rows"] == 2000 + 500 and refit["epochs"] == card["best_epoch"]
     assert card["validation_value"] == card["export"]["member_validation_values"][0]
     with zipfile.ZipFile(tmp_path / "refit" / "model.keras") as z:  # no optimizer state
@@ -94,19 +94,19 @@ def test_refit_trains_on_train_and_validation_and_reloads_with_plain_keras(
     got = _fresh_accuracy(tmp_path / "refit" / "model.keras", x, y, tmp_path)
     assert got == pytest.approx(card["test_accuracy"], abs=1e-9)
     # Seeded: the same refit gives the same model.
-    again, _ = _export(args, real_data_dir, tmp_path / "refit2", "--refit")
+    again, _ = _export(args, real_data_dir, tmp_path / "refit2", "--refit", "--ensemble", "1")
     assert again["test_accuracy"] == card["test_accuracy"]
 
 
 def test_ensemble_larger_than_the_kept_models_says_what_to_do(tiny_study, tmp_path):
     args = _copy(tiny_study, tmp_path)
-    r = invoke("export", *args, "--ensemble", "3")
+    r = invoke("export", *args, "--no-refit", "--ensemble", "3")
     assert r.exit_code == 2 and "--ensemble 3 needs 3 kept models" in r.output
     assert "--refit" in r.output and r.output.strip().count("\n") == 0
 
 
 def test_max_params_below_every_trial_is_one_line(tiny_study, tmp_path):
-    r = invoke("export", *_copy(tiny_study, tmp_path), "--max-params", "100")
+    r = invoke("export", *_copy(tiny_study, tmp_path), "--no-refit", "--max-params", "100")
     assert r.exit_code == 2 and "at most 100 parameters" in r.output
 
 
@@ -133,5 +133,31 @@ def test_a_constrained_study_completes_only_trials_within_max_params(workdir, re
     assert card["parameter_count"] <= budget
     assert card["export"]["max_params"] == budget
     # Members of an ensemble are rebuilt with their cosine schedule (needs the step count).
-    card, _ = _export(["--study", "budget"], real_data_dir, workdir / "ens", "--ensemble", "2")
+    card, _ = _export(
+        ["--study", "budget"], real_data_dir, workdir / "ens", "--no-refit", "--ensemble", "2"
+    )
     assert card["export"]["mode"] == "ensemble" and card["parameter_count"] <= 2 * budget
+
+
+@pytest.mark.slow
+def test_default_export_is_the_three_best_refit_and_averaged(tiny_study, tmp_path, real_data_dir):
+    from search.api import load_study
+    from search.metrics import of_study
+
+    args = _copy(tiny_study, tmp_path)
+    card, output = _export(args, real_data_dir, tmp_path / "default")
+    study = load_study(args[1], storage=args[3])
+    metric = of_study(study)
+    completed = sorted(
+        (t for t in study.trials if t.state.name == "COMPLETE"),
+        key=lambda t: metric.rank_key(t.value),
+    )
+    best3 = [t.number for t in completed[:3]]
+    info = card["export"]
+    assert info["members"] == best3 and [r["trial"] for r in info["refit"]] == best3
+    assert info["mode"] == ("refit ensemble" if len(best3) > 1 else "refit")
+    assert all(r["rows"] == 2000 + 500 for r in info["refit"])
+    assert output.count("refitting trial #") == len(best3)
+    x, y = _tiny_test_set(real_data_dir)
+    got = _fresh_accuracy(tmp_path / "default" / "model.keras", x, y, tmp_path)
+    assert got == pytest.approx(card["test_accuracy"], abs=1e-9)
