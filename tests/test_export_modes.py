@@ -161,3 +161,18 @@ def test_default_export_is_the_three_best_refit_and_averaged(tiny_study, tmp_pat
     x, y = _tiny_test_set(real_data_dir)
     got = _fresh_accuracy(tmp_path / "default" / "model.keras", x, y, tmp_path)
     assert got == pytest.approx(card["test_accuracy"], abs=1e-9)
+
+
+def test_the_55k_study_is_the_default_space_with_the_lab_nets_size_as_budget():
+    from benchmarks.budget import mlp_params
+    from search.model import build_model
+    from search.space import Hyperparams
+
+    studies = Path(__file__).resolve().parent.parent / "studies"
+    default = load_config(studies / "fashion-mnist-mlp.toml")
+    budget = load_config(studies / "fashion-mnist-55k.toml")
+    assert budget.study.max_params == 55_000 and not default.study.max_params
+    assert budget.space == default.space and budget.data == default.data
+    # The lab report's 784x64x64x10 (55,050 parameters) is just over the budget.
+    lab = build_model(Hyperparams(widths=(64, 64)))
+    assert lab.count_params() == mlp_params([64, 64]) == 55_050
