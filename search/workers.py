@@ -121,8 +121,8 @@ def pin_cpus() -> list[int] | None:
 
     For JAX: XLA's CPU client sizes its thread pool from the cores the process may run on and
     has no thread setting of its own (XLA_FLAGS' --xla_cpu_multi_thread_eigen=false and
-    intra_op_parallelism_threads=1 measured no change with jax 0.10: 1.9 cores busy either way
-    on 2 cores; pinned to one core: 1.0). Run before JAX starts its client (import_backend).
+    intra_op_parallelism_threads=1 did not keep jax 0.10 to one core when we tried them by
+    hand; the affinity mask does). Run before JAX starts its client (import_backend).
     """
     raw = os.environ.get(ENV_CPUS)
     if not raw or not hasattr(os, "sched_setaffinity"):
