@@ -251,7 +251,7 @@ def _plan(config: str | Path | Config | None, opts: RunOptions, console: Console
     worker = workers.parse_worker(opts.worker)
     timeout, restart_every = workers.deadline_timeout(opts.timeout), workers.restart_every()
     # --jobs workers load their own copy; this process does not hold one meanwhile.
-    target = datasets.target_of(cfg.data)
+    target = datasets.target_of(cfg.data, read_whole=opts.jobs == 1)
     split = None if opts.jobs > 1 else datasets.load_split(cfg.data, opts.data_dir)
     if split is not None:
         for note in split.notes:

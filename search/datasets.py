@@ -82,27 +82,36 @@ class Target:
     note: str | None  # what was inferred, for the run's first lines
 
 
-def target_of(settings: DataSettings) -> Target:
-    """The study's task and metric, reading no more of the file than the target."""
+def target_of(settings: DataSettings, *, read_whole: bool = False) -> Target:
+    """The study's task and metric. read_whole: the caller loads the data next, so a table is
+    parsed whole once (and kept for the load) instead of once for its target column and
+    again for everything; else no more of the file than the target is converted."""
     if not settings.source:
         return Target("classification", for_data("classification", settings.metric), None)
-    return _target_of(*_file_key(settings.source), settings)
+    key = _file_key(settings.source)
+    if read_whole and sources.kind_of(key[0]) == "table":
+        _check_target_column(key[0], settings.target)  # a typo costs no full parse
+        _read_table(*key)
+    return _target_of(*key, settings)
 
 
 @lru_cache(maxsize=8)
-def _target_of(path: Path, _size: int, _mtime: float, settings: DataSettings) -> Target:
+def _target_of(path: Path, size: int, mtime: float, settings: DataSettings) -> Target:
     kind = sources.kind_of(path)
     if kind == "table":
-        values, vkind = _table_target(path, settings.target)
+        _check_target_column(path, settings.target)
+        whole = _TABLES.get((path, size, mtime))
+        table = whole or sources.read_table(path, columns=[settings.target])
+        values, vkind = table.columns[settings.target], table.kinds[settings.target]
         name = settings.target
     else:
-        arrays = _read_arrays(path, *_file_key(str(path))[1:])
+        arrays = _read_arrays(path, size, mtime)
         values, vkind, name = arrays.y_train, _array_kind(arrays.y_train), "y_train"
     task, note = infer_task(values, vkind, name, settings.task)
     return Target(task, for_data(task, settings.metric), note)
 
 
-def _table_target(path: Path, target: str) -> tuple[np.ndarray, str]:
+def _check_target_column(path: Path, target: str) -> None:
     if not target:
         raise DataError(f"{path} is a table: name its label column with --target COLUMN")
     header = _header(path)
@@ -114,8 +123,6 @@ def _table_target(path: Path, target: str) -> tuple[np.ndarray, str]:
             else (f"its columns: {', '.join(header[:20])}" + (" ..." if len(header) > 20 else ""))
         )
         raise DataError(f"{path}: no column {target!r}; {hint}")
-    table = sources.read_table(path, columns=[target])
-    return table.columns[target], table.kinds[target]
 
 
 def _header(path: Path) -> list[str]:
@@ -205,9 +212,21 @@ def _read_arrays(path: Path, _size: int, _mtime: float) -> sources.Arrays:
     return sources.read_idx_folder(path) if path.is_dir() else sources.read_npz(path)
 
 
-@lru_cache(maxsize=2)
-def _read_table(path: Path, _size: int, _mtime: float) -> sources.Table:
-    return sources.read_table(path)
+# The last tables read whole, by file key: a dict rather than lru_cache so that _target_of can
+# take a target from a table already here instead of parsing the file again (pyarrow's
+# include_columns still tokenizes every column of a CSV).
+_TABLES: dict[tuple[Path, int, float], sources.Table] = {}
+_TABLES_KEPT = 2
+
+
+def _read_table(path: Path, size: int, mtime: float) -> sources.Table:
+    key = (path, size, mtime)
+    if key not in _TABLES:
+        table = sources.read_table(path)
+        while len(_TABLES) >= _TABLES_KEPT:
+            _TABLES.pop(next(iter(_TABLES)))
+        _TABLES[key] = table
+    return _TABLES[key]
 
 
 def load_split(settings: DataSettings, data_dir: str | Path | None = None) -> fashion.Split:
@@ -242,9 +261,11 @@ def load_test(settings: DataSettings, data_dir: str | Path | None = None):
 
 @lru_cache(maxsize=2)
 def _load(path: Path, size: int, mtime: float, settings: DataSettings) -> _Loaded:
-    target = _target_of(path, size, mtime, settings)
     if sources.kind_of(path) == "table":
-        return _load_table(_read_table(path, size, mtime), settings, target)
+        _check_target_column(path, settings.target)
+        table = _read_table(path, size, mtime)  # first: the target is then taken from it
+        return _load_table(table, settings, _target_of(path, size, mtime, settings))
+    target = _target_of(path, size, mtime, settings)
     return _load_arrays(_read_arrays(path, size, mtime), settings, target)
 
 
@@ -566,7 +587,7 @@ def study_toml(source: str, target: str = "", *, name: str | None = None) -> tup
     """A study TOML for a data file (`fsearch init`, and `fsearch run --data` without a
     config): the default study's search, sized to the data. Returns (text, notes)."""
     settings = DataSettings(source=source, target=target, validation_fraction=0.2)
-    tgt = target_of(settings)
+    tgt = target_of(settings, read_whole=True)
     split = load_split(settings)
     n = len(split.y_train)
     stem = re.sub(r"[^A-Za-z0-9._-]", "-", Path(source).name.split(".")[0]).strip("-.") or "data"

@@ -412,3 +412,30 @@ def test_run_with_only_data_makes_its_study_and_warm_start_queues_the_best(wine_
     best_a = min(a.trials, key=lambda t: -t.value)
     assert first.params["learning_rate"] == best_a.params["learning_rate"]
     assert first.params["width"] in (32, 64)  # this space's widths; theirs was not kept
+
+
+@pytest.mark.parametrize("config", [True, False], ids=["with-config", "data-only"])
+def test_a_run_in_one_process_parses_its_table_once(wine_csv, monkeypatch, config):
+    from search import sources
+
+    datasets._TABLES.clear()
+    datasets._target_of.cache_clear()
+    datasets._load.cache_clear()
+    reads, real = [], sources.read_table
+    monkeypatch.setattr(
+        sources,
+        "read_table",
+        lambda path, columns=None: reads.append(columns) or real(path, columns),
+    )
+    if config:
+        cfg = study_file(
+            wine_csv.parent / "w.toml",
+            "wine-once",
+            'source = "wine.csv"\ntarget = "cultivar"\nvalidation_fraction = 0.25\n',
+        )
+        args = ["--config", cfg]
+    else:  # --data without a config: the study is sized from the data, then run on it
+        args = ["--data", "wine.csv", "--target", "cultivar"]
+    r = invoke("run", *args, "--trials", "1", "--no-export")
+    assert r.exit_code == 0, r.output
+    assert reads == [None]  # one whole read, no separate read of the target column
