@@ -122,7 +122,7 @@ def compare(args) -> None:
         table.append(
             [
                 label,
-                f"fsearch, {args.trials} trials, exported best",
+                f"fsearch, {args.trials} trials, export: {card['export']['mode']}",
                 f"{card[metric]:.4f}",
                 f"{seconds:.0f}",
             ]
@@ -219,6 +219,9 @@ def scale(args) -> None:
             "none",
             "--storage",
             f"sqlite:///{work}/big.db",
+            "--no-refit",  # the measurement is reading, encoding and one trial, not a refit
+            "--ensemble",
+            "1",
         ],
         work,
     )
