@@ -130,11 +130,17 @@ class Member:
 
 
 def select_members(
-    study: optuna.Study, *, k: int = 1, refit: bool = False, max_params: int | None = None
+    study: optuna.Study,
+    *,
+    k: int = 1,
+    refit: bool = False,
+    max_params: int | None = None,
+    up_to: bool = False,
 ) -> list[Member]:
     """The k best completed trials within the budgets (at most max_params parameters, none
     over the study's max_latency_ms): with a kept model each, unless they are refit from
-    their hyperparameters (then any completed trial will do)."""
+    their hyperparameters (then any completed trial will do). up_to: fewer than k kept
+    models is no error (k was the default, not asked for)."""
     from optuna.trial import TrialState
 
     from search.runner import OVER_LATENCY
@@ -161,7 +167,7 @@ def select_members(
     if refit:
         return [Member(t, kept.get(t.number)) for t in completed[:k]]
     members = [Member(t, kept[t.number]) for t in completed if t.number in kept][:k]
-    if len(members) < k:
+    if len(members) < k and not (up_to and members):
         if not members:
             raise ExportError(
                 f"study {study.study_name!r} has completed trials but no kept model"
@@ -290,6 +296,7 @@ def export_best(
     that is deployed; an explicit --ensemble K with a budget holds each member to it)."""
     if max_params is None:  # the study's own budget, if it has one
         max_params = stored_config(study)["study"].get("max_params") or None
+    up_to = ensemble is None
     if ensemble is None:
         ensemble = 1 if max_params is not None else DEFAULT_ENSEMBLE
     if ensemble < 1:
@@ -298,7 +305,7 @@ def export_best(
     out = prepare_out_dir(out)
     cfg = stored_config(study)
     metric = of_study(study)
-    members = select_members(study, k=ensemble, refit=refit, max_params=max_params)
+    members = select_members(study, k=ensemble, refit=refit, max_params=max_params, up_to=up_to)
     data = data_settings(cfg["data"])
     split = datasets.load_split(data, data_dir)
     # Everything is made in a scratch folder inside `out` and moved into place only once the

@@ -176,3 +176,18 @@ def test_the_55k_study_is_the_default_space_with_the_lab_nets_size_as_budget():
     # The lab report's 784x64x64x10 (55,050 parameters) is just over the budget.
     lab = build_model(Hyperparams(widths=(64, 64)))
     assert lab.count_params() == mlp_params([64, 64]) == 55_050
+
+
+@pytest.mark.slow
+def test_no_refit_alone_averages_up_to_three_of_the_kept_models(
+    tiny_study, tmp_path, real_data_dir
+):
+    from search.api import load_study
+    from search.artifacts import kept_models
+
+    args = _copy(tiny_study, tmp_path)
+    card, _ = _export(args, real_data_dir, tmp_path / "kept", "--no-refit")
+    kept = kept_models(load_study(args[1], storage=args[3]))
+    assert "refit" not in card["export"]
+    assert len(card["export"]["members"]) == min(3, len(kept)) >= 1
+    assert set(card["export"]["members"]) <= {e["trial"] for e in kept}
