@@ -24,5 +24,15 @@ for side in before after; do
   chromium --headless=new --no-sandbox --disable-gpu --hide-scrollbars \
     --user-data-dir="$(mktemp -d)" --window-size=1400,9000 \
     --screenshot="$out/$side.png" "file://$page" >/dev/null 2>&1
+  "$py" - "$out/$side.png" <<'PY'  # crop the blank space below the page
+import sys
+
+import numpy as np
+from PIL import Image
+
+im = Image.open(sys.argv[1])
+rows = np.where(np.asarray(im.convert("L")).min(axis=1) < 250)[0]
+im.crop((0, 0, im.width, int(rows.max()) + 40 if rows.size else im.height)).save(sys.argv[1])
+PY
   echo "$out/$side.png"
 done

@@ -296,3 +296,30 @@ def test_reseed_trains_the_top_trials_again_once_and_reports_both_scores(
     assert again.exit_code == 0 and "reseed: trial #" not in again.output  # stored, reused
     rows2 = json.loads((tmp_path / "r2" / "report.json").read_text())["selection_noise"]["rows"]
     assert rows2 == rows
+
+
+def test_importance_counts_momentum_only_in_the_sgd_trials():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from search.reporting.plots import _importances_with_counts
+
+    runs = []
+    for i in range(12):
+        sgd = i < 3
+        hp = {
+            "optimizer": "sgd" if sgd else "adam",
+            "momentum": 0.1 * (i + 1) if sgd else 0.0,  # what an Adam trial stores
+            "learning_rate": 0.001 * (i + 1),
+            "dropout": 0.02 * i,
+            "regularizer": "none",
+            "reg_strength": 0.0,
+            "widths": [32 + 8 * i],
+        }
+        arch = f"784x{32 + 8 * i}x10"
+        runs.append(Run("s", i, "complete", 0.8 + 0.01 * (i % 5), hp, arch, (0.7, 0.8)))
+    fig = _importances_with_counts(runs)
+    said = [t.get_text() for t in fig.axes[0].get_yticklabels()] + [t.get_text() for t in fig.texts]
+    about_momentum = [s for s in said if "momentum" in s]
+    assert about_momentum and all("3 of 12" in s for s in about_momentum), said
+    assert not any("reg_strength" in s for s in said)  # no trial had a regularizer

@@ -30,13 +30,22 @@ PLOTS = (
 )
 
 
-def view_study(runs: list[Run]) -> optuna.Study:
+# Hyperparameters that act only on one branch of another: momentum in SGD trials only, the
+# regularizer's strength only with a regularizer. (parameter, the one it hangs on, test, where)
+CONDITIONAL = (
+    ("momentum", "optimizer", lambda v: v == "sgd", "SGD trials"),
+    ("reg_strength", "regularizer", lambda v: v != "none", "L1/L2 trials"),
+)
+
+
+def view_study(runs: list[Run], *, applicable_only: bool = False) -> optuna.Study:
     """An in-memory study of the runs whose params are *all* hyperparameters that vary.
 
     Optuna's plots read trial.params, which holds only suggested values: fixed ones are
     missing and grid studies of different factors share no params. Rebuilding the trials from
     the stored hyperparameters lets every plot see learning rate, momentum, etc. everywhere.
-    `width` is the first hidden layer's width.
+    `width` is the first hidden layer's width. applicable_only: a CONDITIONAL parameter only
+    in the trials where it acts (an Adam trial's stored momentum 0.0 is no measurement).
     """
     # Over 60 lines: infer each param's distribution, then rebuild the trials; one shared state.
     import optuna
@@ -51,6 +60,10 @@ def view_study(runs: list[Run]) -> optuna.Study:
         p = {k: v for k, v in r.hp.items() if k not in ("widths", "epochs")}
         if r.widths:
             p["layers"], p["width"] = len(r.widths), r.widths[0]
+        if applicable_only:
+            for name, on, acts, _ in CONDITIONAL:
+                if on in p and not acts(p[on]):
+                    p.pop(name, None)
         return {k: v for k, v in p.items() if isinstance(v, (int, float, str))}
 
     done = [r for r in runs if r.state in ("complete", "pruned", "diverged", "failed")]
@@ -287,19 +300,39 @@ def pareto_front(runs: list[Run]) -> list[Run]:
     return front
 
 
-def _importances_with_counts(fig, view: optuna.Study):
-    """Optuna's importance bars, each label saying how many completed trials the parameter
-    was suggested in: momentum exists in SGD trials only, so its importance may rest on 3."""
+def _importances_with_counts(runs: list[Run]):
+    """Optuna's importance bars over the parameters that act in every trial, each label
+    saying how many completed trials it rests on; a CONDITIONAL parameter that acts in only
+    some (momentum: SGD trials) is named under the plot with its count instead of being
+    ranked on the values it was never used with."""
+    import optuna.visualization.matplotlib as ovm
     from optuna.trial import TrialState
 
+    view = view_study(runs, applicable_only=True)
+    fig = _figure(lambda: ovm.plot_param_importances(view))
     done = view.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     ax = fig.axes[0]
-    labels = []
+    ranked, labels = set(), []
     for tick in ax.get_yticklabels():
         name = tick.get_text()
+        ranked.add(name)
         n = sum(name in t.params for t in done)
         labels.append(f"{name} ({n} of {len(done)} trials)")
     ax.set_yticks(ax.get_yticks(), labels)
+    left_out = [
+        f"{name} (in {sum(name in t.params for t in done)} of {len(done)}, {where})"
+        for name, _, _, where in CONDITIONAL
+        if name not in ranked and any(name in t.params for t in view.trials)
+    ]
+    if left_out:
+        fig.subplots_adjust(bottom=0.2)  # room under the axis label
+        fig.text(
+            0.01,
+            0.005,
+            "Not ranked (they act in only some trials): " + "; ".join(left_out),
+            fontsize=8,
+            wrap=True,
+        )
     return fig
 
 
@@ -352,9 +385,7 @@ def draw_plots(
     view = view_study(runs)
     makers: dict[str, Callable[[], Any]] = {
         "optimization-history.png": lambda: _figure(lambda: ovm.plot_optimization_history(view)),
-        "param-importances.png": lambda: _importances_with_counts(
-            _figure(lambda: ovm.plot_param_importances(view)), view
-        ),
+        "param-importances.png": lambda: _importances_with_counts(runs),
         "parallel-coordinate.png": lambda: _figure(lambda: ovm.plot_parallel_coordinate(view)),
         "lr-momentum.png": lambda: _plot_lr_momentum(runs),
         "learning-curves.png": lambda: _plot_curves(runs, top=TOP_CURVES, multi=multi, label=label),
