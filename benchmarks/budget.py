@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -46,6 +47,7 @@ def main() -> None:
     cmd = [str(FSEARCH), "run", "--config", str(CONFIG), "--trials", str(args.trials),
            "--jobs", str(args.jobs), "--storage", storage, "--artifacts",
            str(args.work / "artifacts"), "--export-dir", str(export_dir)]  # fmt: skip
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     t0 = time.perf_counter()
     r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     wall = time.perf_counter() - t0
@@ -89,7 +91,8 @@ def main() -> None:
         f"`fsearch run --config studies/fashion-mnist-55k.toml --trials {args.trials} "
         f"--jobs {args.jobs}`: {len(trials)} trials ({states.count('COMPLETE')} complete, "
         f"{states.count('PRUNED')} pruned, of which {over} over the budget and never trained) "
-        f"in {wall / 60:.1f} min including the export ({card['export_seconds']:.0f} s). "
+        f"in {wall / 60:.1f} min including the export ({card['export_seconds']:.0f} s; load "
+        f"average {load} at the start: other work on the 2 cores stretches the time). "
         f"Largest completed trial: {max(t.user_attrs['n_params'] for t in complete):,} "
         "parameters.\n\n"
         + markdown_table(
