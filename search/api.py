@@ -354,12 +354,13 @@ def _run_here(plan: _Plan) -> RunResult:
             )
         waiting.append(running)
 
+    started = workers.run_started(already)  # the first start's, across worker restarts
     progress = RunProgress(
         out,
         target=plan.trials,
         already=already,
         best=best,
-        started=workers.run_started(already),
+        started=started,
         show=not os.environ.get(workers.ENV_NO_BAR),
         metric=of_study(study),
     )
@@ -386,7 +387,7 @@ def _run_here(plan: _Plan) -> RunResult:
         )
         workers.restart_process()
     counts = outcomes.count_outcomes(study.get_trials(deepcopy=False))
-    _print_done(out, study, counts, loop, plan.trials)
+    _print_done(out, study, counts, loop, plan.trials, time.time() - started[0])
     return _finish(plan, study, created, counts)
 
 
@@ -402,12 +403,16 @@ def _print_header(plan: _Plan, created: bool, already: int) -> None:
     )
 
 
-def _print_done(out: Console, study, counts: dict[str, int], loop, target: int) -> None:
+def _print_done(
+    out: Console, study, counts: dict[str, int], loop, target: int, seconds: float
+) -> None:
+    """seconds: since this run first started (a worker restart every N trials included; the
+    loop's own seconds are only those since the last restart)."""
     best_trial = _best_trial(study)
     metric = of_study(study)
     out.print(
         f"done: {loop.finished}/{target} finished ({outcomes.summary(counts)}) in "
-        f"{loop.seconds:.0f} s this run; "
+        f"{seconds:.0f} s this run; "
         + (
             f"best {metric.name} {metric.format(best_trial.value)} (trial #{best_trial.number})"
             if best_trial is not None

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sqlite3
 import subprocess
+import time
 
 import pytest
 
@@ -22,11 +24,18 @@ def _fsearch_run(tiny_config, data_dir, *more: object, trials: int, recycle: str
     return subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
 
 
-def test_worker_restarts_and_reaches_exactly_n(tiny_config, real_data_dir):
+def test_worker_restarts_reaches_exactly_n_and_reports_the_whole_runs_time(
+    tiny_config, real_data_dir
+):
+    t0 = time.monotonic()
     proc = _fsearch_run(tiny_config, real_data_dir, trials=5, recycle="2")
+    wall = time.monotonic() - t0
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.count("restarting this worker after 2 trials") == 2
     assert "done: 5/5 finished" in proc.stdout
+    # The time since the first start, not since the last restart (one of three processes).
+    said = float(re.search(r"in (\d+) s this run", proc.stdout).group(1))
+    assert wall / 2 <= said <= wall + 1, (said, wall)
     states = trial_states()
     with contextlib.closing(sqlite3.connect(DEFAULT_DB)) as conn:
         numbers = [n for (n,) in conn.execute("SELECT number FROM trials ORDER BY number")]
