@@ -130,10 +130,16 @@ def main() -> None:
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         studies.append((f"seed {seed}", f"fm-export-seed{seed}", common, None, seed))
     if args.existing:
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.ERROR)
+        found = optuna.load_study(study_name=args.existing, storage=args.existing_storage)
+        n = sum(t.state.name in ("COMPLETE", "PRUNED") for t in found.trials)  # --trials' count
         where = ["--storage", args.existing_storage]
         if args.existing_artifacts:
             where += ["--artifacts", args.existing_artifacts]
-        studies.append((f"{args.existing}", args.existing, where, args.existing_export, None))
+        label = f"{args.existing} ({n} trials)"  # the row says what the study was
+        studies.append((label, args.existing, where, args.existing_export, None))
     rows = kept_rows({s[0] for s in studies})
     with open(args.work / "log.txt", "a") as log:
         for label, name, where, run_export, seed in studies:
@@ -180,9 +186,9 @@ def _write(args, rows: list[list[str]]) -> None:
     body = (
         f"Studies `seed N`: the default study with `--seed N`, {args.trials} trials, "
         f"`--jobs {args.jobs}`. A study named by its name is one that was already there "
-        "(`--existing`): `fashion-mnist-mlp` is the default `fsearch run --trials 200`, one "
-        "worker, its `ensemble 3 + refit` row the export that run made at its end. Each study "
-        "exported four ways; each export reads the test set once, for its own card. "
+        "(`--existing`; `fashion-mnist-mlp`: the default study, run by `fsearch run` with "
+        "one worker), with its finished trials. Each study exported four ways; each export "
+        "reads the test set once, for its own card. "
         f"{len(studies)} studies: {', '.join(studies)}.\n\n"
         + markdown_table(HEADER, rows)
         + "\n\nTest accuracy over the studies:\n\n"
