@@ -323,3 +323,45 @@ def test_importance_counts_momentum_only_in_the_sgd_trials():
     about_momentum = [s for s in said if "momentum" in s]
     assert about_momentum and all("3 of 12" in s for s in about_momentum), said
     assert not any("reg_strength" in s for s in said)  # no trial had a regularizer
+
+
+def test_best_trial_line_leaves_out_parameters_that_do_not_act(tmp_path):
+    from search.reporting.html import page
+    from search.reporting.plots import PLOTS
+
+    for filename, _ in PLOTS:
+        (tmp_path / filename).write_bytes(b"png")
+    hp = {
+        "optimizer": "adam",
+        "learning_rate": 0.0008992551746562823,
+        "momentum": 0.0,
+        "regularizer": "none",
+        "reg_strength": 0.0,
+        "dropout": 0.05,
+        "batch_size": 256,
+    }
+    meta = {
+        "counts": {
+            "complete": 1,
+            "pruned": 0,
+            "diverged": 0,
+            "failed": 0,
+            "running": 0,
+            "waiting": 0,
+        },
+        "studies": ["s"],
+        "storage": "sqlite:///x.db",
+        "generated": "now",
+        "metric": "validation accuracy",
+        "best": {
+            "value": 0.9,
+            "study": "s",
+            "trial": 3,
+            "architecture": "784x64x10",
+            "hyperparams": hp,
+        },  # fmt: skip
+    }
+    html_text = page(meta, [], tmp_path, {})
+    line = html_text[html_text.index("Best trial") :].split("</p>")[0]
+    assert "momentum" not in line and "reg_strength" not in line  # Adam, no regularizer
+    assert "learning_rate 0.0008993" in line and "regularizer none" in line

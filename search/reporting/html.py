@@ -11,7 +11,7 @@ from typing import Any
 
 from search.inspection import HP_COLUMNS
 from search.outcomes import OUTCOMES
-from search.reporting.plots import PLOTS
+from search.reporting.plots import CONDITIONAL, PLOTS
 from search.reporting.tables import Table
 
 _CSS = """
@@ -67,8 +67,11 @@ def page(meta: dict[str, Any], tables: list[Table], out: Path, notes: dict[str, 
     best = meta["best"]
     if best:
         hp = best["hyperparams"]
-        keys = (*HP_COLUMNS, "epochs")
-        desc = ", ".join(f"{k} {hp[k]}" for k in keys if k in hp)
+        idle = {name for name, on, acts, _ in CONDITIONAL if on in hp and not acts(hp[on])}
+        keys = [k for k in (*HP_COLUMNS, "epochs") if k in hp and k not in idle]
+        desc = ", ".join(
+            f"{k} {format(hp[k], '.4g') if isinstance(hp[k], float) else hp[k]}" for k in keys
+        )
         parts.append(
             f"<h2>Best trial</h2><p><b>{best['value']:.4f}</b> {_esc(meta['metric'])}: "
             f"{_esc(best['study'])} trial #{best['trial']}, {_esc(best['architecture'])} "
