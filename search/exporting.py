@@ -259,6 +259,9 @@ def average(models: list, input_dim: int):
 
     if len(models) == 1:
         return models[0]
+    # Each member uncompiled first: a compiled member nested in the ensemble keeps its
+    # optimizer's variables through for_inference (Adam's two moments: 3x the file).
+    models = [for_inference(m) for m in models]
     inputs = keras.Input(shape=(input_dim,), name="x")
     out = keras.layers.Average(name="ensemble_mean")([m(inputs) for m in models])
     return keras.Model(inputs, out, name=f"ensemble_of_{len(models)}")

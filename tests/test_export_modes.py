@@ -50,6 +50,18 @@ def _fresh_accuracy(model: Path, x: np.ndarray, y: np.ndarray, tmp_path: Path) -
     return float(r.stdout.strip().splitlines()[-1])
 
 
+def _optimizer_variables(model: Path) -> list[str]:
+    """Paths of optimizer variables saved in a .keras file (an export needs none)."""
+    import io
+
+    import h5py
+
+    found: list[str] = []
+    with zipfile.ZipFile(model) as z, h5py.File(io.BytesIO(z.read("model.weights.h5"))) as h:
+        h.visit(lambda name: found.append(name) if "optimizer" in name else None)
+    return found
+
+
 def _tiny_test_set(real_data_dir):
     from tests.tiny_study import TINY_GRID_TOML
 
@@ -73,6 +85,7 @@ def test_ensemble_is_one_plain_model_scored_on_validation_before_test(
     info = card["export"]
     assert info["mode"] == "ensemble" and len(info["members"]) == 2
     assert 0 < info["ensemble_validation_value"] <= 1 and "ensemble" in output
+    assert _optimizer_variables(tmp_path / "ens" / "model.keras") == []
     x, y = _tiny_test_set(real_data_dir)
     got = _fresh_accuracy(tmp_path / "ens" / "model.keras", x, y, tmp_path)
     assert got == pytest.approx(card["test_accuracy"], abs=1e-9)
@@ -157,6 +170,7 @@ def test_default_export_is_the_three_best_refit_and_averaged(tiny_study, tmp_pat
     assert info["members"] == best3 and [r["trial"] for r in info["refit"]] == best3
     assert info["mode"] == ("refit ensemble" if len(best3) > 1 else "refit")
     assert all(r["rows"] == 2000 + 500 for r in info["refit"])
+    assert _optimizer_variables(tmp_path / "default" / "model.keras") == []
     assert output.count("refitting trial #") == len(best3)
     x, y = _tiny_test_set(real_data_dir)
     got = _fresh_accuracy(tmp_path / "default" / "model.keras", x, y, tmp_path)
