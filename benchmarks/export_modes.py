@@ -194,8 +194,10 @@ def _write(args, rows: list[list[str]]) -> None:
         + "\n\nTest accuracy over the studies:\n\n"
         + markdown_table(["export", "median", "min", "max", "studies"], summary)
         + "\n\nmeasured: when that export was made (UTC); rows measured before this run are "
-        "kept from the section. The MiB of exports made before commit dc05350 (seed 1) "
-        "include the optimizer state that exports no longer carry."
+        "kept from the section. Some exports measured before the fixes carried optimizer "
+        "state that exports no longer hold (single models until commit dc05350, ensemble "
+        "members until commit 993d33c): their MiB overstate the file an export makes now, "
+        "which is about parameters x 4 bytes."
     )
     command = (
         f"python -m benchmarks.export_modes --seeds {args.seeds} --first-seed {args.first_seed} "
