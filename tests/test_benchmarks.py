@@ -238,3 +238,35 @@ def test_gpu_benchmark_samples_nvidia_smi_and_sums_up_a_study(tmp_path, monkeypa
     assert s["best_val_accuracy"] == 0.9 and s["devices"] == ["gpu:0 NVIDIA H200"]
     assert s["gpu_samples"] == 2 and s["mean_gpu_util_pct"] == 50.0
     assert s["peak_gpu_memory_mib"] == 100060.0 and s["minutes_to_0.89"] is not None
+
+
+def test_export_modes_keeps_the_rows_of_studies_it_does_not_redo(tmp_path, monkeypatch):
+    from benchmarks import export_modes
+
+    md = tmp_path / "BENCHMARKS.md"
+    md.write_text(
+        "<!-- export-modes:start -->\nMeasured 2026-11-28 23:36 UTC on a machine.\n\n"
+        "| study | export | trials | validation | test accuracy | export s | parameters | MiB |\n"
+        "|---|---|---|---|---|---|---|---|\n"
+        "| seed 1 | selected | #92 | 0.9022 | 0.8968 | 3 | 1,487,695 | 17.1 |\n"
+        "| seed 2 | selected | #7 | 0.9000 | 0.8950 | 3 | 1,000 | 1.0 |\n"
+        "\n| export | median | min | max | studies |\n|---|---|---|---|---|\n"
+        "| selected | 0.8968 | 0.8968 | 0.8968 | 1 |\n<!-- export-modes:end -->\n"
+    )
+    monkeypatch.setattr(export_modes, "BENCHMARKS_MD", md)
+    rows = export_modes.kept_rows({"seed 2"})
+    assert rows == [
+        ["seed 1", "selected", "#92", "0.9022", "0.8968", "3", "1,487,695", "17.1",
+         "2026-11-28 23:36"],
+    ]  # fmt: skip
+
+
+def test_export_modes_names_a_card_by_members_and_refit():
+    from benchmarks.export_modes import mode_of
+
+    def card(n: int, refit: bool) -> dict:
+        return {"export": {"members": list(range(n)), **({"refit": []} if refit else {})}}
+
+    assert mode_of(card(1, False), 3) == "selected" and mode_of(card(1, True), 3) == "refit"
+    assert mode_of(card(3, False), 3) == "ensemble 3"
+    assert mode_of(card(3, True), 3) == "ensemble 3 + refit" and mode_of(card(2, True), 3) is None
