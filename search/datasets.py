@@ -90,7 +90,8 @@ def target_of(settings: DataSettings, *, read_whole: bool = False) -> Target:
         return Target("classification", for_data("classification", settings.metric), None)
     key = _file_key(settings.source)
     if read_whole and sources.kind_of(key[0]) == "table":
-        _check_target_column(key[0], settings.target)  # a typo costs no full parse
+        path, size, mtime = key
+        _check_target_column(path, settings.target, size, mtime)  # a typo: no full parse
         _read_table(*key)
     return _target_of(*key, settings)
 
@@ -99,7 +100,7 @@ def target_of(settings: DataSettings, *, read_whole: bool = False) -> Target:
 def _target_of(path: Path, size: int, mtime: float, settings: DataSettings) -> Target:
     kind = sources.kind_of(path)
     if kind == "table":
-        _check_target_column(path, settings.target)
+        _check_target_column(path, settings.target, size, mtime)
         whole = _TABLES.get((path, size, mtime))
         table = whole or sources.read_table(path, columns=[settings.target])
         values, vkind = table.columns[settings.target], table.kinds[settings.target]
@@ -111,10 +112,13 @@ def _target_of(path: Path, size: int, mtime: float, settings: DataSettings) -> T
     return Target(task, for_data(task, settings.metric), note)
 
 
-def _check_target_column(path: Path, target: str) -> None:
+def _check_target_column(path: Path, target: str, size: int = -1, mtime: float = 0.0) -> None:
+    """DataError unless the table has the column `target`. (size, mtime) of a table already
+    parsed whole (_TABLES): its columns answer, with no second read of the header."""
     if not target:
         raise DataError(f"{path} is a table: name its label column with --target COLUMN")
-    header = _header(path)
+    whole = _TABLES.get((path, size, mtime))
+    header = list(whole.columns) if whole is not None else _header(path)
     if target not in header:
         close = difflib.get_close_matches(target, header, n=3)
         hint = (
@@ -262,7 +266,7 @@ def load_test(settings: DataSettings, data_dir: str | Path | None = None):
 @lru_cache(maxsize=2)
 def _load(path: Path, size: int, mtime: float, settings: DataSettings) -> _Loaded:
     if sources.kind_of(path) == "table":
-        _check_target_column(path, settings.target)
+        _check_target_column(path, settings.target, size, mtime)
         table = _read_table(path, size, mtime)  # first: the target is then taken from it
         return _load_table(table, settings, _target_of(path, size, mtime, settings))
     target = _target_of(path, size, mtime, settings)

@@ -297,8 +297,9 @@ def export_best(
     progress: told one line before each refit (they take minutes on the default study).
     ensemble None: DEFAULT_ENSEMBLE, or 1 under a parameter budget (a budget is for the model
     that is deployed; an explicit --ensemble K with a budget holds each member to it)."""
+    cfg = stored_config(study)
     if max_params is None:  # the study's own budget, if it has one
-        max_params = stored_config(study)["study"].get("max_params") or None
+        max_params = cfg["study"].get("max_params") or None
     up_to = ensemble is None
     if ensemble is None:
         ensemble = 1 if max_params is not None else DEFAULT_ENSEMBLE
@@ -306,7 +307,6 @@ def export_best(
         raise ExportError(f"--ensemble must be at least 1, got {ensemble}")
     t0 = time.perf_counter()
     out = prepare_out_dir(out)
-    cfg = stored_config(study)
     metric = of_study(study)
     members = select_members(study, k=ensemble, refit=refit, max_params=max_params, up_to=up_to)
     data = data_settings(cfg["data"])

@@ -415,7 +415,7 @@ def test_run_with_only_data_makes_its_study_and_warm_start_queues_the_best(wine_
 
 
 @pytest.mark.parametrize("config", [True, False], ids=["with-config", "data-only"])
-def test_a_run_in_one_process_parses_its_table_once(wine_csv, monkeypatch, config):
+def test_a_run_in_one_process_parses_its_table_and_its_header_once(wine_csv, monkeypatch, config):
     from search import sources
 
     datasets._TABLES.clear()
@@ -427,6 +427,8 @@ def test_a_run_in_one_process_parses_its_table_once(wine_csv, monkeypatch, confi
         "read_table",
         lambda path, columns=None: reads.append(columns) or real(path, columns),
     )
+    headers, real_header = [], datasets._header
+    monkeypatch.setattr(datasets, "_header", lambda path: headers.append(path) or real_header(path))
     if config:
         cfg = study_file(
             wine_csv.parent / "w.toml",
@@ -439,3 +441,4 @@ def test_a_run_in_one_process_parses_its_table_once(wine_csv, monkeypatch, confi
     r = invoke("run", *args, "--trials", "1", "--no-export")
     assert r.exit_code == 0, r.output
     assert reads == [None]  # one whole read, no separate read of the target column
+    assert len(headers) == 1  # the column is checked once, before that read
