@@ -365,3 +365,25 @@ def test_best_trial_line_leaves_out_parameters_that_do_not_act(tmp_path):
     line = html_text[html_text.index("Best trial") :].split("</p>")[0]
     assert "momentum" not in line and "reg_strength" not in line  # Adam, no regularizer
     assert "learning_rate 0.0008993" in line and "regularizer none" in line
+
+
+def test_parallel_coordinates_draw_only_the_best_completed_trials():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.collections import LineCollection
+
+    from search.reporting.plots import _plot_parallel
+
+    runs = [
+        run("s", i, (16 + i,), 0.5 + i / 100, optimizer="sgd" if i % 2 else "adam",
+            momentum=0.5 if i % 2 else 0.0, learning_rate=0.001 * (1 + i))
+        for i in range(30)
+    ]  # fmt: skip
+    runs.append(run("s", 30, (8,), None, state="pruned"))
+    ax = _plot_parallel(runs, label="validation accuracy", top=5).axes[0]
+    assert ax.get_title() == "Parallel coordinates of the best 5 of 30 completed trials"
+    lines = [c for c in ax.collections if isinstance(c, LineCollection)]
+    assert sum(len(c.get_segments()) for c in lines) == 5
+    ax = _plot_parallel(runs[:3], label="validation accuracy", top=5).axes[0]
+    assert ax.get_title() == "Parallel coordinates of all 3 completed trials"
