@@ -78,8 +78,15 @@ def _row(label: str, mode: str, card: dict, measured: str) -> list[str]:
     ]
 
 
+def study_of(label: str) -> str:
+    """The study a row's label names: "fashion-mnist-mlp (200 trials)" -> "fashion-mnist-mlp"."""
+    return label.split(" (")[0]
+
+
 def kept_rows(labels_redone: set[str]) -> list[list[str]]:
-    """The section's table rows of studies not measured again by this run."""
+    """The section's table rows of studies not measured again by this run (an existing study
+    measured again, at a later trial count, replaces its earlier rows)."""
+    redone = {study_of(label) for label in labels_redone}
     if not BENCHMARKS_MD.exists():
         return []
     m = re.search(
@@ -94,7 +101,7 @@ def kept_rows(labels_redone: set[str]) -> list[list[str]]:
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
         if not line.startswith("| ") or len(cells) < 8 or cells[0] in ("study", "export"):
             continue
-        if cells[0] in labels_redone or "---" in cells[0]:
+        if study_of(cells[0]) in redone or "---" in cells[0]:
             continue
         if len(cells) == 8:  # written before the "measured" column
             cells.append(stamp.group(1) if stamp else "?")

@@ -240,7 +240,9 @@ def test_gpu_benchmark_samples_nvidia_smi_and_sums_up_a_study(tmp_path, monkeypa
     assert s["peak_gpu_memory_mib"] == 100060.0 and s["minutes_to_0.89"] is not None
 
 
-def test_export_modes_keeps_the_rows_of_studies_it_does_not_redo(tmp_path, monkeypatch):
+def test_export_modes_keeps_rows_of_studies_not_redone_and_drops_a_redone_studys_rows(
+    tmp_path, monkeypatch
+):
     from benchmarks import export_modes
 
     md = tmp_path / "BENCHMARKS.md"
@@ -250,11 +252,12 @@ def test_export_modes_keeps_the_rows_of_studies_it_does_not_redo(tmp_path, monke
         "|---|---|---|---|---|---|---|---|\n"
         "| seed 1 | selected | #92 | 0.9022 | 0.8968 | 3 | 1,487,695 | 17.1 |\n"
         "| seed 2 | selected | #7 | 0.9000 | 0.8950 | 3 | 1,000 | 1.0 |\n"
+        "| fashion-mnist-mlp (142 trials) | selected | #132 | 0.9047 | 0.8972 | 3 | 9 | 7.2 |\n"
         "\n| export | median | min | max | studies |\n|---|---|---|---|---|\n"
         "| selected | 0.8968 | 0.8968 | 0.8968 | 1 |\n<!-- export-modes:end -->\n"
     )
     monkeypatch.setattr(export_modes, "BENCHMARKS_MD", md)
-    rows = export_modes.kept_rows({"seed 2"})
+    rows = export_modes.kept_rows({"seed 2", "fashion-mnist-mlp (200 trials)"})
     assert rows == [
         ["seed 1", "selected", "#92", "0.9022", "0.8968", "3", "1,487,695", "17.1",
          "2026-11-28 23:36"],
