@@ -339,6 +339,8 @@ def export_best(
             or "selected",
             "members": [m.trial.number for m in members],
             "member_validation_values": [m.trial.value for m in members],
+            "member_architectures": [m.trial.user_attrs.get("architecture") for m in members],
+            "train_rows": int(len(split.y_train)),
         }
         if refit:
             export_info["refit"] = refits
@@ -454,25 +456,84 @@ def _data_card(split: Split, settings: dict[str, Any], data_dir) -> dict[str, An
     return out
 
 
+def _export_lines(card: dict[str, Any], metric: str) -> list[str]:
+    """What was exported, in words: the card's first lines say which model this is."""
+    info = card.get("export")
+    if not info:  # a card written before export modes: the selected model
+        return []
+    members, mode = info["members"], info["mode"]
+    refits = {r["trial"]: r for r in info.get("refit", [])}
+    if len(members) == 1:
+        if not refits:
+            what = "the selected trial's model as the search kept it"
+            rows = info.get("train_rows")
+            what += f" (trained on the {rows:,} training rows)" if rows else ""
+        else:
+            r = refits[members[0]]
+            what = (
+                f"refit: the selected configuration trained again on train + validation "
+                f"({r['rows']:,} rows) for {r['epochs']} epochs, seed {r['seed']}"
+            )
+    else:
+        scores = ", ".join(
+            f"#{n} {v:.4f}" for n, v in zip(members, info["member_validation_values"], strict=True)
+        )
+        if refits:
+            r = refits[members[0]]
+            epochs = ", ".join(f"#{n} {refits[n]['epochs']}" for n in members)
+            what = (
+                f"refit ensemble: the {len(members)} best configurations, each trained again on "
+                f"train + validation ({r['rows']:,} rows; epochs {epochs}), their outputs "
+                f"averaged; {metric} at selection {scores}"
+            )
+        else:
+            what = (
+                f"ensemble: the {len(members)} best kept models, their outputs averaged; "
+                f"{metric} {scores}, of the ensemble "
+                f"**{info['ensemble_validation_value']:.4f}** (before the test set was read)"
+            )
+    if info.get("max_params"):
+        what += f"; at most {info['max_params']:,} parameters per model"
+    return [f"- Export: {what} (mode `{mode}`)"]
+
+
 def render_card_md(card: dict[str, Any]) -> str:
     hp = card.get("hyperparams") or {}
     data = card["data"]
     metric = card.get("metric", "val_accuracy")
     value = card.get("validation_value", card.get("validation_accuracy"))
     test = ", ".join(f"{k[5:]} **{card[k]:.4f}**" for k in card.get("test_metrics", []))
+    members = (card.get("export") or {}).get("members", [card["trial"]])
+    if len(members) > 1:
+        archs = card["export"].get("member_architectures")  # cards since 2026-11-29
+        title = f"{card['study']}, ensemble of trials " + ", ".join(f"#{n}" for n in members)
+        arch = (
+            f"- Architecture: the mean of {len(members)} networks' outputs, "
+            + (", ".join(f"**{a}**" for a in archs) if archs else "the best one **"
+               f"{card['architecture']}**")
+            + f" ({card['parameter_count']:,} parameters in all)"
+        )  # fmt: skip
+        selected = f"- Best member (trial #{card['trial']}) selected on {metric}"
+    else:
+        title = f"{card['study']} trial {card['trial']}"
+        arch = (
+            f"- Architecture: **{card['architecture']}** ({card['parameter_count']:,} parameters)"
+        )
+        selected = f"- Selected on {metric}"
     lines = [
-        f"# Model card: {card['study']} trial {card['trial']}",
+        f"# Model card: {title}",
         "",
         f"- Task: {card.get('task', 'classification')}",
-        f"- Architecture: **{card['architecture']}** ({card['parameter_count']:,} parameters)",
-        f"- Selected on {metric}: **{value:.4f}** "
-        f"at epoch {card['best_epoch']} of {card['epochs_run']}",
+        arch,
+        *_export_lines(card, metric),
+        f"{selected}: **{value:.4f}** at epoch {card['best_epoch']} of {card['epochs_run']}",
         f"- Test (measured once, at export, on {card['test_examples']:,} examples): {test}",
         f"- Seed {card['seed']}, sampler {card['sampler']}, pruner {card['pruner']}",
         f"- Trained on {card.get('device') or 'an unrecorded device'}, Keras backend "
         f"{card.get('keras_backend', 'tensorflow')}",
         "",
-        "## Hyperparameters",
+        "## Hyperparameters"
+        + (f" of the best member, trial #{card['trial']}" if len(members) > 1 else ""),
         "",
         "| name | value |",
         "|---|---|",

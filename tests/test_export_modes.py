@@ -172,6 +172,8 @@ def test_default_export_is_the_three_best_refit_and_averaged(tiny_study, tmp_pat
     assert all(r["rows"] == 2000 + 500 for r in info["refit"])
     assert _optimizer_variables(tmp_path / "default" / "model.keras") == []
     assert output.count("refitting trial #") == len(best3)
+    md = (tmp_path / "default" / "model-card.md").read_text()
+    assert f"(mode `{info['mode']}`)" in md and "trained again on train + validation" in md
     x, y = _tiny_test_set(real_data_dir)
     got = _fresh_accuracy(tmp_path / "default" / "model.keras", x, y, tmp_path)
     assert got == pytest.approx(card["test_accuracy"], abs=1e-9)
@@ -205,3 +207,59 @@ def test_no_refit_alone_averages_up_to_three_of_the_kept_models(
     assert "refit" not in card["export"]
     assert len(card["export"]["members"]) == min(3, len(kept)) >= 1
     assert set(card["export"]["members"]) <= {e["trial"] for e in kept}
+
+
+def _card_of(members: list[int], *, refit: bool, **extra) -> dict:
+    """A model card as export_best writes it, for the markdown renderer (no training)."""
+    export = {
+        "mode": " ".join(w for w, on in (("refit", refit), ("ensemble", len(members) > 1)) if on)
+        or "selected",
+        "members": members,
+        "member_validation_values": [0.90 - i / 1000 for i in range(len(members))],
+        "member_architectures": [f"784x{100 + i}x10" for i in range(len(members))],
+        "train_rows": 50_000,
+        **extra,
+    }
+    if refit:
+        export["refit"] = [
+            {"trial": n, "epochs": 12 - i, "seed": 7 + i, "rows": 60_000}
+            for i, n in enumerate(members)
+        ]
+    return {
+        "study": "s", "trial": members[0], "architecture": "784x100x10", "parameter_count": 1234,
+        "metric": "val_accuracy", "validation_value": 0.9, "best_epoch": 12, "epochs_run": 12,
+        "test_metrics": ["test_accuracy"], "test_accuracy": 0.89, "test_examples": 10_000,
+        "seed": 42, "sampler": "tpe", "pruner": "hyperband", "hyperparams": {}, "versions": {},
+        "data": {"files_sha256": {}, "inputs": "784 floats"}, "export": export,
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("members", "refit", "extra", "says"),
+    [
+        ([5], False, {}, ["# Model card: s trial 5", "model as the search kept it",
+                          "50,000 training rows", "(mode `selected`)"]),
+        ([5], True, {}, ["# Model card: s trial 5", "refit: the selected configuration",
+                         "(60,000 rows) for 12 epochs, seed 7"]),
+        ([5, 2, 9], False, {"ensemble_validation_value": 0.9123},
+         ["# Model card: s, ensemble of trials #5, #2, #9", "mean of 3 networks' outputs",
+          "**784x100x10**, **784x101x10**, **784x102x10**", "of the ensemble **0.9123**",
+          "Best member (trial #5)", "## Hyperparameters of the best member, trial #5"]),
+        ([5, 2], True, {"max_params": 55_000},
+         ["ensemble of trials #5, #2", "refit ensemble: the 2 best configurations",
+          "epochs #5 12, #2 11", "at selection #5 0.9000, #2 0.8990",
+          "at most 55,000 parameters per model"]),
+    ],
+    ids=["selected", "refit", "ensemble", "refit-ensemble-budget"],
+)  # fmt: skip
+def test_model_card_md_says_which_model_was_exported(members, refit, extra, says):
+    md = exporting.render_card_md(_card_of(members, refit=refit, **extra))
+    for phrase in says:
+        assert phrase in md, (phrase, md[:800])
+
+
+def test_model_card_md_of_a_card_from_before_export_modes_still_renders():
+    card = _card_of([5], refit=False)
+    del card["export"]
+    md = exporting.render_card_md(card)
+    assert md.startswith("# Model card: s trial 5") and "- Export:" not in md
