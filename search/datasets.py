@@ -112,7 +112,7 @@ def _target_of(path: Path, size: int, mtime: float, settings: DataSettings) -> T
     return Target(task, for_data(task, settings.metric), note)
 
 
-def _check_target_column(path: Path, target: str, size: int = -1, mtime: float = 0.0) -> None:
+def _check_target_column(path: Path, target: str, size: int, mtime: float) -> None:
     """DataError unless the table has the column `target`. (size, mtime) of a table already
     parsed whole (_TABLES): its columns answer, with no second read of the header."""
     if not target:

@@ -143,19 +143,16 @@ def _plot_parallel(runs: list[Run], *, label: str, top: int = TOP_PARALLEL):
     parameters only where they act (an Adam trial's momentum is drawn as missing, not 0)."""
     import optuna
     import optuna.visualization.matplotlib as ovm
-    from optuna.trial import TrialState
 
-    view = view_study(runs, applicable_only=True)
-    done = view.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    done = [r for r in runs if r.state == "complete" and r.value is not None]
     if not done:
         raise ValueError("no completed trial yet")
-    maximize = view.direction == optuna.study.StudyDirection.MAXIMIZE
-    best = sorted(done, key=lambda t: -t.value if maximize else t.value)[:top]
+    best = [(r.study, r.trial) for r in sorted(done, key=lambda r: r.rank)[:top]]
+    view = view_study(runs, applicable_only=True)  # distributions from every run
+    by_run = {(t.user_attrs["study"], t.user_attrs["trial"]): t for t in view.trials}
     shown = optuna.create_study(direction=view.direction, study_name="report-top")
-    shown.add_trials(best)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # ExperimentalWarning
-        ax = ovm.plot_parallel_coordinate(shown, target_name=label)
+    shown.add_trials([by_run[key] for key in best])  # best first, as Optuna then draws them
+    ax = _figure(lambda: ovm.plot_parallel_coordinate(shown, target_name=label)).axes[0]
     what = f"the best {len(best)} of {len(done)}" if len(best) < len(done) else f"all {len(done)}"
     ax.set_title(f"Parallel coordinates of {what} completed trials")
     return ax.figure
