@@ -108,6 +108,8 @@ def parse_url(url: str) -> StorageInfo:
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
+    if url.startswith("grpc://"):  # an `fsearch proxy` in front of the database (search/proxy.py)
+        return StorageInfo(url, "grpc", None)
     try:
         u = make_url(url)
     except ArgumentError:
@@ -710,6 +712,10 @@ def open_storage(
 ) -> ResilientStorage:
     """Our RDBStorage for the URL, after checking it is well-formed and reachable."""
     info = parse_url(resolve_url(url))
+    if info.dialect == "grpc":
+        from search.proxy import open_client
+
+        return open_client(info.url, heartbeat=heartbeat)  # type: ignore[return-value]
     kwargs: dict[str, Any] = {}
     # Heartbeats and the retry callback are experimental in Optuna; we rely on them on purpose.
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
@@ -750,7 +756,7 @@ def open_storage(
 def limit_trials(study: optuna.Study, n: int) -> bool:
     """Give the study a budget of n trials if its storage is ours; False if it is not."""
     backend = _optuna.storage_backend(study)
-    if not isinstance(backend, ResilientStorage):
+    if not hasattr(backend, "limit_trials"):  # ResilientStorage or proxy.ProxyClient
         return False
     backend.limit_trials(_optuna.study_id(study), n)
     return True
@@ -761,7 +767,7 @@ def update_study_user_attr(study: optuna.Study, key: str, update: Callable[[Any]
     transaction); on another storage (in-memory, one process) a plain read and write.
     Returns (old, new)."""
     backend = _optuna.storage_backend(study)
-    if isinstance(backend, ResilientStorage):
+    if hasattr(backend, "update_study_user_attr"):  # ResilientStorage or proxy.ProxyClient
         return backend.update_study_user_attr(_optuna.study_id(study), key, update)
     old = study.user_attrs.get(key)
     new = update(old)
