@@ -199,8 +199,7 @@ def serve(
         on_start(f"grpc://{host}:{bound}")
     try:
         while stop_requested is None or not stop_requested():
-            if server.wait_for_termination(timeout=0.5):
-                break
+            server.wait_for_termination(timeout=0.5)  # True on timeout, as gRPC words it
     finally:
         server.stop(grace=5).wait()
 
