@@ -4,11 +4,11 @@ study goes on to exactly N, with --timeout counted from the first start."""
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import os
 import re
 import sqlite3
 import subprocess
-import time
 
 import pytest
 
@@ -24,23 +24,28 @@ def _fsearch_run(tiny_config, data_dir, *more: object, trials: int, recycle: str
     return subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
 
 
-def test_worker_restarts_reaches_exactly_n_and_reports_the_whole_runs_time(
+def test_worker_restarts_reach_exactly_n_and_the_time_said_covers_every_trial(
     tiny_config, real_data_dir
 ):
-    t0 = time.monotonic()
     proc = _fsearch_run(tiny_config, real_data_dir, trials=5, recycle="2")
-    wall = time.monotonic() - t0
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.count("restarting this worker after 2 trials") == 2
     assert "done: 5/5 finished" in proc.stdout
-    # The time since the first start, not since the last restart (one of three processes).
-    said = float(re.search(r"in (\d+) s this run", proc.stdout).group(1))
-    assert wall / 2 <= said <= wall + 1, (said, wall)
     states = trial_states()
     with contextlib.closing(sqlite3.connect(DEFAULT_DB)) as conn:
         numbers = [n for (n,) in conn.execute("SELECT number FROM trials ORDER BY number")]
+        first_start, last_end = conn.execute(
+            "SELECT MIN(datetime_start), MAX(datetime_complete) FROM trials"
+        ).fetchone()
     assert n_finished(states) == 5
     assert "RUNNING" not in states and numbers == list(range(len(numbers)))
+    # The time since the first start, not since the last restart: the run began before trial
+    # #0 and ended after trial #4, so the time it says spans all five trials and both restarts
+    # (timed from the last restart, it would cover trial #4 and one start-up only). Compared
+    # with the study's own timestamps, not with the test's clock: a busy machine slows both.
+    said = float(re.search(r"in (\d+) s this run", proc.stdout).group(1))
+    span = dt.datetime.fromisoformat(last_end) - dt.datetime.fromisoformat(first_start)
+    assert said + 0.5 >= span.total_seconds(), (said, span)  # printed rounded to 1 s
 
 
 def test_bad_recycle_setting_is_one_line(tiny_config, real_data_dir):
