@@ -111,26 +111,19 @@ def epoch_timer():
     return EpochTimer(), times
 
 
-def fsearch_fit(hp, cfg, split, tensors, *, seed: int, epochs: int | None = None):
-    """Train `hp` the way a trial does (build_model + objective.fit with cfg's [train]
-    settings); returns (Keras History, seconds per epoch)."""
-    import keras
+def fsearch_fit(hp, cfg, rows, *, seed: int, epochs: int | None = None):
+    """Train `hp` the way a trial does (search.training.train with cfg's [train] settings, on
+    training.Rows); returns (Keras History, seconds per epoch)."""
+    from search.training import train
 
-    from search.model import build_model
-    from search.objective import fit
-
-    keras.backend.clear_session()
-    keras.utils.set_random_seed(seed)
-    model = build_model(
-        hp, steps_per_execution=cfg.train.steps_per_execution, train_size=len(split.y_train)
-    )
     cb, times = epoch_timer()
-    history = fit(
-        model,
+    _, history = train(
         hp,
-        tensors,
-        validation_batch_size=cfg.train.validation_batch_size,
-        callbacks=[cb],
+        rows,
+        task="classification",
+        settings=cfg.train,
+        seed=seed,
         epochs=epochs,
+        callbacks=[cb],
     )
     return history, times

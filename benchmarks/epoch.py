@@ -2,7 +2,7 @@
 
 Same model, same batch size, same data; "plain" is what the lab report's code does (compile
 with defaults, fit NumPy arrays, validate at the training batch size), "fsearch" is
-search.model.build_model + search.objective.fit with the default study's [train] settings.
+search.training.train with the default study's [train] settings.
 Also prints achieved GFLOP/s against a 2048x2048 matmul measured in the same run, and the
 ratio over configurations sampled from the default search space.
 
@@ -28,6 +28,7 @@ from search.config import load_config  # noqa: E402
 from search.data import load_split  # noqa: E402
 from search.model import INPUT_DIM, N_CLASSES, count_params  # noqa: E402
 from search.space import Hyperparams, suggest  # noqa: E402
+from search.training import Rows  # noqa: E402
 
 
 def plain(hp: Hyperparams, split, epochs: int):
@@ -66,7 +67,7 @@ def plain(hp: Hyperparams, split, epochs: int):
 
 
 def fsearch(hp: Hyperparams, split, epochs: int, cfg, tensors):
-    h, times = fsearch_fit(hp, cfg, split, tensors, seed=0, epochs=epochs)
+    h, times = fsearch_fit(hp, cfg, tensors, seed=0, epochs=epochs)
     return times, h.history["val_accuracy"][-1]
 
 
@@ -96,14 +97,11 @@ def main() -> None:
     from search._tf import import_tensorflow
 
     import_tensorflow()
-    import tensorflow as tf
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     cfg = load_config()
     split = load_split(cfg.data)
-    tensors = tuple(
-        tf.constant(a) for a in (split.x_train, split.y_train, split.x_val, split.y_val)
-    )
+    tensors = Rows.search(split).as_tensors()
     n_train, n_val = len(split.y_train), len(split.y_val)
     rate = matmul_gflops()
     print(f"matmul 2048x2048 float32: {rate:.0f} GFLOP/s")

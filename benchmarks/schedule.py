@@ -21,6 +21,7 @@ from benchmarks.common import fsearch_fit, markdown_table, write_section  # noqa
 from search.config import load_config  # noqa: E402
 from search.data import load_split  # noqa: E402
 from search.space import Hyperparams  # noqa: E402
+from search.training import Rows  # noqa: E402
 
 BASE = dict(widths=(709,) * 4, optimizer="adam", regularizer="l2", reg_strength=2.6e-5, dropout=0.2)
 # (schedule, epochs, batch size, learning rate)
@@ -34,7 +35,7 @@ ARMS = [
 
 def train(hp: Hyperparams, cfg, split, tensors) -> tuple[list[float], list[float]]:
     """(validation accuracy per epoch, seconds per epoch) from fsearch's own fit."""
-    h, secs = fsearch_fit(hp, cfg, split, tensors, seed=1)
+    h, secs = fsearch_fit(hp, cfg, tensors, seed=1)
     return [float(a) for a in h.history["val_accuracy"]], secs
 
 
@@ -43,13 +44,9 @@ def main() -> None:
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args()
 
-    import tensorflow as tf
-
     cfg = load_config()
     split = load_split(cfg.data)
-    tensors = tuple(
-        tf.constant(a) for a in (split.x_train, split.y_train, split.x_val, split.y_val)
-    )
+    tensors = Rows.search(split).as_tensors()
     rows = []
     for schedule, epochs, batch, lr in ARMS:
         hp = Hyperparams(

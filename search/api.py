@@ -643,9 +643,12 @@ def _export(
 
     import_tensorflow(quiet=not debug)
     progress = None if console is None else (lambda line: console.print(line, markup=False))
-    card = export_best(
-        study, store, dest, data_dir=data_dir, storage_masked=masked, progress=progress, **how
-    )
+    # SIGTERM as Ctrl-C: the export's scratch folder is removed and the previous export
+    # stays whole (export_best's finally) instead of the process dying mid-way.
+    with workers.interrupts_caught():
+        card = export_best(
+            study, store, dest, data_dir=data_dir, storage_masked=masked, progress=progress, **how
+        )
     if console is not None:
         test = ", ".join(f"{k} {card[k]:.4f}" for k in card["test_metrics"])
         info = card["export"]

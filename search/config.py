@@ -277,6 +277,17 @@ class Config:
             **self.objective_dict(),
         }
 
+    @classmethod
+    def from_json(cls, stored: dict[str, Any], *, source: str = "<stored>") -> Config:
+        """The Config whose to_json() this is (a study's stored config), validated as a
+        TOML's would be. Keys a later fsearch no longer has are refused with a ConfigError;
+        keys an earlier fsearch did not write take their defaults."""
+        raw = {k: stored[k] for k in ("study", "data", "model", "train") if k in stored}
+        space = stored.get("space")
+        if isinstance(space, dict):
+            raw["space"] = {k: _param_from_json(v) for k, v in space.items()}
+        return parse_config(raw, source=source)
+
 
 _DATA_DEFAULTS = DataSettings()
 _FASHION_DATA_KEYS = ("validation_size", "train_size", "test_size", "seed")
@@ -287,6 +298,24 @@ def _param_to_json(p: Param) -> dict[str, Any]:
     d["type"] = type(p).__name__
     if "choices" in d:
         d["choices"] = list(d["choices"])
+    return d
+
+
+def _param_from_json(d: Any) -> Any:
+    """A [space] entry as TOML writes it, from _param_to_json's dict."""
+    if not isinstance(d, dict):
+        return d
+    kind = d.get("type")
+    if kind == "Fixed":
+        return d.get("value")
+    if kind == "Choice":
+        return list(d.get("choices", []))
+    if kind in ("IntRange", "FloatRange"):
+        out = {"low": d.get("low"), "high": d.get("high"), "log": bool(d.get("log", False))}
+        step = d.get("step")
+        if step is not None and not (kind == "IntRange" and step == 1 and out["log"]):
+            out["step"] = step
+        return out
     return d
 
 

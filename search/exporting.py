@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as _dt
 import importlib.metadata
 import json
+import math
 import os
 import platform
 import shutil
@@ -23,11 +24,13 @@ import numpy as np
 
 from search import datasets
 from search.artifacts import MODEL_FILE, kept_models
-from search.config import DEFAULT_ENSEMBLE, DEFAULT_REFIT, DataSettings
+from search.config import DEFAULT_ENSEMBLE, DEFAULT_REFIT, Config
 from search.data import Split, file_sha256, read_raw
 from search.errors import ExportError, StudyError
-from search.metrics import balanced_accuracy, of_study
-from search.studies import stored_config
+from search.metrics import METRICS, of_study, score
+from search.space import stored_best_epoch, stored_hyperparams
+from search.studies import check_split, stored_config
+from search.training import Rows, outputs, train, trial_seed, validation_score
 
 if TYPE_CHECKING:
     import optuna
@@ -89,13 +92,13 @@ def evaluate(model, x, y: np.ndarray, split: Split) -> dict[str, Any]:
     """Test metrics from one forward pass of the exported model on raw test inputs.
     Classification: accuracy, balanced accuracy, cross-entropy, per class, confusion matrix;
     regression: RMSE, MAE and R² in the target's own units."""
-    out = np.asarray(model.predict(x, batch_size=4096, verbose=0), dtype=np.float64)
+    out = outputs(model, x)
     if split.task == "regression":
         pred, err = out.reshape(-1), out.reshape(-1) - y
         ss_tot = float(np.sum((y - y.mean()) ** 2))
         return {
             "test_metrics": ["test_rmse", "test_mae", "test_r2"],
-            "test_rmse": float(np.sqrt(np.mean(err**2))),
+            "test_rmse": score(METRICS["rmse"], y, out),
             "test_mae": float(np.mean(np.abs(err))),
             "test_r2": 1.0 - float(np.sum(err**2)) / ss_tot if ss_tot > 0 else float("nan"),
             "test_examples": int(len(y)),
@@ -111,8 +114,8 @@ def evaluate(model, x, y: np.ndarray, split: Split) -> dict[str, Any]:
     names = split.classes if len(split.classes) == n_classes else tuple(map(str, range(n_classes)))
     return {
         "test_metrics": ["test_accuracy", "test_balanced_accuracy", "test_loss"],
-        "test_accuracy": float((pred == y).mean()),
-        "test_balanced_accuracy": balanced_accuracy(y, pred, n_classes),
+        "test_accuracy": score(METRICS["accuracy"], y, out),
+        "test_balanced_accuracy": score(METRICS["balanced_accuracy"], y, out),
         "test_loss": loss,
         "test_examples": int(len(y)),
         "classes": list(names),
@@ -155,7 +158,15 @@ def select_members(
             f"study {study.study_name!r} has no completed trial yet; "
             f"run `fsearch run --study {study.study_name}` first"
         )
-    completed = [t for t in completed if t.user_attrs.get(OVER_LATENCY, 0) <= 0]
+    within = [t for t in completed if t.user_attrs.get(OVER_LATENCY, 0) <= 0]
+    if not within:
+        slowest = min(t.user_attrs.get("latency_ms", math.inf) for t in completed)
+        raise ExportError(
+            f"every completed trial of study {study.study_name!r} is slower than its "
+            f"max_latency_ms (the fastest: {slowest:.3g} ms); run more trials, or a study "
+            "with a larger [study] max_latency_ms"
+        )
+    completed = within
     if max_params is not None:
         completed = [t for t in completed if t.user_attrs.get("n_params", 0) <= max_params]
         if not completed:
@@ -184,57 +195,50 @@ def select_members(
     return members
 
 
-def refit_model(trial, split: Split, cfg: dict[str, Any], *, name: str):
+def refit_model(trial, split: Split, config: Config, *, name: str):
     """The trial's configuration trained again on all training rows (its train and
     validation parts) for the epochs it was selected at, seeded. A cosine schedule keeps its
     length in epochs (`epochs` of the space) over the new, larger step count."""
-    import keras
-
-    from search.model import build_model
-    from search.space import Hyperparams
-
-    hp = Hyperparams.from_dict(trial.user_attrs["hyperparams"])
-    epochs = int(trial.user_attrs.get("best_epoch") or hp.epochs)
-    x = np.concatenate([split.x_train, split.x_val])
-    y = np.concatenate([split.y_train, split.y_val])
-    seed = (int(cfg["study"]["seed"]) * 100003 + trial.number + 7919) % (2**31)
-    keras.utils.set_random_seed(seed)
-    model = build_model(
+    hp = stored_hyperparams(trial, config, inputs=split.input_dim, outputs=split.n_outputs)
+    epochs = stored_best_epoch(trial, hp)
+    seed = trial_seed(config.study.seed, trial.number, "refit")
+    rows = Rows.refit(split)
+    # fresh_session False: the ensemble's earlier members live in this Keras session.
+    model, history = train(
         hp,
+        rows,
         task=split.task,
-        steps_per_execution=int(cfg.get("train", {}).get("steps_per_execution", 1)),
-        train_size=len(y),
+        settings=config.train,
+        seed=seed,
+        epochs=epochs,
         name=name,
+        fresh_session=False,
     )
-    history = model.fit(x, y, batch_size=hp.batch_size, epochs=epochs, shuffle=True, verbose=0)
     loss = history.history["loss"][-1]
     if not np.isfinite(loss):
         raise ExportError(
             f"refitting trial {trial.number} diverged (loss {loss}) with seed {seed}; export it "
             "without --refit"
         )
-    return model, {"trial": trial.number, "epochs": epochs, "seed": seed, "rows": int(len(y))}
+    return model, {"trial": trial.number, "epochs": epochs, "seed": seed, "rows": len(rows)}
 
 
-def _kept_model(store, member: Member, scratch: Path, *, name: str | None, split: Split):
+def _kept_model(store, member: Member, scratch: Path, *, name, split: Split, config: Config):
     import keras
 
     from search.model import build_model
-    from search.space import Hyperparams
 
     path = scratch / f"member-{member.trial.number}.keras"
     _download(store, member.entry["artifact_id"], path)
     verify_sha256(path, member.entry)
     loaded = keras.saving.load_model(path)
-    hp = member.trial.user_attrs.get("hyperparams")
-    if name is None or hp is None:
+    if name is None:
         return loaded
     # Rebuilt under a name of its own (an ensemble holds several nets of one architecture),
     # with the kept weights.
+    hp = stored_hyperparams(member.trial, config, inputs=split.input_dim, outputs=split.n_outputs)
     # train_size: a cosine schedule is part of the compiled model (never used to predict).
-    model = build_model(
-        Hyperparams.from_dict(hp), task=split.task, name=name, train_size=len(split.y_train)
-    )
+    model = build_model(hp, task=split.task, name=name, train_size=len(split.y_train))
     model.set_weights(loaded.get_weights())
     return model
 
@@ -267,18 +271,6 @@ def average(models: list, input_dim: int):
     return keras.Model(inputs, out, name=f"ensemble_of_{len(models)}")
 
 
-def validation_score(model, split: Split, metric) -> float:
-    """The study's metric on the validation split (for an ensemble: before test is read)."""
-    out = np.asarray(model.predict(split.x_val, batch_size=4096, verbose=0), dtype=np.float64)
-    if metric.key == "rmse":
-        err = (out.reshape(-1) - split.y_val) * split.y_std
-        return float(np.sqrt(np.mean(err**2)))
-    pred = out.argmax(axis=1)
-    if metric.key == "balanced_accuracy":
-        return balanced_accuracy(split.y_val, pred, split.n_outputs)
-    return float(np.mean(pred == split.y_val))
-
-
 def export_best(
     study: optuna.Study,
     store,
@@ -297,23 +289,31 @@ def export_best(
     progress: told one line before each refit (they take minutes on the default study).
     ensemble None: DEFAULT_ENSEMBLE, or 1 under a parameter budget (a budget is for the model
     that is deployed; an explicit --ensemble K with a budget holds each member to it)."""
-    cfg = stored_config(study)
+    config = stored_config(study)
     if max_params is None:  # the study's own budget, if it has one
-        max_params = cfg["study"].get("max_params") or None
+        max_params = config.study.max_params or None
     up_to = ensemble is None
     if ensemble is None:
         ensemble = 1 if max_params is not None else DEFAULT_ENSEMBLE
     if ensemble < 1:
         raise ExportError(f"--ensemble must be at least 1, got {ensemble}")
     t0 = time.perf_counter()
-    out = prepare_out_dir(out)
+    check_out_dir(out)
     metric = of_study(study)
     members = select_members(study, k=ensemble, refit=refit, max_params=max_params, up_to=up_to)
-    data = data_settings(cfg["data"])
-    split = datasets.load_split(data, data_dir)
-    # Everything is made in a scratch folder inside `out` and moved into place only once the
-    # test metrics and both cards exist: a failed export leaves the previous one whole.
-    scratch = Path(tempfile.mkdtemp(dir=out, prefix=".export-"))
+    split = datasets.load_split(config.data, data_dir)
+    # The rows must be those the study selected on: a changed or reshuffled file would
+    # score models on rows they trained on.
+    check_split(study, split)
+    for m in members:  # stored values checked before minutes of training, not after
+        hp = stored_hyperparams(m.trial, config, inputs=split.input_dim, outputs=split.n_outputs)
+        if refit:
+            stored_best_epoch(m.trial, hp)
+    # Everything is made in a scratch folder beside `out` and swapped in as a whole once the
+    # test metrics and both cards exist: a failed or interrupted export leaves the previous
+    # one whole, and no reader ever sees a new model beside an old card.
+    out.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.export-"))
     try:
         models, refits = [], []
         for i, m in enumerate(members):
@@ -325,11 +325,11 @@ def export_best(
                         f"refitting trial #{m.trial.number} ({i + 1} of {len(members)}) on "
                         f"{len(split.y_train) + len(split.y_val):,} rows..."
                     )
-                model, info = refit_model(m.trial, split, cfg, name=name or "refit")
+                model, info = refit_model(m.trial, split, config, name=name or "refit")
                 info["seconds"] = round(time.perf_counter() - t_member, 1)
                 refits.append(info)
             else:
-                model = _kept_model(store, m, scratch, name=name, split=split)
+                model = _kept_model(store, m, scratch, name=name, split=split, config=config)
             models.append(model)
         core = average(models, split.input_dim)
         export_info: dict[str, Any] = {
@@ -345,36 +345,86 @@ def export_best(
         if refit:
             export_info["refit"] = refits
         elif len(members) > 1:
-            # Measured on the validation split, before the test set is read below.
+            # Measured on the validation split, before the test set is read below. The same
+            # split chose the members, so this value is optimistic (the card says so).
             export_info["ensemble_validation_value"] = validation_score(core, split, metric)
         if max_params is not None:
             export_info["max_params"] = max_params
         model = core if split.kind == "fashion-mnist" else datasets.inference_model(core, split)
         model = for_inference(model)
+        for leftover in scratch.iterdir():  # kept members' downloads: not part of the export
+            leftover.unlink()
         model_path = scratch / MODEL_FILE
         model.save(model_path)
-        x_test, y_test = datasets.load_test(data, data_dir)
+        x_test, y_test = datasets.load_test(config.data, data_dir)
         metrics = evaluate(model, x_test, y_test, split)
-        card = _card(study, members[0].trial, cfg, model, metrics, split, data_dir, storage_masked)
+        card = _card(
+            study, members[0].trial, config, model, metrics, split, data_dir, storage_masked
+        )
         card["export"] = export_info
         card["model_sha256"] = file_sha256(model_path)
         card["model_bytes"] = model_path.stat().st_size
         card["export_seconds"] = round(time.perf_counter() - t0, 1)
-        (scratch / "model-card.json").write_text(json.dumps(card, indent=2) + "\n", "utf-8")
+        # allow_nan=False: a NaN or infinite figure is a bug to see here, not a card that
+        # JSON readers refuse.
+        text = json.dumps(card, indent=2, allow_nan=False)
+        (scratch / "model-card.json").write_text(text + "\n", "utf-8")
         (scratch / "model-card.md").write_text(render_card_md(card), encoding="utf-8")
-        for name in (MODEL_FILE, "model-card.json", "model-card.md"):
-            os.replace(scratch / name, out / name)
+        swap_in(scratch, out)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return card
 
 
-def data_settings(stored: dict[str, Any]) -> DataSettings:
-    return DataSettings(**{k: tuple(v) if isinstance(v, list) else v for k, v in stored.items()})
+EXPORT_FILES = (MODEL_FILE, "model-card.json", "model-card.md")
+
+
+def check_out_dir(out: Path) -> None:
+    """`out` will be replaced as a whole: it must be new, or an export folder (nothing in it
+    but an export's files), never a folder of the user's."""
+    if out.exists() and not out.is_dir():
+        raise ExportError(f"output path {str(out)!r} is a file; give a directory (--out DIR)")
+    if out.is_dir():
+        # .export-*: the scratch folder of an export before folders were swapped whole.
+        others = sorted(
+            p.name
+            for p in out.iterdir()
+            if p.name not in EXPORT_FILES and not p.name.startswith(".export-")
+        )
+        if others:
+            raise ExportError(
+                f"output directory {str(out)!r} holds other files ({', '.join(others[:3])}"
+                f"{', ...' if len(others) > 3 else ''}); an export replaces its folder as a "
+                "whole: give a new or empty directory (--out DIR)"
+            )
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ExportError(f"cannot create output directory {str(out)!r}: {e.strerror}") from None
+
+
+def swap_in(new: Path, out: Path) -> None:
+    """Put the folder `new` in place of `out` as a whole: two renames under a lock (two
+    exports at once take turns; between the renames `out` is briefly absent, never mixed)."""
+    import fcntl
+
+    lock_path = out.parent / f".{out.name}.lock"
+    with open(lock_path, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(new, 0o777 & ~umask)  # mkdtemp's 0700 would hide the export from others
+        old = None
+        if out.exists():
+            old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.old-"))
+            os.replace(out, old / "previous")
+        os.replace(new, out)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def _card(
-    study, trial, cfg, model, metrics, split: Split, data_dir, storage_masked: str
+    study, trial, config: Config, model, metrics, split: Split, data_dir, storage_masked: str
 ) -> dict[str, Any]:
     metric = of_study(study)
     card = {
@@ -393,10 +443,10 @@ def _card(
         "device": trial.user_attrs.get("device"),  # where the selected trial trained
         "keras_backend": _backend(),
         **metrics,
-        "data": _data_card(split, cfg["data"], data_dir),
-        "seed": cfg["study"]["seed"],
-        "sampler": cfg["study"]["sampler"],
-        "pruner": cfg["study"]["pruner"],
+        "data": _data_card(split, config, data_dir),
+        "seed": config.study.seed,
+        "sampler": config.study.sampler,
+        "pruner": config.study.pruner,
         "versions": package_versions(),
         "exported_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "model_file": MODEL_FILE,
@@ -412,7 +462,8 @@ def _backend() -> str:
     return keras.config.backend()
 
 
-def _data_card(split: Split, settings: dict[str, Any], data_dir) -> dict[str, Any]:
+def _data_card(split: Split, config: Config, data_dir) -> dict[str, Any]:
+    settings = config.to_json()["data"]  # as the study stores it
     if split.kind == "fashion-mnist":
         raw = read_raw(data_dir)
         return {
@@ -422,7 +473,7 @@ def _data_card(split: Split, settings: dict[str, Any], data_dir) -> dict[str, An
             "inputs": "784 floats in [0, 1] (pixel / 255), input 'pixels'",
         }
     out: dict[str, Any] = {
-        "source": settings.get("source"),
+        "source": config.data.source,
         "files_sha256": split.files,
         "split": settings,
         "split_sha": split.split_sha,
@@ -430,7 +481,7 @@ def _data_card(split: Split, settings: dict[str, Any], data_dir) -> dict[str, An
         "validation_rows": int(len(split.y_val)),
     }
     if split.kind == "table":
-        out["target"] = settings.get("target")
+        out["target"] = config.data.target
         out["features"] = [f.describe() for f in split.features]
         out["inputs"] = (
             "one input per column, by its name in `features[].input`: numbers as float32 "
@@ -438,7 +489,7 @@ def _data_card(split: Split, settings: dict[str, Any], data_dir) -> dict[str, An
             "strings (one-hot encoded inside the model; a value the training rows lacked "
             "shares one slot)"
         )
-        if settings.get("missing") == "impute":
+        if config.data.missing == "impute":
             out["inputs"] += (
                 "; missing numbers were replaced by the training mean (`features[].mean`): do "
                 "the same before predict, and pass missing text as ''"

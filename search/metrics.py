@@ -92,3 +92,31 @@ def balanced_accuracy(y: Iterable[int], pred: Iterable[int], n_classes: int) -> 
     hits = np.bincount(y[y == pred], minlength=n_classes)
     present = support > 0
     return float(np.mean(hits[present] / support[present]))
+
+
+def score(metric: Metric, y, outputs, *, y_std: float = 1.0) -> float:
+    """The metric of model outputs against the true labels: the one scoring function of each
+    metric (validation in the search and at export, test at export). outputs: class
+    probabilities (n, classes), or the standardized target (regression; y in the same
+    standardized units, y_std turns the error back into the target's units)."""
+    import numpy as np
+
+    y, out = np.asarray(y), np.asarray(outputs, dtype=np.float64)
+    if metric.key == "rmse":
+        err = (out.reshape(-1) - y) * y_std
+        return float(np.sqrt(np.mean(err**2)))
+    pred = out.argmax(axis=1)
+    if metric.key == "balanced_accuracy":
+        return balanced_accuracy(y, pred, out.shape[1])
+    return float(np.mean(pred == y))
+
+
+def from_keras_logs(metric: Metric, logs: dict, *, y_std: float = 1.0) -> float | None:
+    """The metric as Keras' own validation pass measured it during fit (the compiled model's
+    `accuracy` and `rmse`, model.py), or None where Keras does not measure it. Reading it
+    saves a second forward pass over the validation rows every epoch."""
+    if metric.key == "accuracy":
+        return float(logs["val_accuracy"])
+    if metric.key == "rmse":  # Keras measured it on the standardized target
+        return float(logs["val_rmse"]) * y_std
+    return None

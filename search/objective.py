@@ -21,11 +21,12 @@ from search import devices
 from search.artifacts import keep_if_top
 from search.config import Config
 from search.data import Split
-from search.metrics import Metric, balanced_accuracy, for_data
-from search.model import build_model, count_params
+from search.metrics import Metric, for_data
+from search.model import count_params
 from search.outcomes import END_REASON
 from search.runner import OVER_LATENCY, OVER_PARAMS, set_constraint
 from search.space import Hyperparams, suggest
+from search.training import Rows, epoch_score, train, trial_seed
 
 if TYPE_CHECKING:
     import optuna
@@ -44,19 +45,6 @@ class EpochLog:
     best_weights: list[Any] | None = None
     end_reason: str = "completed"
     detail: str = ""
-
-
-def epoch_score(metric: Metric, split: Split, logs: dict, model) -> float:
-    """The study's metric for one epoch, from Keras' logs (or one more pass for balanced
-    accuracy, which Keras does not compute)."""
-    if metric.key == "accuracy":
-        return float(logs["val_accuracy"])
-    if metric.key == "rmse":  # Keras measured it on the standardized target
-        return float(logs["val_rmse"]) * split.y_std
-    import numpy as np
-
-    pred = np.asarray(model.predict(split.x_val, batch_size=4096, verbose=0)).argmax(axis=1)
-    return balanced_accuracy(split.y_val, pred, split.n_outputs)
 
 
 def _make_callback(trial: optuna.Trial, log: EpochLog, metric: Metric, split: Split):
@@ -126,20 +114,10 @@ class Objective:
         self.artifact_store = artifact_store
         self._tensors = None
 
-    def _arrays(self):
-        """Train/validation data converted once per process, not per trial: TF tensors under
-        the TensorFlow backend (Keras then batches inside the graph); under other backends
-        NumPy arrays, which their fit consumes directly."""
+    def _rows(self) -> Rows:
+        """Train/validation rows converted once per process, not per trial (Rows.as_tensors)."""
         if self._tensors is None:
-            import keras
-
-            s = self.split
-            arrays = (s.x_train, s.y_train, s.x_val, s.y_val)
-            if keras.backend.backend() == "tensorflow":
-                import tensorflow as tf
-
-                arrays = tuple(tf.constant(a) for a in arrays)
-            self._tensors = arrays
+            self._tensors = Rows.search(self.split).as_tensors()
         return self._tensors
 
     def __call__(self, trial: optuna.Trial) -> float:
@@ -168,31 +146,22 @@ class Objective:
             raise
 
     def _train(self, trial: optuna.Trial, hp: Hyperparams) -> float:
-        import keras
         import optuna
 
-        keras.backend.clear_session()
-        seed = (self.config.study.seed * 100003 + trial.number) % (2**31)
-        keras.utils.set_random_seed(seed)
         trial.set_user_attr("device", devices.describe())  # "gpu:0 NVIDIA H200", "cpu (2 threads)"
-        t0 = time.perf_counter()
-        model = build_model(
-            hp,
-            task=self.split.task,
-            steps_per_execution=self.config.train.steps_per_execution,
-            train_size=len(self.split.y_train),
-        )
-        x, y, xv, yv = self._arrays()
-        build_s = time.perf_counter() - t0
-
         log = EpochLog()
-        fit(
-            model,
+        t0 = time.perf_counter()
+        built: list[float] = []
+        model, _ = train(
             hp,
-            (x, y, xv, yv),
-            validation_batch_size=self.config.train.validation_batch_size,
+            self._rows(),
+            task=self.split.task,
+            settings=self.config.train,
+            seed=trial_seed(self.config.study.seed, trial.number),
             callbacks=[_make_callback(trial, log, self.metric, self.split)],
+            on_built=lambda _model: built.append(time.perf_counter() - t0),
         )
+        build_s = built[0]
         epochs_run = len(log.seconds)
         attrs = {
             "hyperparams": hp.to_dict(),
@@ -228,27 +197,6 @@ class Objective:
         if self.artifact_store is not None and log.best_weights is not None and within:
             keep_if_top(trial, value, model, self.artifact_store, k=self.config.study.keep_models)
         return value
-
-
-def fit(model, hp: Hyperparams, data, *, validation_batch_size: int, callbacks=(), epochs=None):
-    """Train with Keras' own fit: the one training path of fsearch (the benchmarks use it too).
-
-    Speed comes from compile-time settings (steps_per_execution, see model.py) and from data
-    held as TF tensors: Keras' array adapter then shuffles indices and gathers batches inside
-    the graph, with no input pipeline of ours (BENCHMARKS.md, `epoch`: fsearch against plain fit).
-    """
-    x, y, xv, yv = data
-    return model.fit(
-        x,
-        y,
-        batch_size=hp.batch_size,
-        validation_data=(xv, yv),
-        validation_batch_size=validation_batch_size,
-        epochs=hp.epochs if epochs is None else epochs,
-        shuffle=True,
-        verbose=0,
-        callbacks=list(callbacks),
-    )
 
 
 def batch1_latency_ms(model, input_dim: int, *, calls: int = 30) -> float:

@@ -17,8 +17,9 @@ from search.metrics import of_study
 if TYPE_CHECKING:
     import optuna
 
+    from search.config import Config
+
 RESEED_ATTR = "fsearch:reseed"
-SEED_OFFSET = 1_000_003  # the retrain's seed: the search's seed of the trial plus this
 
 
 def reseed_top(
@@ -29,9 +30,8 @@ def reseed_top(
     from optuna.trial import TrialState
 
     from search import datasets
-    from search.exporting import data_settings
     from search.storage import update_study_user_attr
-    from search.studies import stored_config
+    from search.studies import check_split, stored_config
 
     metric = of_study(study)
     top = sorted(
@@ -44,11 +44,12 @@ def reseed_top(
         from search._tf import import_backend
 
         import_backend()
-        cfg = stored_config(study)
-        split = datasets.load_split(data_settings(cfg["data"]), data_dir)
+        config = stored_config(study)
+        split = datasets.load_split(config.data, data_dir)
+        check_split(study, split)  # the same rows as the search, or the comparison is void
         for t in todo:
             t0 = time.perf_counter()
-            value, seed = _retrain(t, split, cfg, metric)
+            value, seed = _retrain(t, split, config, metric)
             entry = {"seed": seed, "value": value, "seconds": round(time.perf_counter() - t0, 1)}
             done[str(t.number)] = entry
             update_study_user_attr(
@@ -72,39 +73,27 @@ def reseed_top(
     return rows
 
 
-def _retrain(trial, split, cfg: dict[str, Any], metric) -> tuple[float, int]:
+def _retrain(trial, split, config: Config, metric) -> tuple[float, int]:
     """The trial's configuration trained as in the search, another seed; its best epoch."""
     import keras
 
-    from search.model import build_model
-    from search.objective import epoch_score
-    from search.space import Hyperparams
+    from search.space import stored_hyperparams
+    from search.training import Rows, epoch_score, train, trial_seed
 
-    hp = Hyperparams.from_dict(trial.user_attrs["hyperparams"])
-    seed = (int(cfg["study"]["seed"]) * 100003 + trial.number + SEED_OFFSET) % (2**31)
-    keras.backend.clear_session()
-    keras.utils.set_random_seed(seed)
-    model = build_model(
-        hp,
-        task=split.task,
-        steps_per_execution=int(cfg.get("train", {}).get("steps_per_execution", 1)),
-        train_size=len(split.y_train),
-    )
+    hp = stored_hyperparams(trial, config, inputs=split.input_dim, outputs=split.n_outputs)
+    seed = trial_seed(config.study.seed, trial.number, "reseed")
     scores: list[float] = []
 
     class Score(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
             scores.append(epoch_score(metric, split, logs or {}, self.model))
 
-    model.fit(
-        split.x_train,
-        split.y_train,
-        batch_size=hp.batch_size,
-        epochs=hp.epochs,
-        validation_data=(split.x_val, split.y_val),
-        validation_batch_size=int(cfg.get("train", {}).get("validation_batch_size", 4096)),
-        shuffle=True,
-        verbose=0,
+    train(
+        hp,
+        Rows.search(split),
+        task=split.task,
+        settings=config.train,
+        seed=seed,
         callbacks=[Score()],
     )
     best = metric.best(scores)

@@ -177,3 +177,61 @@ def fits(distribution: Any, value: Any) -> bool:
     return step is None or math.isclose(
         (value - distribution.low) / step, round((value - distribution.low) / step)
     )
+
+
+class _StoredTrial:
+    """Answers `suggest` from a finished trial's stored parameters, each checked against the
+    space: what a shared database holds is not trusted to be what a sampler suggested."""
+
+    def __init__(self, trial: Any, config: Config) -> None:
+        self.trial, self.dists = trial, distributions(config)
+
+    def _stored(self, name: str, *_args: Any, **_kwargs: Any) -> Any:
+        from search.errors import StudyError
+
+        value = self.trial.params.get(name)
+        dist = self.dists.get(name)
+        if dist is None or name not in self.trial.params or not fits(dist, value):
+            raise StudyError(
+                f"trial {self.trial.number}'s stored parameter {name}={value!r} is not in the "
+                "study's search space (the database was edited, or the space changed since); "
+                "export another trial or study"
+            )
+        return value
+
+    suggest_int = suggest_float = suggest_categorical = _stored
+
+
+def stored_hyperparams(trial: Any, config: Config, *, inputs: int, outputs: int) -> Hyperparams:
+    """The Hyperparams a finished trial trained with, rebuilt from its parameters within the
+    config's space (so a forged value cannot ask for a net or an epoch count the space does not
+    allow) and checked against the ones the trial recorded."""
+    from search.errors import StudyError
+
+    hp = suggest(_StoredTrial(trial, config), config, inputs=inputs, outputs=outputs)
+    recorded = trial.user_attrs.get("hyperparams")
+    try:
+        same = recorded is None or Hyperparams.from_dict(recorded) == hp
+    except (TypeError, KeyError, ValueError):
+        same = False
+    if not same:
+        raise StudyError(
+            f"trial {trial.number}'s recorded hyperparameters do not match its parameters "
+            "(the database was edited?); export another trial or study"
+        )
+    return hp
+
+
+def stored_best_epoch(trial: Any, hp: Hyperparams) -> int:
+    """The epoch a trial was selected at, between 1 and its `epochs` (else the last one)."""
+    from search.errors import StudyError
+
+    value = trial.user_attrs.get("best_epoch")
+    if value is None or value == 0:
+        return hp.epochs
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= hp.epochs:
+        raise StudyError(
+            f"trial {trial.number}'s recorded best_epoch {value!r} is not between 1 and its "
+            f"{hp.epochs} epochs (the database was edited?); export another trial or study"
+        )
+    return value

@@ -8,7 +8,6 @@ Python argument and the CLI flag, since both reach here.
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
 from search.config import Config
@@ -144,13 +143,19 @@ def check_split(study: optuna.Study, split) -> None:
         )
 
 
-def stored_config(study: optuna.Study) -> dict[str, Any]:
+def stored_config(study: optuna.Study) -> Config:
+    """The Config the study was made with (or last continued with), as load_config makes it."""
+    from search.errors import ConfigError
+
     cfg = study.user_attrs.get(ATTR_CONFIG)
     if not isinstance(cfg, dict):
         raise StudyError(
             f"study {study.study_name!r} was not created by fsearch (no config stored)"
         )
-    return json.loads(json.dumps(cfg))
+    try:
+        return Config.from_json(cfg, source=f"study {study.study_name!r}'s stored config")
+    except ConfigError as e:
+        raise StudyError(f"{e}; the study was made by another fsearch version") from None
 
 
 ATTR_WARM = "fsearch:warm_started_from"

@@ -75,19 +75,19 @@ def test_jobs_with_an_edited_config_object_asks_for_the_file(tiny_config):
 
 
 def _interrupt_during_training(monkeypatch, *, at_call: int) -> None:
-    """Press Ctrl-C (SIGINT to this process) inside the at_call-th model.fit from now on."""
+    """Press Ctrl-C (SIGINT to this process) inside the at_call-th training from now on."""
     from search import objective
 
-    real_fit = objective.fit
+    real_train = objective.train
     calls = []
 
-    def fit(*args, **kwargs):
+    def train(*args, **kwargs):
         calls.append(1)
         if len(calls) == at_call:
             os.kill(os.getpid(), signal.SIGINT)
-        return real_fit(*args, **kwargs)
+        return real_train(*args, **kwargs)
 
-    monkeypatch.setattr(objective, "fit", fit)
+    monkeypatch.setattr(objective, "train", train)
 
 
 @pytest.mark.slow
