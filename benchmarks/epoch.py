@@ -152,7 +152,7 @@ def main() -> None:
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     ratios, srows = [], []
     # Median over epochs 2..n like the headline models: one epoch alone is at the mercy of this
-    # shared machine (a 0.88x there re-measured at 1.22x over epochs 2-4).
+    # shared machine.
     n = max(args.sample_epochs, 2)
     for _ in range(args.samples):
         trial = study.ask()

@@ -3,7 +3,7 @@ one fault each, then the same command again; what each did goes to BENCHMARKS.md
 
     sudo? no: run as the machine's root, alone (it restarts the local PostgreSQL server and
     mounts a small tmpfs):
-    .venv/bin/python -m benchmarks.faults          # ~10 min on 2 cores
+    .venv/bin/python -m benchmarks.faults          # takes minutes; its duration is not recorded
 
 Each scenario runs the tiny study below to N finished trials, injects its fault mid-trial,
 waits for the command to end, runs the same command again to resume (with export), and

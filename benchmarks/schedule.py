@@ -6,7 +6,7 @@ L2 2.6e-5, dropout 0.2; BENCHMARKS.md `study`) through fsearch's trainer, under 
 and 512 (the rate scaled with the batch). Prints the best validation accuracy, the epoch it
 came at, seconds per epoch and the whole fit's time, and writes its section of BENCHMARKS.md.
 
-    .venv/bin/python -m benchmarks.schedule          # about 8 minutes on 2 cores
+    .venv/bin/python -m benchmarks.schedule          # its table's `fit minutes`, and more
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@
    are not on the trial's path). Reported as ms per trial and as a share of trial time; the
    target is <= 2 %.
 
-    nice -n 10 .venv/bin/python -m benchmarks.workers     # ~8 min on 2 cores; writes BENCHMARKS.md
+    nice -n 10 .venv/bin/python -m benchmarks.workers     # takes minutes; writes BENCHMARKS.md
 
 The PostgreSQL server is $FSEARCH_TEST_PG (as for the tests), else 127.0.0.1:5432 as
 postgres; a scratch database is created and dropped.
