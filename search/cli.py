@@ -293,6 +293,46 @@ def export_cmd(
         )
 
 
+@app.command()
+def predict(
+    model: Annotated[
+        Path,
+        typer.Option(
+            "--model", "-m", help="The folder `fsearch export` wrote (model.keras + card)."
+        ),
+    ],
+    data: Annotated[
+        Path,
+        typer.Option("--data", metavar="PATH", help="Rows to predict: .csv, .parquet or .npz."),
+    ],
+    out_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", "-o", help="Write the predictions here (.csv or .parquet) [default: stdout]."
+        ),
+    ] = None,
+    proba: Annotated[
+        bool, typer.Option("--proba", help="Add each class's probability (classification).")
+    ] = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Predict with an exported model: one row per input row, labels under their original
+    values or values in the target's units; the input columns are checked against the card."""
+    from search import predict as prediction
+
+    with user_errors(debug):
+        pred = prediction.predict(model, data)
+        if out_file is not None:
+            prediction.write_predictions(pred, out_file, proba=proba)
+            err.print(f"{len(pred.values):,} predictions written to {out_file}", markup=False)
+        else:
+            from search import inspection
+
+            cols = pred.columns(proba=proba)
+            rows = [dict(zip(cols, r, strict=True)) for r in zip(*cols.values(), strict=True)]
+            out.print(inspection.to_csv(rows), markup=False, highlight=False, end="")
+
+
 # ---------------------------------------------------------------------------- see the search
 
 
