@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import zipfile
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,7 @@ import pytest
 
 from search import datasets, exporting
 from search.config import load_config
-from tests.helpers import TINY_TOML, invoke
+from tests.helpers import invoke
 
 
 def _copy(tiny_study, tmp_path):
@@ -62,11 +63,36 @@ def _optimizer_variables(model: Path) -> list[str]:
     return found
 
 
-def _tiny_test_set(real_data_dir):
+def _tiny_settings():
     from tests.tiny_study import TINY_GRID_TOML
 
-    cfg = load_config("tiny-grid.toml", text=TINY_GRID_TOML)
-    return datasets.load_test(cfg.data, real_data_dir)
+    return load_config("tiny-grid.toml", text=TINY_GRID_TOML).data
+
+
+def _tiny_test_set(real_data_dir):
+    return datasets.load_test(_tiny_settings(), real_data_dir)
+
+
+def _record_fits(monkeypatch) -> list[tuple]:
+    """Every keras Model.fit call from now on, still run: (model, x, y) as passed."""
+    import keras
+
+    fits: list[tuple] = []
+    real_fit = keras.Model.fit
+
+    def fit(self, x=None, y=None, *args, **kwargs):
+        fits.append((self, np.asarray(x), np.asarray(y)))
+        return real_fit(self, x, y, *args, **kwargs)
+
+    monkeypatch.setattr(keras.Model, "fit", fit)
+    return fits
+
+
+def _rows(x: np.ndarray, y: np.ndarray) -> list[bytes]:
+    """The (input row, label) pairs as sorted bytes: the same rows in any order compare equal."""
+    x = np.ascontiguousarray(x, dtype=np.float32).reshape(len(x), -1)
+    y = np.asarray(y, dtype=np.int64).reshape(-1)
+    return sorted(x[i].tobytes() + y[i].tobytes() for i in range(len(y)))
 
 
 @pytest.mark.slow
@@ -92,14 +118,24 @@ def test_ensemble_is_one_plain_model_scored_on_validation_before_test(
 
 
 @pytest.mark.slow
-def test_refit_trains_on_train_and_validation_and_reloads_with_plain_keras(
-    tiny_study, tmp_path, real_data_dir
+def test_refit_trains_on_the_train_and_validation_rows_and_reloads_with_plain_keras(
+    tiny_study, tmp_path, real_data_dir, monkeypatch
 ):
     args = _copy(tiny_study, tmp_path)
+    fits = _record_fits(monkeypatch)
     card, output = _export(args, real_data_dir, tmp_path / "refit", "--refit", "--ensemble", "1")
     (refit,) = card["export"]["refit"]
     assert card["export"]["mode"] == "refit" and "(at selection)" in output
     assert refit["rows"] == 2000 + 500 and refit["epochs"] == card["best_epoch"]
+    # The rows it was fitted on are exactly the study's training and validation rows (in any
+    # order): not a count that happens to match, nor test rows.
+    split = datasets.load_split(_tiny_settings(), real_data_dir)
+    ((_, x, y),) = fits
+    expected = _rows(np.concatenate([split.x_train, split.x_val]),
+                     np.concatenate([split.y_train, split.y_val]))  # fmt: skip
+    got = _rows(x, y)
+    not_fitted = sum((Counter(expected) - Counter(got)).values())
+    assert not_fitted == 0 and len(got) == len(expected), f"{not_fitted} rows not fitted on"
     assert card["validation_value"] == card["export"]["member_validation_values"][0]
     with zipfile.ZipFile(tmp_path / "refit" / "model.keras") as z:  # no optimizer state
         assert not json.loads(z.read("config.json")).get("compile_config")
@@ -123,41 +159,90 @@ def test_max_params_below_every_trial_is_one_line(tiny_study, tmp_path):
     assert r.exit_code == 2 and "at most 100 parameters" in r.output
 
 
+# A grid of three one-layer widths around a 20,000-parameter budget: 795 * width + 10
+# parameters, so 16 -> 12,730 and 24 -> 19,090 fit and 48 -> 38,170 does not. The grid runs
+# every point, so the over-budget configuration is always tried (a sampled space may never
+# reach it, and then no assertion about it can fail).
+BUDGET_TOML = """
+[study]
+name = "budget"
+seed = 1
+sampler = "grid"
+pruner = "none"
+keep_models = 3
+max_params = 20000
+
+[model]
+width_per_layer = false
+
+[data]
+validation_size = 500
+train_size = 2000
+test_size = 1000
+
+[train]
+steps_per_execution = 8
+validation_batch_size = 500
+
+[space]
+layers = 1
+width = [16, 24, 48]
+activation = "relu"
+optimizer = "sgd"
+learning_rate = 0.05
+momentum = 0.9
+regularizer = "none"
+reg_strength = 0.0
+dropout = 0.0
+batch_size = 64
+epochs = 2
+lr_schedule = "cosine"
+"""
+
+
 @pytest.mark.slow
-def test_a_constrained_study_completes_only_trials_within_max_params(workdir, real_data_dir):
-    budget = 20_000  # the tiny space spans about 12,900 to 40,900 parameters
+def test_a_constrained_study_trains_only_trials_within_max_params_and_exports_within_it(
+    workdir, real_data_dir
+):
+    budget = 20_000
     cfg = workdir / "budget.toml"
-    cfg.write_text(
-        TINY_TOML.replace('name = "tiny"', f'name = "budget"\nmax_params = {budget}').replace(
-            "startup_trials = 2", 'startup_trials = 3\npruner = "none"'
-        )
-        + 'lr_schedule = "cosine"\n'
-    )
-    r = invoke("run", "--config", cfg, "--trials", "8", "--data-dir", real_data_dir)
+    cfg.write_text(BUDGET_TOML)
+    r = invoke("run", "--config", cfg, "--trials", "3", "--data-dir", real_data_dir)
     assert r.exit_code == 0, r.output
     from search.api import load_study
 
     trials = load_study("budget").trials
-    done = [t for t in trials if t.state.name == "COMPLETE"]
-    over = [t for t in trials if t.user_attrs.get("end_reason") == "over budget"]
-    assert done and all(t.user_attrs["n_params"] <= budget for t in done)
-    assert all(t.user_attrs["n_params"] > budget and t.state.name == "PRUNED" for t in over)
+    n_params = {t.params["width"]: t.user_attrs["n_params"] for t in trials}
+    assert n_params == {16: 12_730, 24: 19_090, 48: 38_170}
+    by_width = {t.params["width"]: t for t in trials}
+    over = by_width[48]  # pruned before it trained: no epoch was scored
+    assert over.state.name == "PRUNED" and over.user_attrs.get("end_reason") == "over budget"
+    assert over.intermediate_values == {}
+    assert [by_width[w].state.name for w in (16, 24)] == ["COMPLETE", "COMPLETE"]
     card = json.loads(Path("studies/budget/best/model-card.json").read_text())
-    assert card["parameter_count"] <= budget
     assert card["export"]["max_params"] == budget
-    # Members of an ensemble are rebuilt with their cosine schedule (needs the step count).
+    assert card["parameter_count"] in (12_730, 19_090)  # one model within the budget
+    # Members of an ensemble are rebuilt with their cosine schedule (needs the step count);
+    # the ensemble holds both models within the budget, nothing else (Average adds none).
     card, _ = _export(
         ["--study", "budget"], real_data_dir, workdir / "ens", "--no-refit", "--ensemble", "2"
     )
-    assert card["export"]["mode"] == "ensemble" and card["parameter_count"] <= 2 * budget
+    assert card["export"]["mode"] == "ensemble"
+    assert sorted(card["export"]["members"]) == sorted(by_width[w].number for w in (16, 24))
+    assert card["parameter_count"] == 12_730 + 19_090
 
 
 @pytest.mark.slow
-def test_default_export_is_the_three_best_refit_and_averaged(tiny_study, tmp_path, real_data_dir):
+def test_default_export_is_the_mean_of_the_three_best_refit(
+    tiny_study, tmp_path, real_data_dir, monkeypatch
+):
+    import keras
+
     from search.api import load_study
     from search.metrics import of_study
 
     args = _copy(tiny_study, tmp_path)
+    fits = _record_fits(monkeypatch)
     card, output = _export(args, real_data_dir, tmp_path / "default")
     study = load_study(args[1], storage=args[3])
     metric = of_study(study)
@@ -177,6 +262,12 @@ def test_default_export_is_the_three_best_refit_and_averaged(tiny_study, tmp_pat
     x, y = _tiny_test_set(real_data_dir)
     got = _fresh_accuracy(tmp_path / "default" / "model.keras", x, y, tmp_path)
     assert got == pytest.approx(card["test_accuracy"], abs=1e-9)
+    # What it computes: the mean of the refit members' outputs, row by row.
+    assert len(fits) == len(best3)
+    rows = x[:64]
+    exported = keras.saving.load_model(tmp_path / "default" / "model.keras")
+    mean = np.mean([np.asarray(m.predict(rows, verbose=0)) for m, _, _ in fits], axis=0)
+    np.testing.assert_allclose(np.asarray(exported.predict(rows, verbose=0)), mean, atol=1e-5)
 
 
 def test_the_55k_study_is_the_default_space_with_the_lab_nets_size_as_budget():

@@ -278,24 +278,43 @@ def test_view_study_plots_a_few_numeric_values_as_choices():
     assert isinstance(dist, CategoricalDistribution) and dist.choices == (256, 512)
 
 
+def _spearman(a: list[float], b: list[float]) -> float:
+    """Spearman's rho of two lists without ties, from its textbook formula."""
+    n = len(a)
+    rank_a = {v: i for i, v in enumerate(sorted(a))}
+    rank_b = {v: i for i, v in enumerate(sorted(b))}
+    d2 = sum((rank_a[x] - rank_b[y]) ** 2 for x, y in zip(a, b, strict=True))
+    return 1 - 6 * d2 / (n * (n * n - 1))
+
+
 @pytest.mark.slow
-def test_reseed_trains_the_top_trials_again_once_and_reports_both_scores(
+def test_reseed_trains_the_top_trials_again_once_and_reports_scores_and_rank_agreement(
     tiny_study, tmp_path, real_data_dir
 ):
+    import math
+
     s = tiny_study.copy_to(tmp_path / "copy")
     args = ["report", "--study", s.name, "--storage", s.storage, "--data-dir", real_data_dir]
-    r = invoke(*args, "--reseed", "2", "--out", tmp_path / "r1")
+    # All three completed trials: rank agreement needs three rows with both scores.
+    r = invoke(*args, "--reseed", "3", "--out", tmp_path / "r1")
     assert r.exit_code == 0, r.output
-    assert r.output.count("reseed: trial #") == 2
+    assert r.output.count("reseed: trial #") == 3
     noise = json.loads((tmp_path / "r1" / "report.json").read_text())["selection_noise"]
     rows = noise["rows"]
-    assert [row["rank"] for row in rows] == [1, 2] and all(row["reseeded"] for row in rows)
-    assert rows[0]["selection"] >= rows[1]["selection"]
+    assert [row["rank"] for row in rows] == [1, 2, 3]
+    # Real accuracies, not merely truthy values (NaN is truthy).
+    for row in rows:
+        assert isinstance(row["reseeded"], float) and math.isfinite(row["reseeded"]), row
+        assert 0.0 <= row["reseeded"] <= 1.0 and row["seed"] is not None, row
+    assert rows[0]["selection"] >= rows[1]["selection"] >= rows[2]["selection"]
+    selection, reseeded = [r["selection"] for r in rows], [r["reseeded"] for r in rows]
+    assert len(set(selection)) == len(set(reseeded)) == 3, rows  # no ties: one rho to check
+    assert noise["rank_agreement"] == pytest.approx(_spearman(selection, reseeded))
     assert "How much of the ranking is noise" in (tmp_path / "r1" / "index.html").read_text()
-    again = invoke(*args, "--reseed", "2", "--out", tmp_path / "r2")
+    again = invoke(*args, "--reseed", "3", "--out", tmp_path / "r2")
     assert again.exit_code == 0 and "reseed: trial #" not in again.output  # stored, reused
-    rows2 = json.loads((tmp_path / "r2" / "report.json").read_text())["selection_noise"]["rows"]
-    assert rows2 == rows
+    noise2 = json.loads((tmp_path / "r2" / "report.json").read_text())["selection_noise"]
+    assert noise2 == noise
 
 
 def test_importance_counts_momentum_only_in_the_sgd_trials():
