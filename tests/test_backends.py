@@ -20,9 +20,8 @@ import pytest
 
 from tests.helpers import FSEARCH, TINY_TOML
 
-pytestmark = pytest.mark.slow
-
-pytest.importorskip("jax", reason="pip install 'fsearch[jax]' (or .[dev])")
+# Without JAX: skipped here, failed under CI (conftest.py, the `needs` marker).
+pytestmark = [pytest.mark.slow, pytest.mark.needs("jax", install="pip install 'fsearch[jax]'")]
 
 # Imported by every Python process started with this folder on PYTHONPATH, --jobs workers and
 # self-restarts too: `import tensorflow` then fails as if it were not installed.

@@ -7,7 +7,13 @@ import json
 
 import pytest
 
-pytestmark = pytest.mark.slow
+# Without Jupyter's packages: skipped here, failed under CI (conftest.py, the `needs` marker).
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.needs(
+        "nbformat", "nbclient", "ipykernel", "ipywidgets", install="pip install -e '.[dev]'"
+    ),
+]
 
 RUN_CELL = """
 import search
@@ -50,8 +56,9 @@ def _texts(cell) -> str:
 def test_notebook_shows_bar_and_trial_lines_and_an_interrupt_closes_the_trial(
     tiny_config, real_data_dir
 ):
-    nbformat = pytest.importorskip("nbformat")
-    nbclient = pytest.importorskip("nbclient")
+    import nbclient
+    import nbformat
+
     # Six-epoch trials: the interrupt lands inside one, not between two.
     tiny_config.write_text(tiny_config.read_text().replace("epochs = 2", "epochs = 6"))
     cfg, data = str(tiny_config), str(real_data_dir)
