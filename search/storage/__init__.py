@@ -35,6 +35,7 @@ from search.storage._retry import (
     RETRY_FIRST_DELAY_S,
     RETRY_MAX_DELAY_S,
     RetryingStorage,
+    env_seconds,
     fault_error,
     is_permanent,
     is_transient,
@@ -61,6 +62,9 @@ from search.storage._urls import (
     resolve_url,
 )
 
+# The pre-split module's private helper under its old name (search/proxy.py reads it).
+_env_seconds = env_seconds
+
 __all__ = [
     "DEFAULT_DB",
     "ENV_STORAGE",
@@ -79,6 +83,7 @@ __all__ = [
     "TrialBudgetReached",
     "check_reachable",
     "default_url",
+    "env_seconds",
     "fail_stale_trials",
     "fault_error",
     "heartbeat_settings",
