@@ -12,7 +12,7 @@ import optuna
 
 from search.errors import StorageError
 from search.storage._budget import TrialBudget
-from search.storage._retry import first_line, retry_transient
+from search.storage._retry import fault_error, first_line, retry_transient
 from search.storage._stale import StaleTrialSweep, heartbeat_kwargs
 from search.storage._transactions import AtomicStudyAttrs
 from search.storage._urls import (
@@ -91,7 +91,6 @@ def open_storage(
     check_reachable(info, must_exist=must_exist)
     if info.sqlite_path is not None and not must_exist:
         info.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
-        enable_sqlite_wal(info.sqlite_path)
     # Opening creates missing tables (checkfirst, so repeatable) and reads the schema version:
     # a connection dropped meanwhile (a restart, pg_terminate_backend) is retried like any
     # other storage call, instead of failing a worker that is just starting.
@@ -104,8 +103,13 @@ def open_storage(
         return StorageError(f"cannot open storage {info.masked}: {reason}")
 
     try:
+        if info.sqlite_path is not None and not must_exist:
+            # The first read of the file: a corrupt or unreadable one fails here.
+            enable_sqlite_wal(info.sqlite_path)
         return retry_transient(opened, url=info.url, give_up=cannot_open)
     except StorageError:
         raise
     except Exception as e:  # schema or driver problems surface here
-        raise cannot_open(mask_text(first_line(e), info.url)) from None
+        raise (
+            fault_error(e, info.url) or cannot_open(mask_text(first_line(e), info.url))
+        ) from None
