@@ -218,3 +218,53 @@ def test_read_only_dashboard_serves_reads_and_refuses_every_change(tiny_study):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def _status_for_host(port: int, host: str | None) -> tuple[int, str]:
+    """GET /api/studies on 127.0.0.1:port with this Host header (None: no Host header)."""
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        if host is None:
+            conn.putrequest("GET", "/api/studies", skip_host=True)
+            conn.endheaders()
+        else:
+            conn.request("GET", "/api/studies", headers={"Host": host})
+        resp = conn.getresponse()
+        return resp.status, resp.read().decode(errors="replace")
+    finally:
+        conn.close()
+
+
+def test_requests_naming_another_host_get_403_and_this_servers_names_200(tiny_study, monkeypatch):
+    """DNS rebinding: a page on evil.example whose name now resolves to 127.0.0.1 reaches the
+    loopback dashboard, but its requests carry Host: evil.example, and are refused."""
+    import threading
+
+    from search import dashboard as dash
+    from search import storage as st
+    from search.artifacts import open_artifact_store
+
+    monkeypatch.setenv(dash.ENV_ALLOWED_HOSTS, "dash.example.org, Other.Example")
+    storage = st.open_storage(tiny_study.storage, must_exist=True)
+    server = dash.make_dashboard_server(
+        storage, open_artifact_store(tiny_study.artifacts, create=False),
+        host="127.0.0.1", port=0,
+    )  # fmt: skip
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+    try:
+        for host in ("evil.example", f"evil.example:{port}", "localhost.evil.example",
+                     f"127.0.0.1.evil.example:{port}", "example.org", None):  # fmt: skip
+            status, body = _status_for_host(port, host)
+            assert status == 403, (host, status)
+            assert "refused a request for host" in body and len(body) < 300
+        for host in (f"127.0.0.1:{port}", f"localhost:{port}", "LOCALHOST", f"[::1]:{port}",
+                     "10.1.2.3:8080", "dash.example.org:8080", "other.example"):  # fmt: skip
+            status, body = _status_for_host(port, host)
+            assert status == 200, (host, status, body[:200])
+            assert "tiny-grid" in body
+    finally:
+        server.shutdown()
+        server.server_close()
