@@ -264,7 +264,7 @@ def worker_main(
         _timed_method(study._storage, "set_trial_state_values", "tell", times)
         _timed_method(study._storage, "record_heartbeat", "heartbeat", times)
         _timed_method(sampler, "sample_relative", "tpe", times)
-        _timed_method(sampler, "sample_independent", "tpe1", times)
+        _timed_method(sampler, "sample_independent", "tpe", times)
         objective = SyntheticObjective(cfg, open_artifact_store(art), times, epoch_s)
         ready.put(worker)
         go.wait()
@@ -562,6 +562,62 @@ def copy_trials(engine, name: str, most: int) -> int:
         return conn.execute(sa.text("SELECT count(*) FROM m")).scalar()
 
 
+# fsearch's per-trial queries (storage.ResilientStorage) and Optuna's trial-number query, as
+# the database runs them: EXPLAIN ANALYZE's execution time, median of 5.
+QUERIES = {
+    # _create_within_budget, under the study lock: finished + live trials
+    "budget": "SELECT count(trial_id) FROM trials WHERE study_id = :s "
+    "AND state IN ('COMPLETE', 'PRUNED', 'RUNNING', 'WAITING')",
+    # the same count as trials made minus failed ones (trial numbers are dense: made one at a
+    # time under the study lock)
+    "budget, rewritten": "SELECT (SELECT coalesce(max(number), -1) + 1 FROM trials WHERE "
+    "study_id = :s) - (SELECT count(*) FROM trials WHERE study_id = :s AND state = 'FAIL')",
+    # _sweep_stale's look before every trial and every 2 s while waiting
+    "sweep": "SELECT trial_id FROM trials WHERE state = 'RUNNING' AND study_id = :s",
+    # Optuna's count_past_trials, once per new trial (not ours to change)
+    "optuna number": "SELECT count(trial_id) FROM trials WHERE study_id = :s "
+    "AND trial_id < (SELECT max(trial_id) FROM trials)",
+}
+INDEXES = (
+    "CREATE INDEX ix_fsearch_trials_study_state ON trials (study_id, state)",
+    "CREATE INDEX ix_fsearch_trials_study_number ON trials (study_id, number)",
+)
+
+
+def query_ms(db_url: str, name: str) -> dict[str, dict[str, float]]:
+    """{query: {"as is": ms, "indexed": ms}}: each query of QUERIES without and with INDEXES
+    (dropped again after)."""
+    import statistics
+
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(db_url, poolclass=sa.pool.NullPool)
+    out: dict[str, dict[str, float]] = defaultdict(dict)
+    with engine.connect() as conn:
+        conn.execute(sa.text("ANALYZE trials"))
+        sid = conn.execute(
+            sa.text("SELECT study_id FROM studies WHERE study_name = :n"), {"n": name}
+        ).scalar()
+        for label in ("as is", "indexed"):
+            if label == "indexed":
+                for ddl in INDEXES:
+                    conn.execute(sa.text(ddl))
+                conn.execute(sa.text("ANALYZE trials"))
+            for key, sql in QUERIES.items():
+                runs = []
+                for _ in range(5):
+                    plan = conn.execute(
+                        sa.text(f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}"), {"s": sid}
+                    ).scalar()
+                    runs.append(plan[0]["Execution Time"])
+                out[key][label] = statistics.median(runs)
+        for ddl in INDEXES:
+            conn.execute(sa.text("DROP INDEX " + ddl.split()[2]))
+        conn.commit()
+    engine.dispose()
+    return out
+
+
 def cli_cost(args: list[str], db_url: str, timeout: float) -> tuple[float, float, str]:
     """(seconds, peak RSS MiB, error) of `fsearch ARGS` as a real process."""
     fsearch = Path(sys.executable).parent / "fsearch"
@@ -622,6 +678,7 @@ def size_curve(
                 "empty_bytes": empty,
             }
             point["add_s"] = add_s
+            point["queries"] = query_ms(db_url, name)
             point["cli"] = {
                 "trials": cli_cost(
                     ["trials", "--study", name, "--format", "csv"], db_url, cli_timeout
@@ -667,8 +724,7 @@ def workers_table(points: list[dict[str, Any]]) -> str:
         "report",
         "prune",
         "tell",
-        "TPE joint",
-        "TPE 1-param",
+        "TPE",
         "DB active ms/trial",
         "max conns",
         "failed / worker errors / retry warnings",
@@ -689,7 +745,6 @@ def workers_table(points: list[dict[str, Any]]) -> str:
                 ms(p, "prune"),
                 ms(p, "tell"),
                 ms(p, "tpe"),
-                ms(p, "tpe1"),
                 f"{p['db']['active_ms'] / max(p['finished'], 1):.1f}",
                 p["connections"],
                 f"{p['failed']} / {len(p['errors'])} / {p['warnings']}",
@@ -710,8 +765,7 @@ def size_table(points: list[dict[str, Any]]) -> str:
         "report",
         "prune",
         "tell",
-        "TPE joint",
-        "TPE 1-param",
+        "TPE",
         "DB active ms/trial",
         "`trials` s / MiB",
         "`best` s / MiB",
@@ -734,7 +788,6 @@ def size_table(points: list[dict[str, Any]]) -> str:
                 ms(p, "prune"),
                 ms(p, "tell"),
                 ms(p, "tpe"),
-                ms(p, "tpe1"),
                 f"{p['db']['active_ms'] / max(p['n'], 1):.1f}",
                 cli["trials"],
                 cli["best"],
@@ -764,6 +817,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--no-write", action="store_true")
     a = ap.parse_args(argv)
     SERVER = a.server
+    a.load = os.getloadavg()
     logging.basicConfig(level=logging.ERROR)
     points = []
     plan = [("direct", int(w)) for w in a.workers.split(",") if w]
@@ -826,6 +880,23 @@ def render(points, size_points, a) -> str:
             "size; the history added through `Study.add_trials`; CLI commands as real "
             f"processes, peak RSS):{per10k}\n\n" + size_table(size_points)
         )
+    if size_points:
+        keys = list(size_points[0]["queries"])
+        header = ["trials in study"] + [f"{k} ms (as is / indexed)" for k in keys]
+        rows = [
+            [f"{p['finished']:,}"]
+            + [f"{p['queries'][k]['as is']:.2f} / {p['queries'][k]['indexed']:.2f}" for k in keys]
+            for p in size_points
+        ]
+        parts.append(
+            "**The database's own time per query** (EXPLAIN ANALYZE, median of 5; indexed: "
+            "with `trials (study_id, state)` and `trials (study_id, number)`, which Optuna's "
+            "schema lacks):\n\n" + markdown_table(header, rows)
+        )
+    parts.append(
+        f"Load average (1 min) at start / end: {a.load[0]:.1f} / {os.getloadavg()[0]:.1f} "
+        "(2 cores, shared with other sessions' tests)."
+    )
     parts.append(
         "DB active ms/trial: pg_stat_database.active_time over finished trials"
         + (
