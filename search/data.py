@@ -20,6 +20,7 @@ import gzip
 import hashlib
 import io
 import json
+import math
 import os
 import tempfile
 import urllib.request
@@ -149,20 +150,32 @@ def _copy_bounded(src, out, limit: int, *, what: str) -> int:
     return done
 
 
-def _verified_bytes(path: Path, *, expected_name: str | None = None) -> bytes:
+class _Hasher:
+    """A file-like sink that only hashes what is written to it (keep=False: nothing held)."""
+
+    def __init__(self) -> None:
+        self.h = hashlib.sha256()
+
+    def write(self, chunk: bytes) -> None:
+        self.h.update(chunk)
+
+
+def _verified_bytes(path: Path, *, expected_name: str | None = None, keep: bool = True) -> bytes:
+    """The decompressed content, checked against its known SHA-256. keep=False: checked as
+    a stream and not held (b"" is returned)."""
     name = expected_name or path.name
-    buf = io.BytesIO()
+    buf = io.BytesIO() if keep else _Hasher()
     try:
         with gzip.open(path, "rb") as f:  # decompressed as a stream, never past the bound
             _copy_bounded(f, buf, MAX_DECOMPRESSED_BYTES, what=f"{path} (decompressed)")
-        raw = buf.getvalue()
+        raw = buf.getvalue() if keep else b""
     except (OSError, EOFError, zlib.error) as e:
         raise DataError(
             f"{path} is not a readable gzip file ({e}); it is truncated or corrupt: "
             "delete it and reinstall dataset-fashion-mnist or download it again"
         ) from None
     want = CONTENT_SHA256.get(name)
-    got = hashlib.sha256(raw).hexdigest()
+    got = hashlib.sha256(raw).hexdigest() if keep else buf.h.hexdigest()
     if want is not None and got != want:
         raise DataError(
             f"{path}: checksum mismatch (SHA-256 of its content is {got[:12]}…, expected "
@@ -177,13 +190,18 @@ def parse_idx(raw: bytes, *, source: str = "<bytes>") -> np.ndarray:
         raise DataError(f"{source}: not an IDX file of unsigned bytes (bad magic number)")
     ndim = raw[3]
     header = 4 + 4 * ndim
+    if ndim == 0:
+        raise DataError(f"{source}: IDX header gives no dimensions; the file is damaged")
     if len(raw) < header:
         raise DataError(f"{source}: IDX header is truncated")
     shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    size = int(np.prod(shape)) if shape else 0
+    # math.prod on Python ints: np.prod would wrap around in int64 (4 dimensions of 65,536
+    # make 0), and a header could then pass for an empty body.
+    size = math.prod(shape)
     if len(raw) - header != size:
         raise DataError(
-            f"{source}: IDX body holds {len(raw) - header} bytes, header promises {size}"
+            f"{source}: IDX body holds {len(raw) - header:,} bytes, header promises {size:,} "
+            f"({'x'.join(map(str, shape))}); the file is truncated or damaged"
         )
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
 
@@ -198,32 +216,49 @@ def file_sha256(path: Path) -> str:
 
 @dataclass(frozen=True)
 class RawData:
+    """The training images and labels, and every file's SHA-256. The test images are not
+    here: a run never parses or holds them; `load_test` (export) reads them (`_read_test`)."""
+
     directory: Path
     train_x: np.ndarray  # uint8 (60000, 28, 28)
     train_y: np.ndarray  # uint8 (60000,)
-    test_x: np.ndarray
-    test_y: np.ndarray
     gz_sha256: dict[str, str]
+
+    @property
+    def test_x(self) -> np.ndarray:
+        return _read_test(self.directory)[0]
+
+    @property
+    def test_y(self) -> np.ndarray:
+        return _read_test(self.directory)[1]
 
 
 @lru_cache(maxsize=4)
 def _read(directory: Path) -> RawData:
-    arrays = {}
-    for name in FILES:
-        path = directory / name
-        arrays[name] = parse_idx(_verified_bytes(path), source=str(path))
-    tx, ty = arrays[FILES[0]], arrays[FILES[1]]
-    sx, sy = arrays[FILES[2]], arrays[FILES[3]]
-    if tx.shape[0] != ty.shape[0] or sx.shape[0] != sy.shape[0]:
-        raise DataError(f"{directory}: image and label counts differ")
+    tx, ty = (_parse(directory / name) for name in FILES[:2])
+    if tx.shape[0] != ty.shape[0]:
+        raise DataError(f"{directory}: {tx.shape[0]} training images but {ty.shape[0]} labels")
+    for name in FILES[2:]:  # checked now, so a damaged test file stops the run, not export
+        _verified_bytes(directory / name, keep=False)
     return RawData(
         directory=directory,
         train_x=tx,
         train_y=ty,
-        test_x=sx,
-        test_y=sy,
         gz_sha256={name: file_sha256(directory / name) for name in FILES},
     )
+
+
+@lru_cache(maxsize=1)
+def _read_test(directory: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The 10,000 test images and labels: parsed only here, and only export calls it."""
+    sx, sy = (_parse(directory / name) for name in FILES[2:])
+    if sx.shape[0] != sy.shape[0]:
+        raise DataError(f"{directory}: {sx.shape[0]} test images but {sy.shape[0]} labels")
+    return sx, sy
+
+
+def _parse(path: Path) -> np.ndarray:
+    return parse_idx(_verified_bytes(path), source=str(path))
 
 
 def read_raw(data_dir: str | Path | None = None) -> RawData:
@@ -324,9 +359,9 @@ def load_split(settings: DataSettings, data_dir: str | Path | None = None) -> Sp
 def load_test(
     settings: DataSettings, data_dir: str | Path | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The held-out test set (or a stratified subset of it): only export calls this."""
-    raw = read_raw(data_dir)
-    x, y = raw.test_x, raw.test_y
+    """The held-out test set (or a stratified subset of it): only export calls this; the
+    test files are parsed here, not when the training part is loaded."""
+    x, y = _read_test(find_data_dir(data_dir).resolve())
     if settings.test_size and settings.test_size < len(y):
         idx = stratified_indices(y, settings.test_size, np.random.default_rng(settings.seed))
         x, y = x[idx], y[idx]

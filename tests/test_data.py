@@ -169,3 +169,30 @@ def test_a_gzip_bomb_is_refused_while_decompressing(tmp_path, monkeypatch):
     monkeypatch.setattr(data, "MAX_DECOMPRESSED_BYTES", 4 * 2**20)
     with pytest.raises(DataError, match="decompressed.*more than 4 MiB"):
         data._verified_bytes(bomb)
+
+
+def test_run_trials_best_report_and_reseed_never_parse_the_test_images(
+    workdir, real_data_dir, monkeypatch
+):
+    from tests.helpers import invoke
+    from tests.tiny_study import build_tiny_study
+
+    real_parse = data.parse_idx
+
+    def parse_train_only(raw, *, source="<bytes>"):
+        if "t10k" in source:
+            raise AssertionError(f"{source} was parsed before export")
+        return real_parse(raw, source=source)
+
+    monkeypatch.setattr(data, "parse_idx", parse_train_only)
+    data._read.cache_clear()  # a file read by an earlier test is parsed again under the patch
+    data._split.cache_clear()
+    study = build_tiny_study(workdir / "s", real_data_dir)  # `fsearch run --no-export`
+    where = ["--study", study.name, "--storage", study.storage]
+    for args in (["trials"], ["best"], ["report", "--out", workdir / "r"]):
+        r = invoke(*args, *where)
+        assert r.exit_code == 0, r.output
+    r = invoke(
+        "report", *where, "--out", workdir / "r2", "--reseed", 1, "--data-dir", real_data_dir
+    )
+    assert r.exit_code == 0, r.output
