@@ -42,7 +42,17 @@ MAX_INFERRED_CLASSES = 50
 # A text column with more distinct values than this (or one value per row, nearly) is an
 # identifier or free text, not a category: it must be dropped or encoded by the user.
 MAX_CATEGORIES = 1000
+# A classification target with more classes than this is refused: export's confusion matrix is
+# n x n (30,000 labels: 7 GB), the softmax layer n wide, and with so many labels most classes
+# have a handful of rows, which no validation split can score. Nor may the classes be more than
+# half the training rows (over 20 classes): that is an identifier or free text, not a label.
+MAX_CLASSES = 1000
 MIN_TRAIN_ROWS = 2
+# Layer names of the exported model begin with this; no input (column) may, so a column named
+# like one of the model's own layers ("features", "scale_age") cannot collide with it.
+RESERVED_PREFIX = "fsearch_"
+# A test label the training part lacks: the model cannot predict it, export counts it wrong.
+UNSEEN_CLASS = -1
 
 
 @dataclass(frozen=True)
@@ -98,17 +108,21 @@ def target_of(settings: DataSettings, *, read_whole: bool = False) -> Target:
 
 @lru_cache(maxsize=8)
 def _target_of(path: Path, size: int, mtime: float, settings: DataSettings) -> Target:
+    """The task from the training part's labels only (the test part is set aside first)."""
     kind = sources.kind_of(path)
     if kind == "table":
         _check_target_column(path, settings.target, size, mtime)
         whole = _TABLES.get((path, size, mtime))
         table = whole or sources.read_table(path, columns=[settings.target])
         values, vkind = table.columns[settings.target], table.kinds[settings.target]
-        name = settings.target
+        name, has_test = settings.target, False
     else:
         arrays = _read_arrays(path, size, mtime)
         values, vkind, name = arrays.y_train, _array_kind(arrays.y_train), "y_train"
-    task, note = infer_task(values, vkind, name, settings.task)
+        has_test = arrays.x_test is not None
+    strata = None if has_test else _strata(values, vkind, settings.task)
+    rows, _, _ = _test_part(strata, len(values), settings, has_test=has_test, where=str(path))
+    task, note = infer_task(values[rows], vkind, name, settings.task, rows=rows)
     return Target(task, for_data(task, settings.metric), note)
 
 
@@ -135,17 +149,21 @@ def _header(path: Path) -> list[str]:
 
         sources.check_parquet(path)
         try:
-            return list(pq.read_schema(path).names)
+            names = list(pq.read_schema(path).names)
         except Exception as e:  # pyarrow raises several types for a damaged footer
             raise DataError(f"{path}: not a readable Parquet file ({e})") from None
-    import pyarrow.csv as pcsv
+    else:
+        import pyarrow.csv as pcsv
 
-    sources.check_text(path)
-    try:
-        with pcsv.open_csv(path) as reader:
-            return list(reader.schema.names)
-    except Exception as e:
-        raise DataError(f"{path}: cannot read it as CSV ({str(e).splitlines()[0]})") from None
+        sources.check_text(path)
+        try:
+            with pcsv.open_csv(path) as reader:
+                names = list(reader.schema.names)
+        except Exception as e:
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            raise DataError(f"{path}: cannot read it as CSV ({first})") from None
+    sources.check_unique_names(path, names)
+    return names
 
 
 def _array_kind(y: np.ndarray) -> str:
@@ -156,14 +174,32 @@ def _array_kind(y: np.ndarray) -> str:
     raise DataError(f"labels of type {y.dtype} are not supported; use numbers or text")
 
 
-def infer_task(values: np.ndarray, kind: str, name: str, task: str = "auto") -> tuple[str, str]:
-    """(task, the sentence that says why) for a target; DataError for an unusable one."""
+def infer_task(
+    values: np.ndarray,
+    kind: str,
+    name: str,
+    task: str = "auto",
+    *,
+    rows: np.ndarray | None = None,
+) -> tuple[str, str]:
+    """(task, the sentence that says why) for a target; DataError for an unusable one.
+    values: the training part's labels (never the test part's); rows: their row numbers in
+    the file (0-based), for the messages."""
+    rows = np.arange(len(values)) if rows is None else rows
+
+    def where(bad: np.ndarray) -> str:
+        at = ", ".join(str(int(i) + 1) for i in rows[np.flatnonzero(bad)[:5]])
+        return f"{int(bad.sum())} rows (data rows {at}{' ...' if bad.sum() > 5 else ''})"
+
     missing = _missing(values, kind)
     if missing.any():
-        rows = ", ".join(str(i + 1) for i in np.flatnonzero(missing)[:5])
         raise DataError(
-            f"target {name!r} is missing in {int(missing.sum())} rows (data rows {rows}"
-            f"{' ...' if missing.sum() > 5 else ''}); drop those rows or fill them in"
+            f"target {name!r} is missing in {where(missing)}; drop those rows or fill them in"
+        )
+    if kind == "number" and np.isinf(values.astype(np.float64)).any():
+        raise DataError(
+            f"target {name!r} is infinite in {where(np.isinf(values.astype(np.float64)))}; "
+            "drop those rows or fix their values"
         )
     distinct = np.unique(values if kind != "text" else values.astype(str))
     n = len(distinct)
@@ -180,6 +216,13 @@ def infer_task(values: np.ndarray, kind: str, name: str, task: str = "auto") -> 
     if chosen == "classification" and n < 2:
         raise DataError(
             f"target {name!r} has one class ({distinct[0]!r}); classification needs two or more"
+        )
+    if chosen == "classification" and (n > MAX_CLASSES or (n > 20 and n > 0.5 * len(values))):
+        raise DataError(
+            f"target {name!r} has {n:,} distinct labels in {len(values):,} training rows; "
+            f"fsearch classifies into at most {MAX_CLASSES:,} classes, each with several rows: "
+            "choose another target column (this one looks like an identifier or free text)"
+            + (' or set task = "regression" in [data]' if kind == "number" else "")
         )
     if chosen == "regression" and n < 2:
         raise DataError(f"target {name!r} is constant ({distinct[0]!r}); nothing to learn")
@@ -244,8 +287,9 @@ def load_split(settings: DataSettings, data_dir: str | Path | None = None) -> fa
 class _Loaded:
     split: fashion.Split
     test_inputs: Any  # what the exported model takes: a dict of columns or an array
-    y_test: np.ndarray  # class indices, or the target in its own units (regression)
+    y_test: np.ndarray  # class indices (UNSEEN_CLASS: a label training lacks), or the target
     test_rows: np.ndarray | None  # the file's rows held out for test (None: its own test part)
+    test_notes: tuple[str, ...] = ()  # what export must say about the test part (card)
 
 
 def held_out_rows(settings: DataSettings) -> np.ndarray | None:
@@ -256,11 +300,21 @@ def held_out_rows(settings: DataSettings) -> np.ndarray | None:
 
 def load_test(settings: DataSettings, data_dir: str | Path | None = None):
     """(raw test inputs for the exported model, test labels): only export calls this.
-    Fashion-MNIST: pixels / 255 and class indices, as before."""
+    Fashion-MNIST: pixels / 255 and class indices, as before. A class label the training
+    part lacks is UNSEEN_CLASS (-1): no output of the model stands for it, so it counts as
+    an error; test rows without a target value are left out (test_notes says both)."""
     if not settings.source:
         return fashion.load_test(settings, data_dir)
     loaded = _load(*_file_key(settings.source), settings)
     return loaded.test_inputs, loaded.y_test
+
+
+def test_notes(settings: DataSettings, data_dir: str | Path | None = None) -> tuple[str, ...]:
+    """Sentences for the model card about the test part (classes it has that training lacks,
+    rows without a target); () for Fashion-MNIST and for a test part with neither."""
+    if not settings.source:
+        return ()
+    return _load(*_file_key(settings.source), settings).test_notes
 
 
 @lru_cache(maxsize=2)
@@ -273,10 +327,16 @@ def _load(path: Path, size: int, mtime: float, settings: DataSettings) -> _Loade
     return _load_arrays(_read_arrays(path, size, mtime), settings, target)
 
 
-def _labels(y: np.ndarray, task: str, classes: np.ndarray | None):
+def _labels(y: np.ndarray, task: str, classes: np.ndarray | None) -> np.ndarray:
+    """Regression: the target as float64. Classification: each label's index in `classes`
+    (the training part's), UNSEEN_CLASS for a label not there (or a missing one)."""
     if task == "regression":
         return y.astype(np.float64)
-    return np.searchsorted(classes, y).astype(np.int32)
+    keys = y.astype(str) if y.dtype == object else y
+    if (keys.dtype.kind in "US") != (classes.dtype.kind in "US"):
+        return np.full(len(y), UNSEEN_CLASS, dtype=np.int32)  # text labels vs number classes
+    at = np.minimum(np.searchsorted(classes, keys), len(classes) - 1)
+    return np.where(classes[at] == keys, at, UNSEEN_CLASS).astype(np.int32)
 
 
 def _class_values(y: np.ndarray) -> np.ndarray:
@@ -289,21 +349,57 @@ def _class_values(y: np.ndarray) -> np.ndarray:
     return u
 
 
-def _parts(
-    n: int, y: np.ndarray, settings: DataSettings, task: str, *, has_test: bool, where: str
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(train, validation, test) row indices of the file's training part (test empty when
-    the file has a test part of its own)."""
+def _no_target(values: np.ndarray, kind: str) -> np.ndarray:
+    """Rows whose target is missing or infinite: they cannot be scored."""
+    bad = _missing(values, kind)
+    if kind == "number":
+        bad |= np.isinf(values.astype(np.float64))
+    return bad
+
+
+def _strata(values: np.ndarray, kind: str, task: str) -> np.ndarray | None:
+    """Labels to stratify the test hold-out by (None: a plain random hold-out).
+
+    The hold-out is defined on the whole file before anything is learned, as a seeded
+    function of its rows and their labels, so it reads every label (missing ones form a
+    stratum of their own); whether to stratify is the whole column's look (classes or
+    numbers), the same rule as the task's. Everything learned from the labels (the task, the
+    class list, the missing-target check) reads the training part only (`_target_of`)."""
+    if task == "regression":
+        return None
+    bad = _no_target(values, kind)
+    present = values[~bad]
+    if kind == "text":
+        present = present.astype(str)
+    if task == "auto" and kind == "number":
+        v = present.astype(np.float64)
+        if not (np.all(np.mod(v, 1) == 0) and len(np.unique(v)) <= MAX_INFERRED_CLASSES):
+            return None
+    distinct, codes = np.unique(present, return_inverse=True)
+    if len(distinct) > MAX_CLASSES:  # refused as a target next; stratifying costs labels x rows
+        return None
+    out = np.full(len(values), len(distinct), dtype=np.int64)  # the missing ones' stratum
+    out[~bad] = codes.reshape(-1)
+    return out
+
+
+def _hold_out(
+    rows: np.ndarray, k: int, labels: np.ndarray | None, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """(rows kept, k rows picked): stratified by labels[rows] when labels are given."""
+    if labels is not None:
+        picked = rows[fashion.stratified_indices(labels[rows], k, rng)]
+    else:
+        picked = np.sort(rng.permutation(rows)[:k])
+    return np.setdiff1d(rows, picked, assume_unique=True), picked
+
+
+def _test_part(
+    strata: np.ndarray | None, n: int, settings: DataSettings, *, has_test: bool, where: str
+) -> tuple[np.ndarray, np.ndarray, np.random.Generator]:
+    """(training part rows, test rows, the split's generator to go on with) of n rows: the
+    test rows are a seeded hold-out, or none when the file has a test part of its own."""
     rng = np.random.default_rng(settings.seed)
-    strat = task == "classification"
-
-    def hold_out(rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        if strat:
-            picked = rows[fashion.stratified_indices(y[rows], k, rng)]
-        else:
-            picked = np.sort(rng.permutation(rows)[:k])
-        return np.setdiff1d(rows, picked, assume_unique=True), picked
-
     rows = np.arange(n)
     test = np.array([], dtype=np.int64)
     if not has_test:
@@ -317,7 +413,19 @@ def _parts(
             )
         if k >= n - MIN_TRAIN_ROWS:
             raise DataError(f"{where}: {n} rows are too few to hold out {k} for the test")
-        rows, test = hold_out(rows, k)
+        rows, test = _hold_out(rows, k, strata, rng)
+    return rows, test, rng
+
+
+def _train_val(
+    rows: np.ndarray,
+    y: np.ndarray,
+    settings: DataSettings,
+    task: str,
+    rng: np.random.Generator,
+    where: str,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(train, validation) row indices of the training part `rows`."""
     k = (
         int(round(settings.validation_fraction * len(rows)))
         if settings.validation_fraction
@@ -328,10 +436,35 @@ def _parts(
             f"{where}: {len(rows):,} training rows are too few for a validation split of {k:,} "
             "rows; lower validation_size or set validation_fraction (e.g. 0.2) in [data]"
         )
-    train, val = hold_out(rows, k)
+    labels = y if task == "classification" else None
+    train, val = _hold_out(rows, k, labels, rng)
     if settings.train_size and settings.train_size < len(train):
-        _, train = hold_out(train, settings.train_size)
-    return train, val, test
+        _, train = _hold_out(train, settings.train_size, labels, rng)
+    return train, val
+
+
+def _test_labels_kept(
+    raw: np.ndarray, kind: str, y: np.ndarray, task: str, classes, name: str
+) -> tuple[np.ndarray, tuple[str, ...]]:
+    """(which test rows can be scored, sentences for the card) from the test part's raw
+    labels `raw` and their encoding `y`. Read only when export loads the test part."""
+    notes = []
+    gone = _no_target(raw, kind)
+    if gone.any():
+        notes.append(
+            f"{int(gone.sum()):,} test rows have no {name} value (missing or infinite); "
+            "they are not scored"
+        )
+    if task == "classification":
+        unseen = (y == UNSEEN_CLASS) & ~gone
+        if unseen.any():
+            labels = sorted({str(v) for v in raw[unseen]})
+            notes.append(
+                f"{int(unseen.sum()):,} test rows have a class the training part lacks "
+                f"({', '.join(map(repr, labels[:5]))}{' ...' if len(labels) > 5 else ''}); "
+                "the model cannot predict it and they count as errors"
+            )
+    return ~gone, tuple(notes)
 
 
 def _load_arrays(a: sources.Arrays, settings: DataSettings, target: Target) -> _Loaded:
@@ -339,14 +472,16 @@ def _load_arrays(a: sources.Arrays, settings: DataSettings, target: Target) -> _
     where = str(a.path)
     x = a.x_train.reshape(len(a.x_train), -1)
     has_test = a.x_test is not None
-    classes = None
-    if task == "classification":
-        classes = _class_values(np.concatenate([a.y_train, a.y_test]) if has_test else a.y_train)
+    vkind = _array_kind(a.y_train)
+    strata = None if has_test else _strata(a.y_train, vkind, settings.task)
+    rows, test, rng = _test_part(strata, len(x), settings, has_test=has_test, where=where)
+    # The classes are the training part's labels: a class only in test is not one of them.
+    classes = _class_values(a.y_train[rows]) if task == "classification" else None
     y = _labels(a.y_train, task, classes)
-    train, val, test = _parts(len(x), y, settings, task, has_test=has_test, where=where)
+    train, val = _train_val(rows, y, settings, task, rng, where)
     if has_test:
         x_test_raw = a.x_test.reshape(len(a.x_test), -1)
-        y_test = _labels(a.y_test, task, classes)
+        raw_test, y_test = a.y_test, _labels(a.y_test, task, classes)
         if settings.test_size and settings.test_size < len(y_test):
             keep = (
                 fashion.stratified_indices(
@@ -355,9 +490,11 @@ def _load_arrays(a: sources.Arrays, settings: DataSettings, target: Target) -> _
                 if task == "classification"
                 else np.arange(settings.test_size)
             )
-            x_test_raw, y_test = x_test_raw[keep], y_test[keep]
+            x_test_raw, y_test, raw_test = x_test_raw[keep], y_test[keep], raw_test[keep]
     else:
-        x_test_raw, y_test = x[test], y[test]
+        x_test_raw, y_test, raw_test = x[test], y[test], a.y_train[test]
+    scored, notes_test = _test_labels_kept(raw_test, vkind, y_test, task, classes, "label")
+    x_test_raw, y_test = x_test_raw[scored], y_test[scored]
     # uint8 arrays are images: x / 255, as Fashion-MNIST; any other numbers are standardized.
     if x.dtype == np.uint8:
         scale, mean, std = "rescale", None, None
@@ -400,7 +537,8 @@ def _load_arrays(a: sources.Arrays, settings: DataSettings, target: Target) -> _
         split,
         x_test_raw.astype(np.float32),
         _test_labels(y_test, task),
-        None if has_test else test,
+        None if has_test else test[scored],
+        notes_test,
     )
 
 
@@ -430,10 +568,13 @@ def _load_table(t: sources.Table, settings: DataSettings, target: Target) -> _Lo
                 )
     if settings.target in settings.drop or settings.target in settings.categorical:
         raise DataError(f"[data]: the target {settings.target!r} cannot be dropped or a feature")
-    raw_y = t.columns[settings.target]
-    classes = _class_values(raw_y) if task == "classification" else None
-    y = _labels(raw_y.astype(str) if raw_y.dtype == object else raw_y, task, classes)
-    train, val, test = _parts(len(y), y, settings, task, has_test=False, where=where)
+    raw_y, vkind = t.columns[settings.target], t.kinds[settings.target]
+    strata = _strata(raw_y, vkind, settings.task)
+    rows, test, rng = _test_part(strata, len(raw_y), settings, has_test=False, where=where)
+    # The classes are the training part's labels: a class only in test is not one of them.
+    classes = _class_values(raw_y[rows]) if task == "classification" else None
+    y = _labels(raw_y, task, classes)
+    train, val = _train_val(rows, y, settings, task, rng, where)
     names = [c for c in t.columns if c != settings.target and c not in settings.drop]
     if not names:
         raise DataError(f"{where}: no feature columns left besides the target")
@@ -444,6 +585,11 @@ def _load_table(t: sources.Table, settings: DataSettings, target: Target) -> _Lo
         blocks.append(block)
     seen: dict[str, str] = {}
     for f in features:
+        if f.input_name.lower().startswith(RESERVED_PREFIX):
+            raise DataError(
+                f"{where}: column {f.name!r}: names beginning with {RESERVED_PREFIX!r} are kept "
+                "for the exported model's own layers; rename the column"
+            )
         if f.input_name in seen:
             raise DataError(
                 f"{where}: columns {seen[f.input_name]!r} and {f.name!r} both become the model "
@@ -473,12 +619,17 @@ def _load_table(t: sources.Table, settings: DataSettings, target: Target) -> _Lo
         split_sha=fashion.split_hash(t.sha256, train, val, test),
         notes=tuple(notes),
     )
-    test_inputs = {f.input_name: _raw_column(t, f, settings)[test] for f in features}
-    return _Loaded(split, test_inputs, _test_labels(y[test], task), test)
+    scored, notes_test = _test_labels_kept(
+        raw_y[test], vkind, y[test], task, classes, repr(settings.target)
+    )
+    test = test[scored]
+    test_inputs = {f.input_name: model_input(t, f)[test] for f in features}
+    return _Loaded(split, test_inputs, _test_labels(y[test], task), test, notes_test)
 
 
-def _raw_column(t: sources.Table, f: Feature, settings: DataSettings) -> np.ndarray:
-    """A column as the exported model's input takes it: float32 numbers or text."""
+def model_input(t: sources.Table, f: Feature) -> np.ndarray:
+    """A column as the exported model's input takes it: float32 numbers or text. Export's
+    test rows and `fsearch predict` (search/predict.py) both go through here."""
     values = t.columns[f.name]
     if f.kind == "number":
         return values.astype(np.float32)
@@ -507,6 +658,11 @@ def _encode_column(
             f"{where}: column {name!r} has {int(missing.sum()):,} missing values; fill them, "
             'drop the column (drop = [...]) or set missing = "impute" in [data]'
         )
+    if kind == "number" and np.isinf(values).any():
+        raise DataError(
+            f"{where}: column {name!r} has {int(np.isinf(values).sum()):,} infinite values; "
+            "fix them or drop the column (drop = [...] in [data])"
+        )
     if kind == "text" or name in settings.categorical:
         text = _as_text(values, kind)
         vocab = sorted(set(text[train].tolist()))
@@ -522,8 +678,6 @@ def _encode_column(
         block[np.arange(len(text)), codes] = 1.0
         return Feature(name, "category", vocabulary=tuple(vocab)), block
     v = values.astype(np.float64)
-    if np.isinf(v).any():
-        raise DataError(f"{where}: column {name!r} has infinite values; fix or drop it")
     tv = v[train]
     mean = float(np.nanmean(tv)) if (~np.isnan(tv)).any() else 0.0
     std = float(np.nanstd(tv)) if (~np.isnan(tv)).any() else 1.0
@@ -541,11 +695,20 @@ def _encode_column(
 def inference_model(core, split: fashion.Split):
     """The trained network with the data's preprocessing in front (and, for regression, the
     target's units behind), in stock Keras layers: `model.keras` takes raw values and loads
-    with plain `keras.saving.load_model`. Fashion-MNIST's model is returned as it is."""
+    with plain `keras.saving.load_model`. Fashion-MNIST's model is returned as it is.
+
+    Keras wants every layer name in a model unique, inputs included. The inputs are named
+    after the columns, so the model's own layers (the network too) are named RESERVED_PREFIX
+    + something, which no column may begin with (`_load_table`): a column called
+    "features", "scale_age" or "ensemble_of_3" cannot collide with them."""
     import keras
 
     if split.kind == "fashion-mnist":
         return core
+    ns = RESERVED_PREFIX
+    # The network under a reserved name (a copy: the caller's model keeps its own name).
+    net = keras.Model.from_config({**core.get_config(), "name": f"{ns}network"})
+    net.set_weights(core.get_weights())
     if split.kind == "table":
         inputs, parts = {}, []
         for f in split.features:
@@ -554,7 +717,7 @@ def inference_model(core, split: fashion.Split):
                 inp = keras.Input(shape=(1,), name=layer, dtype="float32")
                 parts.append(
                     keras.layers.Normalization(
-                        mean=f.mean, variance=f.std**2, name=f"scale_{layer}"
+                        mean=f.mean, variance=f.std**2, name=f"{ns}scale_{layer}"
                     )(inp)
                 )
             else:
@@ -564,23 +727,23 @@ def inference_model(core, split: fashion.Split):
                         vocabulary=list(f.vocabulary),
                         num_oov_indices=1,
                         output_mode="one_hot",
-                        name=f"onehot_{layer}",
+                        name=f"{ns}onehot_{layer}",
                     )(inp)
                 )
             inputs[layer] = inp
-        x = keras.layers.Concatenate(name="features")(parts) if len(parts) > 1 else parts[0]
+        x = keras.layers.Concatenate(name=f"{ns}features")(parts) if len(parts) > 1 else parts[0]
     else:
         inp = keras.Input(shape=(split.input_dim,), name="x", dtype="float32")
         inputs = inp
         if split.x_scale == "rescale":
-            x = keras.layers.Rescaling(1.0 / 255.0, name="scale")(inp)
+            x = keras.layers.Rescaling(1.0 / 255.0, name=f"{ns}scale")(inp)
         else:
             x = keras.layers.Normalization(
-                mean=split.x_mean, variance=np.square(split.x_std), name="scale"
+                mean=split.x_mean, variance=np.square(split.x_std), name=f"{ns}scale"
             )(inp)
-    y = core(x)
+    y = net(x)
     if split.task == "regression":
-        y = keras.layers.Rescaling(split.y_std, offset=split.y_mean, name="target_units")(y)
+        y = keras.layers.Rescaling(split.y_std, offset=split.y_mean, name=f"{ns}target_units")(y)
     return keras.Model(inputs, y, name=core.name)
 
 
@@ -604,7 +767,7 @@ def study_toml(source: str, target: str = "", *, name: str | None = None) -> tup
     else:
         batches, epochs, widths = "[256, 512]", 12, 1024
     lines = [
-        f"# A study of {Path(source).name} made by `fsearch init`; edit freely.",
+        f"# A study of {_comment(Path(source).name)} made by `fsearch init`; edit freely.",
         "# Every [space] entry is a fixed value, a range {low, high, log?, step?} or a list of",
         '# choices. See README.md, "Your own data" and "Study config reference".',
         "",
@@ -623,7 +786,7 @@ def study_toml(source: str, target: str = "", *, name: str | None = None) -> tup
         "[data]",
         f"source = {_toml_str(source)}",
         *([f"target = {_toml_str(target)}"] if target else []),
-        f'task = "{tgt.task}"   # inferred: {tgt.note or "arrays"}',
+        f'task = "{tgt.task}"   # inferred: {_comment(tgt.note or "arrays")}',
         f'metric = "{tgt.metric.key}"',
         "validation_fraction = 0.2   # of the training rows, held out to select on",
         "test_fraction = 0.2         # of all rows, when the file has no test part",
@@ -654,6 +817,24 @@ def study_toml(source: str, target: str = "", *, name: str | None = None) -> tup
 
 
 def _toml_str(s: str) -> str:
-    import json
+    """A TOML basic string: quote, backslash and control characters escaped, everything else
+    (an emoji, accents) written as itself in the UTF-8 file. (json.dumps was used before: it
+    writes an emoji as a UTF-16 surrogate pair, "\\ud83d\\ude00", which TOML refuses.)"""
+    short = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\t": "\\t", "\n": "\\n"}
+    short.update({"\f": "\\f", "\r": "\\r"})
+    out = []
+    for ch in s:
+        if 0xD800 <= ord(ch) <= 0xDFFF:  # a byte that is not UTF-8, kept by surrogateescape
+            raise DataError(f"{s!r} is not valid UTF-8; rename it (the config is UTF-8 text)")
+        if ch in short:
+            out.append(short[ch])
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append(f"\\u{ord(ch):04X}")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
 
-    return json.dumps(s)  # a JSON string is a valid TOML basic string
+
+def _comment(s: str) -> str:
+    """Text for a TOML comment: no control characters (a newline would end the comment)."""
+    return re.sub(r"[\x00-\x08\x0a-\x1f\x7f]", " ", s)

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import math
 import re
 import zipfile
-from dataclasses import dataclass
+import zlib
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -25,14 +28,60 @@ ARRAY_SUFFIXES = (".npz",)
 # A folder of MNIST-format files can be far bigger than Fashion-MNIST (EMNIST: ~700 MB); the
 # bound only stops a gzip bomb.
 MAX_IDX_BYTES = 4 * 2**30
+# The same bound on the arrays of an .npz (decompressed): a zip bomb or an NPY header that
+# promises 10^12 values stops with one line instead of exhausting memory.
+MAX_NPZ_BYTES = 4 * 2**30
+
+
+class Table:
+    """A table's columns by name, converted to NumPy only when first asked for: a column the
+    study drops (an identifier too large for float64, a type fsearch cannot use) is never
+    converted, so it cannot stop the load.
+
+    columns[name]: float64 with NaN, bool, or object str/None; kinds[name]: number | bool | text.
+    """
+
+    def __init__(self, path: Path, arrow, sha256: dict[str, str]) -> None:
+        self.path = path
+        self.sha256 = sha256  # file name -> SHA-256
+        self.names: tuple[str, ...] = tuple(arrow.column_names)  # unique (check_unique_names)
+        self.num_rows: int = arrow.num_rows
+        # Arrow columns not converted yet (a converted one is let go: held once, as NumPy).
+        self._arrow = {n: arrow.column(i) for i, n in enumerate(self.names)}
+        self.columns = _LazyColumns(self, 1)
+        self.kinds = _LazyColumns(self, 0)
+        self._done: dict[str, tuple[str, np.ndarray]] = {}
+
+    def _converted(self, name: str) -> tuple[str, np.ndarray]:
+        if name not in self._done:
+            if name not in self._arrow:
+                raise KeyError(name)
+            self._done[name] = _column(self.path, name, self._arrow[name])
+            del self._arrow[name]
+        return self._done[name]
 
 
 @dataclass(frozen=True)
-class Table:
-    path: Path
-    columns: dict[str, np.ndarray]  # name -> values (float64 with NaN, bool, or object str/None)
-    kinds: dict[str, str]  # name -> "number" | "bool" | "text"
-    sha256: dict[str, str]  # file name -> SHA-256
+class _LazyColumns:
+    """table.columns / table.kinds: a read-only mapping that converts a column on first use."""
+
+    table: Table = field(repr=False)
+    which: int  # 0: kind, 1: values
+
+    def __getitem__(self, name: str):
+        return self.table._converted(name)[self.which]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.table.names
+
+    def __iter__(self):
+        return iter(self.table.names)
+
+    def __len__(self) -> int:
+        return len(self.table.names)
+
+    def keys(self):
+        return list(self.table.names)
 
 
 @dataclass(frozen=True)
@@ -93,15 +142,23 @@ def read_table(path: Path, columns: list[str] | None = None) -> Table:
             table = pcsv.read_csv(path, convert_options=convert)
     except DataError:
         raise
-    except (pa.ArrowInvalid, pa.ArrowTypeError, OSError, KeyError) as e:
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OSError, KeyError, EOFError, zlib.error) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise DataError(f"{path}: cannot read it as {_format(path)} ({first})") from None
+    check_unique_names(path, table.column_names)
     if table.num_rows == 0:
         raise DataError(f"{path}: the table has a header but no rows")
-    out, kinds = {}, {}
-    for col_name, col in zip(table.column_names, table.columns, strict=True):
-        kinds[col_name], out[col_name] = _column(path, col_name, col)
-    return Table(path=path, columns=out, kinds=kinds, sha256={path.name: file_sha256(path)})
+    return Table(path, table, {path.name: file_sha256(path)})
+
+
+def check_unique_names(path: Path, names: list[str]) -> None:
+    """DataError for a header that names a column twice (a dict would keep only the last)."""
+    twice = [n for n, k in Counter(names).items() if k > 1]
+    if twice:
+        raise DataError(
+            f"{path}: column {twice[0]!r} appears {names.count(twice[0])} times in the header; "
+            "rename the copies so that every column name is unique"
+        )
 
 
 def _format(path: Path) -> str:
@@ -119,8 +176,8 @@ def check_text(path: Path) -> None:
     try:
         with opener(path, "rb") as f:
             head = f.read(4096)
-    except OSError as e:
-        raise DataError(f"{path}: cannot read it ({e})") from None
+    except (OSError, EOFError, zlib.error) as e:  # BadGzipFile is an OSError; zlib.error not
+        raise DataError(f"{path}: cannot read it, corrupt or truncated ({e})") from None
     if b"\x00" in head:
         raise DataError(f"{path}: not a CSV file (it holds binary data)")
 
@@ -137,7 +194,14 @@ def _column(path: Path, name: str, col) -> tuple[str, np.ndarray]:
             return "text", np.array([None if v is None else str(v) for v in col.to_pylist()])
         return "bool", col.to_numpy(zero_copy_only=False).astype(bool)
     if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t):
-        return "number", pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False)
+        try:  # a safe cast: an integer above 2^53 has no exact float64 and is refused
+            return "number", pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False)
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
+            first = str(e).strip().splitlines()[0]
+            raise DataError(
+                f"{path}: column {name!r} holds numbers a float cannot hold exactly ({first}); "
+                "if it is an identifier add it to drop = [...] in [data], else store it as text"
+            ) from None
     if pa.types.is_string(t) or pa.types.is_large_string(t):
         return "text", col.to_numpy(zero_copy_only=False).astype(object)
     if pa.types.is_null(t):
@@ -154,12 +218,13 @@ def _column(path: Path, name: str, col) -> tuple[str, np.ndarray]:
 def read_npz(path: Path) -> Arrays:
     """x_train, y_train and optionally x_test, y_test (or x, y) from a NumPy archive."""
     try:
-        with np.load(path, allow_pickle=False) as z:
-            keys = set(z.files)
+        with zipfile.ZipFile(path) as z:
+            members = {(n[:-4] if n.endswith(".npy") else n): z.getinfo(n) for n in z.namelist()}
+            keys = set(members)
             if {"x_train", "y_train"} <= keys:
-                x, y = z["x_train"], z["y_train"]
+                names = ["x_train", "y_train"]
             elif {"x", "y"} <= keys:
-                x, y = z["x"], z["y"]
+                names = ["x", "y"]
             else:
                 raise DataError(
                     f"{path}: an .npz needs arrays x_train and y_train (or x and y), and may "
@@ -167,11 +232,23 @@ def read_npz(path: Path) -> Arrays:
                 )
             if ("x_test" in keys) != ("y_test" in keys):
                 raise DataError(f"{path}: has one of x_test / y_test; give both or neither")
-            xt, yt = (z["x_test"], z["y_test"]) if "x_test" in keys else (None, None)
+            if "x_test" in keys:
+                names += ["x_test", "y_test"]
+            # The sizes the archive declares; zipfile never inflates a member past its own.
+            total = sum(members[n].file_size for n in names)
+            if total > MAX_NPZ_BYTES:
+                raise DataError(
+                    f"{path}: its arrays decompress to {total / 2**20:,.0f} MiB, over the "
+                    f"{MAX_NPZ_BYTES / 2**20:,.0f} MiB fsearch reads from an .npz; use a "
+                    "smaller file"
+                )
+            got = [_npz_array(path, z, members[n], n) for n in names]
     except DataError:
         raise
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, zlib.error) as e:
         raise DataError(f"{path}: not a NumPy .npz archive of plain arrays ({e})") from None
+    x, y = got[0], got[1]
+    xt, yt = (got[2], got[3]) if len(got) == 4 else (None, None)
     for xs, ys, part in ((x, y, "train"), (xt, yt, "test")):
         if xs is None:
             continue
@@ -185,6 +262,11 @@ def read_npz(path: Path) -> Arrays:
             raise DataError(f"{path}: x_{part} is empty")
         if xs.dtype.kind not in "biuf":
             raise DataError(f"{path}: x_{part} holds {xs.dtype} values; it must hold numbers")
+    if yt is not None and (y.dtype.kind in "US") != (yt.dtype.kind in "US"):
+        raise DataError(
+            f"{path}: y_train holds {y.dtype} labels but y_test {yt.dtype}; give both as "
+            "numbers or both as text"
+        )
     if xt is not None and x.shape[1:] != xt.shape[1:]:
         raise DataError(
             f"{path}: x_train rows have shape {x.shape[1:]} but x_test rows {xt.shape[1:]}"
@@ -197,6 +279,33 @@ def read_npz(path: Path) -> Arrays:
         y_test=None if yt is None else yt.reshape(-1),
         sha256={path.name: file_sha256(path)},
     )
+
+
+def _npz_array(path: Path, z: zipfile.ZipFile, info: zipfile.ZipInfo, key: str) -> np.ndarray:
+    """One member of an .npz, its NPY header checked against the member's size before any
+    memory is given to it (a header may claim 10^12 values)."""
+    fmt = np.lib.format
+    bad = f"{path}: not a NumPy .npz archive of plain arrays: {key!r}"
+    with z.open(info) as f:
+        try:
+            version = fmt.read_magic(f)
+        except ValueError:
+            raise DataError(f"{bad} has no NPY header; write the file with numpy.savez") from None
+        readers = {(1, 0): fmt.read_array_header_1_0, (2, 0): fmt.read_array_header_2_0}
+        if version not in readers:
+            raise DataError(f"{bad} is in NPY format {version}; write it with numpy.savez")
+        shape, _fortran, dtype = readers[version](f)
+        if dtype.hasobject:
+            raise DataError(f"{bad} holds Python objects, which fsearch never unpickles")
+        need = math.prod(shape) * dtype.itemsize  # Python ints: no overflow
+        have = info.file_size - f.tell()
+        if need != have:
+            raise DataError(
+                f"{bad}: its header promises {need:,} bytes ({'x'.join(map(str, shape))} "
+                f"{dtype}) but it holds {have:,}; the file is damaged"
+            )
+    with z.open(info) as f:
+        return fmt.read_array(f, allow_pickle=False)
 
 
 _IDX = re.compile(r"(train|t10k|test)-(images|labels)[-.]idx\d-ubyte(\.gz)?")
@@ -234,6 +343,11 @@ def read_idx_folder(path: Path) -> Arrays:
     has_test = ("test", "images") in arrays and ("test", "labels") in arrays
     for part in ("train", "test") if has_test else ("train",):
         xs, ys = arrays[(part, "images")], arrays[(part, "labels")]
+        if ys.ndim != 1:
+            raise DataError(
+                f"{path}: {part} labels have shape {ys.shape}; an IDX labels file holds one "
+                "dimension (one label per image)"
+            )
         if len(xs) != len(ys):
             raise DataError(f"{path}: {len(xs)} {part} images but {len(ys)} labels")
     return Arrays(

@@ -442,3 +442,60 @@ def test_a_run_in_one_process_parses_its_table_and_its_header_once(wine_csv, mon
     assert r.exit_code == 0, r.output
     assert reads == [None]  # one whole read, no separate read of the target column
     assert len(headers) == 1  # the column is checked once, before that read
+
+
+# ---------------------------------------------------------------- the test part, read at export
+
+
+def test_npz_classes_come_from_y_train_and_a_class_only_in_test_counts_as_unseen(workdir):
+    from sklearn.datasets import load_digits
+
+    g = load_digits()
+    x, y = np.round(g.images * 255.0 / 16.0).astype(np.uint8), g.target.astype(np.int64)
+    train, test = np.flatnonzero(y != 9)[:1200], np.arange(1500, 1797)
+    np.savez(workdir / "d.npz", x_train=x[train], y_train=y[train], x_test=x[test], y_test=y[test])
+    st = DataSettings(source="d.npz", validation_fraction=0.2)
+    s = datasets.load_split(st)
+    assert s.classes == tuple(str(i) for i in range(9)) and s.n_outputs == 9
+    _, y_test = datasets.load_test(st)
+    nines = y[test] == 9
+    assert nines.any() and (y_test[nines] == datasets.UNSEEN_CLASS).all()
+    assert (y_test[~nines] == y[test][~nines]).all()
+    (note,) = datasets.test_notes(st)
+    assert f"{nines.sum()} test rows have a class the training part lacks ('9')" in note
+
+
+def test_table_classes_come_from_the_training_part_only(workdir):
+    # 20 a, 20 b and one c: holding out 21 of 41 rows by class shares puts the c in test.
+    labels = ["a"] * 20 + ["b"] * 20 + ["c"]
+    rows = [f"{i * 0.5},{label}" for i, label in enumerate(labels)]
+    (workdir / "t.csv").write_text("x,y\n" + "\n".join(rows) + "\n")
+    st = DataSettings(source="t.csv", target="y", test_size=21, validation_fraction=0.2)
+    s = datasets.load_split(st)
+    assert 40 in datasets.held_out_rows(st)
+    assert s.classes == ("a", "b")
+    _, y_test = datasets.load_test(st)
+    at = datasets.held_out_rows(st).tolist().index(40)
+    assert y_test[at] == datasets.UNSEEN_CLASS and (np.delete(y_test, at) >= 0).all()
+    assert "1 test rows have a class the training part lacks ('c')" in datasets.test_notes(st)[0]
+
+
+def test_a_target_missing_in_test_rows_is_left_out_and_in_a_training_row_stops(workdir):
+    cols = datafiles.diabetes_columns()
+    path = datafiles.write_table(cols, workdir / "d.csv")
+    st = DataSettings(source="d.csv", target="progression", validation_fraction=0.2)
+    test = datasets.held_out_rows(st)
+    cols["progression"][test[:2]] = [np.nan, np.inf]
+    datafiles.write_table(cols, path)
+    datasets.load_split(st)  # loads: the test part's targets are not checked here
+    assert datasets.held_out_rows(st).tolist() == test[2:].tolist()
+    _, y_test = datasets.load_test(st)
+    assert len(y_test) == len(test) - 2 and np.isfinite(y_test).all()
+    assert datasets.test_notes(st) == (
+        "2 test rows have no 'progression' value (missing or infinite); they are not scored",
+    )
+    train_row = int(np.setdiff1d(np.arange(len(cols["progression"])), test)[0])
+    cols["progression"][train_row] = np.nan
+    datafiles.write_table(cols, path)
+    with pytest.raises(DataError, match=rf"missing in 1 rows \(data rows {train_row + 1}\)"):
+        datasets.load_split(st)
