@@ -83,9 +83,10 @@ class TrialBudget(RetryingStorage):
 
 
 def limit_trials(study: optuna.Study, n: int) -> bool:
-    """Give the study a budget of n trials if its storage is ours; False if it is not."""
+    """Give the study a budget of n trials if its storage is ours (a TrialBudget, or the
+    client of an `fsearch proxy`, which has the same method); False if it is not."""
     backend = _optuna.storage_backend(study)
-    if not isinstance(backend, TrialBudget):
+    if not hasattr(backend, "limit_trials"):
         return False
     backend.limit_trials(_optuna.study_id(study), n)
     return True

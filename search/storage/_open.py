@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import optuna
 
@@ -25,6 +25,9 @@ from search.storage._urls import (
     resolve_url,
     sqlite_pragmas,
 )
+
+if TYPE_CHECKING:
+    from search.proxy import ProxyClient
 
 
 class ResilientStorage(TrialBudget, StaleTrialSweep, AtomicStudyAttrs):
@@ -80,9 +83,15 @@ def _schema_lock(info: StorageInfo):
 
 def open_storage(
     url: str | None, *, must_exist: bool = False, heartbeat: bool = False
-) -> ResilientStorage:
-    """Our RDBStorage for the URL, after checking it is well-formed and reachable."""
+) -> ResilientStorage | ProxyClient:
+    """Our RDBStorage for the URL, after checking it is well-formed and reachable; for
+    grpc://HOST:PORT, the client of an `fsearch proxy` (search/proxy.py), which keeps the
+    same guarantees through the proxy's own ResilientStorage."""
     info = parse_url(resolve_url(url))
+    if info.dialect == "grpc":
+        from search.proxy import open_client
+
+        return open_client(info.url, heartbeat=heartbeat)
     kwargs: dict[str, Any] = {}
     # Heartbeats and the retry callback are experimental in Optuna; we rely on them on purpose.
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)

@@ -64,10 +64,10 @@ class AtomicStudyAttrs(RetryingStorage):
 
 def update_study_user_attr(study: optuna.Study, key: str, update: Callable[[Any], Any]):
     """update() applied to a study user attribute atomically (our storage: one locked
-    transaction); on another storage (in-memory, one process) a plain read and write.
-    Returns (old, new)."""
+    transaction; an `fsearch proxy` client: compare-and-set on the proxy); on another storage
+    (in-memory, one process) a plain read and write. Returns (old, new)."""
     backend = _optuna.storage_backend(study)
-    if isinstance(backend, AtomicStudyAttrs):
+    if hasattr(backend, "update_study_user_attr"):
         return backend.update_study_user_attr(_optuna.study_id(study), key, update)
     old = study.user_attrs.get(key)
     new = update(old)

@@ -94,6 +94,8 @@ def parse_url(url: str) -> StorageInfo:
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
+    if url.startswith("grpc://"):  # an `fsearch proxy` in front of the database (search/proxy.py)
+        return StorageInfo(url, "grpc", None)
     try:
         u = make_url(url)
     except ArgumentError:
