@@ -23,7 +23,8 @@ One module per concern, in the order a storage is opened and used:
 - `_transactions`: the study lock, and a study attribute updated atomically under it;
 - `_budget`: the study-wide trial budget (TrialBudget, limit_trials);
 - `_stale`: heartbeat settings and the stale-trial sweep (StaleTrialSweep);
-- `_open`: ResilientStorage, composed of the above, and open_storage.
+- `_open`: ResilientStorage, composed of the above, and open_storage (which hands a
+  grpc://HOST:PORT URL to the `fsearch proxy` client, search/proxy.py).
 
 Import from `search.storage`; the modules are private.
 """
