@@ -245,7 +245,16 @@ def read_npz(path: Path) -> Arrays:
             got = [_npz_array(path, z, members[n], n) for n in names]
     except DataError:
         raise
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, zlib.error) as e:
+    # NotImplementedError: a compression method zipfile lacks; RuntimeError: an encrypted member.
+    except (
+        zipfile.BadZipFile,
+        ValueError,
+        OSError,
+        EOFError,
+        zlib.error,
+        NotImplementedError,
+        RuntimeError,
+    ) as e:
         raise DataError(f"{path}: not a NumPy .npz archive of plain arrays ({e})") from None
     x, y = got[0], got[1]
     xt, yt = (got[2], got[3]) if len(got) == 4 else (None, None)

@@ -209,6 +209,15 @@ def test_npz_members_that_are_not_plain_arrays_exit_2_with_one_line(workdir, x_m
     assert_one_line_exit_2(r, message)
 
 
+def test_npz_member_in_an_unknown_compression_method_exits_2_with_one_line(workdir):
+    with zipfile.ZipFile(workdir / "m.npz", "w") as z:
+        z.writestr("x_train.npy", _npy(np.zeros((4, 2))))
+        z.writestr("y_train.npy", Y)
+        z.filelist[0].compress_type = 99  # what the central directory says; zipfile has no 99
+    r = invoke("run", "--data", "m.npz", "--trials", 1, "--no-export")
+    assert_one_line_exit_2(r, "compression method is not supported")
+
+
 def test_npz_that_decompresses_past_the_bound_is_refused(workdir, monkeypatch):
     monkeypatch.setattr(sources, "MAX_NPZ_BYTES", 2**20)
     x = np.zeros((512, 512))  # 2 MiB of zeros: a few KiB compressed
