@@ -106,11 +106,15 @@ def evaluate(model, x, y: np.ndarray, split: Split) -> dict[str, Any]:
         }
     pred = out.argmax(axis=1)
     n_classes = out.shape[1]
+    # A test label the training part lacked (datasets.UNSEEN_CLASS, -1) has no output: the
+    # row counts as an error, with probability 0 for its class, and stays out of the matrix.
+    known = y >= 0
     confusion = np.zeros((n_classes, n_classes), dtype=np.int64)
-    np.add.at(confusion, (y, pred), 1)
+    np.add.at(confusion, (y[known], pred[known]), 1)
     support = confusion.sum(axis=1)
     per_class = np.divide(np.diag(confusion), support, out=np.zeros(n_classes), where=support > 0)
-    loss = float(-np.mean(np.log(np.clip(out[np.arange(len(y)), y], 1e-12, 1.0))))
+    p_true = np.where(known, out[np.arange(len(y)), np.maximum(y, 0)], 0.0)
+    loss = float(-np.mean(np.log(np.clip(p_true, 1e-12, 1.0))))
     names = split.classes if len(split.classes) == n_classes else tuple(map(str, range(n_classes)))
     return {
         "test_metrics": ["test_accuracy", "test_balanced_accuracy", "test_loss"],
@@ -118,6 +122,7 @@ def evaluate(model, x, y: np.ndarray, split: Split) -> dict[str, Any]:
         "test_balanced_accuracy": score(METRICS["balanced_accuracy"], y, out),
         "test_loss": loss,
         "test_examples": int(len(y)),
+        "test_unseen_rows": int((~known).sum()),
         "classes": list(names),
         "per_class_accuracy": {names[i]: round(float(a), 4) for i, a in enumerate(per_class)},
         "confusion_matrix": confusion.tolist(),
@@ -477,6 +482,7 @@ def _data_card(split: Split, config: Config, data_dir) -> dict[str, Any]:
         "files_sha256": split.files,
         "split": settings,
         "split_sha": split.split_sha,
+        "test_notes": list(datasets.test_notes(config.data, data_dir)),
         "train_rows": int(len(split.y_train)),
         "validation_rows": int(len(split.y_val)),
     }
@@ -541,7 +547,8 @@ def _export_lines(card: dict[str, Any], metric: str) -> list[str]:
             what = (
                 f"ensemble: the {len(members)} best kept models, their outputs averaged; "
                 f"{metric} {scores}, of the ensemble "
-                f"**{info['ensemble_validation_value']:.4f}** (before the test set was read)"
+                f"**{info['ensemble_validation_value']:.4f}** (before the test set was read; "
+                "optimistic: the same validation split chose the members)"
             )
     if info.get("max_params"):
         what += f"; at most {info['max_params']:,} parameters per model"
@@ -579,6 +586,7 @@ def render_card_md(card: dict[str, Any]) -> str:
         *_export_lines(card, metric),
         f"{selected}: **{value:.4f}** at epoch {card['best_epoch']} of {card['epochs_run']}",
         f"- Test (measured once, at export, on {card['test_examples']:,} examples): {test}",
+        *(f"- Test note: {n}" for n in data.get("test_notes", [])),
         f"- Seed {card['seed']}, sampler {card['sampler']}, pruner {card['pruner']}",
         f"- Trained on {card.get('device') or 'an unrecorded device'}, Keras backend "
         f"{card.get('keras_backend', 'tensorflow')}",

@@ -84,10 +84,13 @@ def of_study(study: optuna.Study) -> Metric:
 
 
 def balanced_accuracy(y: Iterable[int], pred: Iterable[int], n_classes: int) -> float:
-    """Mean recall over the classes present in y."""
+    """Mean recall over the classes present in y. A negative label (a test class the
+    training part lacked, datasets.UNSEEN_CLASS) is one more class, never predicted."""
     import numpy as np
 
     y, pred = np.asarray(y), np.asarray(pred)
+    if (y < 0).any():
+        y, n_classes = np.where(y < 0, n_classes, y), n_classes + 1
     support = np.bincount(y, minlength=n_classes)
     hits = np.bincount(y[y == pred], minlength=n_classes)
     present = support > 0

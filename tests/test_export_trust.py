@@ -9,6 +9,7 @@ import json
 import sqlite3
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from search import exporting
@@ -213,3 +214,25 @@ def test_sigterm_during_an_export_removes_its_scratch_and_keeps_the_previous_exp
     assert _digest(out) == before
     assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".best.")
                 and p.name != ".best.lock"]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_export_counts_a_test_class_unseen_in_training_as_errors_and_says_so(workdir):
+    from sklearn.datasets import load_digits
+
+    g = load_digits()
+    x = np.round(g.images * 255.0 / 16.0).astype(np.uint8)
+    y = g.target.astype(np.int64)
+    train = np.flatnonzero(y[:1500] != 9)  # class 9 only in the test part
+    np.savez(workdir / "d.npz", x_train=x[train], y_train=y[train], x_test=x[1500:],
+             y_test=y[1500:])  # fmt: skip
+    r = invoke("run", "--data", workdir / "d.npz", "--trials", "1", "--no-refit", "--ensemble", "1")
+    assert r.exit_code == 0, r.output
+    card = json.loads((workdir / "studies" / "d-mlp" / "best" / "model-card.json").read_text())
+    unseen = int(np.sum(y[1500:] == 9))
+    assert card["test_unseen_rows"] == unseen > 0 and len(card["classes"]) == 9
+    assert card["test_accuracy"] <= 1 - unseen / card["test_examples"]
+    assert sum(map(sum, card["confusion_matrix"])) == card["test_examples"] - unseen
+    assert any("'9'" in note for note in card["data"]["test_notes"])
+    md = (workdir / "studies" / "d-mlp" / "best" / "model-card.md").read_text()
+    assert "- Test note:" in md
