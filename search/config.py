@@ -190,7 +190,10 @@ class DataSettings:
     metric: str = "auto"  # auto | accuracy | balanced_accuracy (classification) | rmse
     categorical: tuple[str, ...] = ()  # columns one-hot encoded even if they hold numbers
     drop: tuple[str, ...] = ()  # columns left out of the features (ids, free text)
-    missing: str = "error"  # error | impute (numbers: the training mean; text: its own category)
+    # impute: blanks are filled inside the exported model (numbers: the training mean, plus a
+    # missing indicator where training rows have blanks; text: a category of its own);
+    # error: a blank stops the run, naming the column.
+    missing: str = "impute"
     # Own data: the validation split as a share of the training rows (0 = validation_size rows)
     validation_fraction: float = 0.0
     # Own data without a test part of its own: the share of rows held out for export's test.

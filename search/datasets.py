@@ -64,10 +64,18 @@ class Feature:
     mean: float = 0.0  # number: training mean (also what a missing value becomes)
     std: float = 1.0  # number: training standard deviation (1 where constant)
     vocabulary: tuple[str, ...] = ()  # category: training values; others share one slot
+    # number: the column has blanks (NaN) somewhere in the file, so the exported model fills
+    # them with `mean` (search/layers.py); which columns can be blank is read from every row
+    # (no label, no value), what they are filled with from the training rows only.
+    fill: bool = False
+    # number: blanks in the training rows, so the network also gets a 0/1 "was missing" input
+    # right after the column's value (none where training never saw a blank: its weight
+    # would never be trained).
+    indicator: bool = False
 
     @property
     def width(self) -> int:
-        return 1 if self.kind == "number" else len(self.vocabulary) + 1
+        return 1 + self.indicator if self.kind == "number" else len(self.vocabulary) + 1
 
     @property
     def input_name(self) -> str:
@@ -78,7 +86,10 @@ class Feature:
     def describe(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name, "input": self.input_name, "kind": self.kind}
         if self.kind == "number":
-            return {**out, "mean": self.mean, "std": self.std}
+            out = {**out, "mean": self.mean, "std": self.std}
+            if self.fill:
+                out["missing"] = {"filled_with": self.mean, "indicator": self.indicator}
+            return out
         return {**out, "vocabulary": list(self.vocabulary)}
 
 
@@ -602,6 +613,17 @@ def _load_table(t: sources.Table, settings: DataSettings, target: Target) -> _Lo
         f"{t.path.name}: {len(y):,} rows; {len(features) - n_cat} number and {n_cat} category "
         f"columns -> {x.shape[1]:,} inputs"
     )
+    blanks = {n: int(_missing(t.columns[n], t.kinds[n]).sum()) for n in names}
+    blanks = {n: k for n, k in blanks.items() if k}
+    if blanks:
+        listed = ", ".join(f"{n} ({k:,})" for n, k in list(blanks.items())[:6])
+        notes.append(
+            f"{t.path.name}: blanks in {len(blanks)} column(s): {listed}"
+            + (", ..." if len(blanks) > 6 else "")
+            + "; filled inside the model (numbers: the training mean, plus a missing "
+            "indicator where training rows have blanks; text: a category of its own); "
+            'missing = "error" in [data] refuses them instead'
+        )
     y_mean, y_std, ys = _target_scale(y, train, task)
     split = fashion.Split(
         x_train=x[train],
@@ -682,11 +704,17 @@ def _encode_column(
     mean = float(np.nanmean(tv)) if (~np.isnan(tv)).any() else 0.0
     std = float(np.nanstd(tv)) if (~np.isnan(tv)).any() else 1.0
     std = std if std > 0 else 1.0
-    v = np.where(np.isnan(v), mean, v)
+    blank = np.isnan(v)
+    v = np.where(blank, mean, v)
     # As Keras' Normalization layer computes it: (x - mean) / max(sqrt(variance), epsilon).
-    return Feature(name, "number", mean=mean, std=std), ((v - mean) / std).astype(
-        np.float32
-    ).reshape(-1, 1)
+    block = ((v - mean) / std).astype(np.float32).reshape(-1, 1)
+    indicator = bool(blank[train].any())
+    if indicator:
+        block = np.concatenate([block, blank.astype(np.float32).reshape(-1, 1)], axis=1)
+    feature = Feature(
+        name, "number", mean=mean, std=std, fill=bool(blank.any()), indicator=indicator
+    )
+    return feature, block
 
 
 # ---------------------------------------------------------------------------- the model users get
@@ -695,7 +723,9 @@ def _encode_column(
 def inference_model(core, split: fashion.Split):
     """The trained network with the data's preprocessing in front (and, for regression, the
     target's units behind), in stock Keras layers: `model.keras` takes raw values and loads
-    with plain `keras.saving.load_model`. Fashion-MNIST's model is returned as it is.
+    with plain `keras.saving.load_model`; where a number column can be blank, fsearch's own
+    layers fill it (search/layers.py: import it before loading). Fashion-MNIST's model is
+    returned as it is.
 
     Keras wants every layer name in a model unique, inputs included. The inputs are named
     after the columns, so the model's own layers (the network too) are named RESERVED_PREFIX
@@ -715,11 +745,18 @@ def inference_model(core, split: fashion.Split):
             layer = f.input_name
             if f.kind == "number":
                 inp = keras.Input(shape=(1,), name=layer, dtype="float32")
+                value = inp
+                if f.fill:  # blanks: the training mean, inside the model
+                    from search.layers import FillMissing, MissingIndicator
+
+                    value = FillMissing(f.mean, name=f"{ns}fill_{layer}")(inp)
                 parts.append(
                     keras.layers.Normalization(
                         mean=f.mean, variance=f.std**2, name=f"{ns}scale_{layer}"
-                    )(inp)
+                    )(value)
                 )
+                if f.indicator:  # right after its column, as in training's x
+                    parts.append(MissingIndicator(name=f"{ns}missing_{layer}")(inp))
             else:
                 inp = keras.Input(shape=(1,), name=layer, dtype="string")
                 parts.append(
@@ -793,7 +830,7 @@ def study_toml(source: str, target: str = "", *, name: str | None = None) -> tup
         "seed = 0                    # the split is the same for every trial and run",
         "# categorical = []          # number columns to one-hot encode as categories",
         "# drop = []                 # columns that are not features (ids, free text)",
-        '# missing = "impute"        # instead of stopping at a missing value',
+        '# missing = "error"         # stop at a blank value instead of filling it in the model',
         "",
         "[model]",
         "width_per_layer = false",

@@ -495,10 +495,13 @@ def _data_card(split: Split, config: Config, data_dir) -> dict[str, Any]:
             "strings (one-hot encoded inside the model; a value the training rows lacked "
             "shares one slot)"
         )
-        if config.data.missing == "impute":
+        filled = [f.name for f in split.features if f.fill]
+        if filled:
             out["inputs"] += (
-                "; missing numbers were replaced by the training mean (`features[].mean`): do "
-                "the same before predict, and pass missing text as ''"
+                f"; blank numbers (NaN) in {', '.join(filled)} are filled inside the model "
+                "(`features[].missing`), and missing text is passed as ''. fsearch's own "
+                "layers do the filling: load the model after `import search.layers` (or use "
+                "`fsearch predict`)"
             )
     else:
         out["inputs"] = f"{split.input_dim} values per row (the row flattened), " + (
@@ -624,6 +627,12 @@ def render_card_md(card: dict[str, Any]) -> str:
                 f"| {f['name']} | {f['input']} | {f['kind']} | "
                 + (
                     f"(x - {f['mean']:.6g}) / {f['std']:.6g}"
+                    + (
+                        f"; blank: {f['missing']['filled_with']:.6g}"
+                        + (" + missing indicator" if f["missing"]["indicator"] else "")
+                        if f.get("missing")
+                        else ""
+                    )
                     if f["kind"] == "number"
                     else f"one-hot over {len(f['vocabulary'])} values"
                 )

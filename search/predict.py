@@ -118,7 +118,14 @@ def _table_inputs(table, features: list[dict[str, Any]]) -> dict[str, np.ndarray
                 f"{table.path}: column {name!r} holds text ({bad!r}) where the model was "
                 "trained on numbers; give numbers (leave a missing value blank)"
             )
-        out[spec["input"]] = model_input(table, feature)
+        values = model_input(table, feature)
+        if feature.kind == "number" and not spec.get("missing") and np.isnan(values).any():
+            raise DataError(
+                f"{table.path}: column {name!r} has {int(np.isnan(values).sum()):,} blank "
+                "values, and the model was trained where it had none, so it cannot fill them; "
+                "fill them in, or export a study made on data with blanks in this column"
+            )
+        out[spec["input"]] = values
     return out
 
 
@@ -147,6 +154,8 @@ def predict(model_dir: str | Path, data: str | Path) -> Predictions:
 
     import_backend()
     import keras
+
+    import search.layers  # noqa: F401  (registers the layers that fill blanks)
 
     model = keras.saving.load_model(model_path)
     out = np.asarray(model.predict(inputs, batch_size=4096, verbose=0), dtype=np.float64)

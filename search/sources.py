@@ -138,7 +138,9 @@ def read_table(path: Path, columns: list[str] | None = None) -> Table:
             import pyarrow.csv as pcsv
 
             check_text(path)
-            convert = pcsv.ConvertOptions(include_columns=columns) if columns else None
+            # strings_can_be_null: "", "NA", "NaN", "null", "N/A" (pyarrow's null_values) are
+            # missing in text columns too, as they already are in number columns.
+            convert = pcsv.ConvertOptions(include_columns=columns or [], strings_can_be_null=True)
             table = pcsv.read_csv(path, convert_options=convert)
     except DataError:
         raise

@@ -149,14 +149,14 @@ def test_regression_target_is_standardized_and_kept_in_units_for_test(diabetes_p
     assert y_test.dtype == np.float64 and y_test.min() >= 25  # the file's own units
 
 
-def test_missing_feature_values_stop_with_the_column_and_count_or_are_imputed(workdir):
+def test_missing_feature_values_are_imputed_by_default_or_stop_with_missing_error(workdir):
     cols = datafiles.wine_columns()
     cols["ash"] = cols["ash"].astype(object)
     cols["ash"][[3, 9]] = None
     datafiles.write_table(cols, workdir / "wine.csv")
     with pytest.raises(DataError, match="column 'ash' has 2 missing values"):
-        datasets.load_split(wine_settings())
-    s = datasets.load_split(wine_settings(missing="impute"))
+        datasets.load_split(wine_settings(missing="error"))
+    s = datasets.load_split(wine_settings())
     assert np.isfinite(s.x_train).all()
 
 
