@@ -25,7 +25,7 @@ def test_a_second_create_or_load_resumes_the_study_it_created(storage):
     assert created
     again, created = studies.create_or_load_study(storage, cfg)
     assert not created and again.study_name == study.study_name
-    assert studies.stored_config(again) == json.loads(json.dumps(cfg.to_json()))
+    assert studies.stored_config(again).to_json() == json.loads(json.dumps(cfg.to_json()))
     assert again.user_attrs[studies.ATTR_FINGERPRINT] == cfg.fingerprint()
 
 
