@@ -1,0 +1,81 @@
+"""Stop signals: Ctrl-C, `kill` / `docker stop` and a closed terminal all stop a run the same
+way, as a KeyboardInterrupt inside the block of interrupts_caught."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+
+# Ctrl-C, `kill` / `docker stop`, and a closed terminal all stop a run the same way: the running
+# trial is closed as FAIL (not left RUNNING for the grace period) and the study can resume.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+class StopRequest:
+    """Set by a stop signal; read by the search loop. A plain attribute, not a threading.Event:
+    a signal handler runs between any two bytecodes of the main thread, even inside another
+    run of itself, and Event.set takes a non-reentrant lock. A second signal landing while the
+    first handler held it blocked the worker forever (seen under SIGTERM redelivery)."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.armed = True  # the next signal raises KeyboardInterrupt
+        self.signum = signal.SIGINT
+        self.redelivered = 0
+
+    def is_set(self) -> bool:
+        return self.requested
+
+
+@contextlib.contextmanager
+def interrupts_caught() -> Iterator[StopRequest]:
+    """Within the block, STOP_SIGNALS raise KeyboardInterrupt (the running trial is closed as
+    FAIL, not left RUNNING) and mark the yielded StopRequest; the previous handlers (a
+    notebook's, say) are back after it.
+
+    One KeyboardInterrupt at a time: further signals only mark the request, so a second one
+    cannot interrupt Optuna while it closes the trial the first one stopped. Python drops an
+    exception raised while a weakref callback or __del__ runs (SQLAlchemy and TensorFlow run
+    some when objects die), printing "Exception ignored in ... KeyboardInterrupt": the
+    interrupt would vanish mid-trial. So such a dropped interrupt is not printed but delivered
+    again 50 ms later, when the main thread is elsewhere; and the search loop stops after the
+    trial should every attempt land badly (StopRequest.is_set).
+    """
+    stop = StopRequest()
+
+    def handler(signum: int, frame: object) -> None:
+        stop.requested, stop.signum = True, signum
+        if stop.armed:
+            stop.armed = False
+            raise KeyboardInterrupt
+
+    default_hook = sys.unraisablehook
+
+    def unraisable(info) -> None:
+        if issubclass(info.exc_type, KeyboardInterrupt) and stop.requested:
+            if stop.redelivered < 20:  # the interrupt was lost: raise it again, once
+                stop.redelivered += 1
+                stop.armed = True
+                threading.Timer(0.05, os.kill, (os.getpid(), stop.signum)).start()
+            return
+        default_hook(info)
+
+    previous = {}
+    for sig in STOP_SIGNALS:
+        try:
+            previous[sig] = signal.signal(sig, handler)
+        except ValueError:  # not in the main thread (tests): Python delivers no signal there
+            break
+    if previous:
+        sys.unraisablehook = unraisable
+    try:
+        yield stop
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+        if previous:
+            sys.unraisablehook = default_hook
