@@ -30,8 +30,9 @@ CARD_KEYS = ("trial", "validation_value", "test_accuracy", "test_balanced_accura
 def run_tree(tree: Path, work: Path, args) -> tuple[list[str], float, dict]:
     """Trial lines, wall seconds and (with --data) the card of one tree's run."""
     work.mkdir(parents=True, exist_ok=True)
+    storage = f"sqlite:///{work / 'f.db'}"
     cmd = [sys.executable, "-m", "search.cli", "run", "--trials", str(args.trials),
-           "--storage", f"sqlite:///{work / 'f.db'}", "--artifacts", str(work / "artifacts")]  # fmt: skip
+           "--storage", storage, "--artifacts", str(work / "artifacts")]  # fmt: skip
     if args.data:
         cmd += ["--data", str(Path(args.data).resolve()), "--target", args.target,
                 "--no-refit", "--ensemble", "1", "--export-dir", str(work / "best")]  # fmt: skip
