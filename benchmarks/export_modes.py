@@ -109,14 +109,30 @@ def kept_rows(labels_redone: set[str]) -> list[list[str]]:
     return rows
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--seeds", type=int, default=3)
+def study_options(p: argparse.ArgumentParser, *, seeds: int, trials: int, work: str) -> None:
+    """The options of a benchmark that runs seeded default studies and exports them."""
+    p.add_argument("--seeds", type=int, default=seeds)
     p.add_argument("--first-seed", type=int, default=1)
-    p.add_argument("--trials", type=int, default=100)
+    p.add_argument("--trials", type=int, default=trials)
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--ensemble", type=int, default=3)
-    p.add_argument("--work", type=Path, default=Path("/tmp/fsearch-export-modes"))
+    p.add_argument("--work", type=Path, default=Path(work))
+
+
+def mode_flags(k: int) -> dict[str, list[str]]:
+    """The four compared exports and their `fsearch export` flags, every flag spelled out:
+    none depends on what the default is."""
+    return {
+        "selected": ["--no-refit", "--ensemble", "1"],
+        "refit": ["--refit", "--ensemble", "1"],
+        f"ensemble {k}": ["--no-refit", "--ensemble", str(k)],
+        f"ensemble {k} + refit": ["--refit", "--ensemble", str(k)],
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    study_options(p, seeds=3, trials=100, work="/tmp/fsearch-export-modes")
     p.add_argument("--existing", metavar="NAME", help="also export this existing study")
     p.add_argument("--existing-storage", default="sqlite:///studies/fsearch.db")
     p.add_argument("--existing-artifacts", default=None)
@@ -127,12 +143,7 @@ def main() -> None:
     storage = f"sqlite:///{args.work / 'modes.db'}"
     common = ["--storage", storage, "--artifacts", str(args.work / "artifacts")]
     k = args.ensemble
-    modes = {  # every flag spelled out: none depends on what the default is
-        "selected": ["--no-refit", "--ensemble", "1"],
-        "refit": ["--refit", "--ensemble", "1"],
-        f"ensemble {k}": ["--no-refit", "--ensemble", str(k)],
-        f"ensemble {k} + refit": ["--refit", "--ensemble", str(k)],
-    }
+    modes = mode_flags(k)
     studies = []  # (label, study name, storage args, the run's own export or None)
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         studies.append((f"seed {seed}", f"fm-export-seed{seed}", common, None, seed))

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import markdown_table, write_section
-from benchmarks.export_modes import ROOT, _run, mode_of
+from benchmarks.export_modes import ROOT, _run, mode_flags, mode_of, study_options
 
 SECTION = "export-selection"
 SELECTION = 5000  # training images held out of every study here, for choosing the mode
@@ -73,12 +73,7 @@ def selection_accuracy(model_file: Path, rows: np.ndarray) -> float:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--seeds", type=int, default=1)
-    p.add_argument("--first-seed", type=int, default=1)
-    p.add_argument("--trials", type=int, default=60)
-    p.add_argument("--jobs", type=int, default=2)
-    p.add_argument("--ensemble", type=int, default=3)
-    p.add_argument("--work", type=Path, default=Path("/tmp/fsearch-export-selection"))
+    study_options(p, seeds=1, trials=60, work="/tmp/fsearch-export-selection")
     p.add_argument("--no-write", action="store_true", help="print, do not edit BENCHMARKS.md")
     args = p.parse_args()
     import optuna
@@ -92,12 +87,7 @@ def main() -> None:
     storage = f"sqlite:///{args.work / 'selection.db'}"
     where = ["--storage", storage, "--artifacts", str(args.work / "artifacts")]
     k = args.ensemble
-    modes = {  # every flag spelled out: none depends on what the default is
-        "selected": ["--no-refit", "--ensemble", "1"],
-        "refit": ["--refit", "--ensemble", "1"],
-        f"ensemble {k}": ["--no-refit", "--ensemble", str(k)],
-        f"ensemble {k} + refit": ["--refit", "--ensemble", str(k)],
-    }
+    modes = mode_flags(k)
     rows = []
     with open(args.work / "log.txt", "a") as log:
         for seed in range(args.first_seed, args.first_seed + args.seeds):
