@@ -2,16 +2,15 @@
 
 The search selects on the validation split only; export is the single place that reads the
 test set, so the reported test accuracy is an honest estimate (the lab report selected on it).
+What the card says is written in card.py; this module picks the members, refits or loads
+them, averages them, tests the result and swaps the export folder in whole.
 """
 
 from __future__ import annotations
 
-import datetime as _dt
-import importlib.metadata
 import json
 import math
 import os
-import platform
 import shutil
 import tempfile
 import time
@@ -24,8 +23,13 @@ import numpy as np
 
 from search import datasets
 from search.artifacts import MODEL_FILE, kept_models
+from search.card import (
+    model_card,
+    package_versions,  # noqa: F401  (benchmarks import it from here)
+    render_card_md,
+)
 from search.config import DEFAULT_ENSEMBLE, DEFAULT_REFIT, Config
-from search.data import Split, file_sha256, read_raw
+from search.data import Split, file_sha256
 from search.errors import ExportError, StudyError
 from search.metrics import METRICS, of_study, score
 from search.space import stored_best_epoch, stored_hyperparams
@@ -34,18 +38,6 @@ from search.training import Rows, outputs, train, trial_seed, validation_score
 
 if TYPE_CHECKING:
     import optuna
-
-PACKAGES = ("fsearch", "tensorflow", "keras", "jax", "torch", "optuna", "numpy", "sqlalchemy")
-
-
-def package_versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for name in PACKAGES:
-        try:
-            out[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            out[name] = "not installed"
-    return out
 
 
 def prepare_out_dir(out: Path) -> Path:
@@ -363,7 +355,7 @@ def export_best(
         model.save(model_path)
         x_test, y_test = datasets.load_test(config.data, data_dir)
         metrics = evaluate(model, x_test, y_test, split)
-        card = _card(
+        card = model_card(
             study, members[0].trial, config, model, metrics, split, data_dir, storage_masked
         )
         card["export"] = export_info
@@ -426,232 +418,3 @@ def swap_in(new: Path, out: Path) -> None:
         os.replace(new, out)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
-
-
-def _card(
-    study, trial, config: Config, model, metrics, split: Split, data_dir, storage_masked: str
-) -> dict[str, Any]:
-    metric = of_study(study)
-    card = {
-        "study": study.study_name,
-        "storage": storage_masked,
-        "trial": trial.number,
-        "architecture": trial.user_attrs.get("architecture"),
-        "params": trial.params,
-        "hyperparams": trial.user_attrs.get("hyperparams"),
-        "task": split.task,
-        "metric": metric.name,
-        "validation_value": trial.value,
-        "best_epoch": trial.user_attrs.get("best_epoch"),
-        "epochs_run": trial.user_attrs.get("epochs_run"),
-        "parameter_count": int(model.count_params()),
-        "device": trial.user_attrs.get("device"),  # where the selected trial trained
-        "keras_backend": _backend(),
-        **metrics,
-        "data": _data_card(split, config, data_dir),
-        "seed": config.study.seed,
-        "sampler": config.study.sampler,
-        "pruner": config.study.pruner,
-        "versions": package_versions(),
-        "exported_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "model_file": MODEL_FILE,
-    }
-    if metric.key == "accuracy":  # the name cards have had since the first release
-        card["validation_accuracy"] = trial.value
-    return card
-
-
-def _backend() -> str:
-    import keras
-
-    return keras.config.backend()
-
-
-def _data_card(split: Split, config: Config, data_dir) -> dict[str, Any]:
-    settings = config.to_json()["data"]  # as the study stores it
-    if split.kind == "fashion-mnist":
-        raw = read_raw(data_dir)
-        return {
-            "directory": str(raw.directory),
-            "files_sha256": raw.gz_sha256,
-            "split": settings,
-            "inputs": "784 floats in [0, 1] (pixel / 255), input 'pixels'",
-        }
-    out: dict[str, Any] = {
-        "source": config.data.source,
-        "files_sha256": split.files,
-        "split": settings,
-        "split_sha": split.split_sha,
-        "test_notes": list(datasets.test_notes(config.data, data_dir)),
-        "train_rows": int(len(split.y_train)),
-        "validation_rows": int(len(split.y_val)),
-    }
-    if split.kind == "table":
-        out["target"] = config.data.target
-        out["features"] = [f.describe() for f in split.features]
-        out["inputs"] = (
-            "one input per column, by its name in `features[].input`: numbers as float32 "
-            "(standardized inside the model with the training rows' mean and std), text as "
-            "strings (one-hot encoded inside the model; a value the training rows lacked "
-            "shares one slot)"
-        )
-        filled = [f.name for f in split.features if f.fill]
-        if filled:
-            out["inputs"] += (
-                f"; blank numbers (NaN) in {', '.join(filled)} are filled inside the model "
-                "(`features[].missing`), and missing text is passed as ''. fsearch's own "
-                "layers do the filling: load the model after `import search.layers` (or use "
-                "`fsearch predict`)"
-            )
-    else:
-        out["inputs"] = f"{split.input_dim} values per row (the row flattened), " + (
-            "raw 0-255 (divided by 255 inside the model)"
-            if split.x_scale == "rescale"
-            else "raw numbers (standardized inside the model with the training rows' statistics)"
-        )
-    if split.task == "regression":
-        out["outputs"] = "the target, in its own units"
-    else:
-        out["outputs"] = f"{split.n_outputs} class probabilities, in the order of `classes`"
-    return out
-
-
-def _export_lines(card: dict[str, Any], metric: str) -> list[str]:
-    """What was exported, in words: the card's first lines say which model this is."""
-    info = card.get("export")
-    if not info:  # a card written before export modes: the selected model
-        return []
-    members, mode = info["members"], info["mode"]
-    refits = {r["trial"]: r for r in info.get("refit", [])}
-    if len(members) == 1:
-        if not refits:
-            what = "the selected trial's model as the search kept it"
-            rows = info.get("train_rows")
-            what += f" (trained on the {rows:,} training rows)" if rows else ""
-        else:
-            r = refits[members[0]]
-            what = (
-                f"refit: the selected configuration trained again on train + validation "
-                f"({r['rows']:,} rows) for {r['epochs']} epochs, seed {r['seed']}"
-            )
-    else:
-        scores = ", ".join(
-            f"#{n} {v:.4f}" for n, v in zip(members, info["member_validation_values"], strict=True)
-        )
-        if refits:
-            r = refits[members[0]]
-            epochs = ", ".join(f"#{n} {refits[n]['epochs']}" for n in members)
-            what = (
-                f"refit ensemble: the {len(members)} best configurations, each trained again on "
-                f"train + validation ({r['rows']:,} rows; epochs {epochs}), their outputs "
-                f"averaged; {metric} at selection {scores}"
-            )
-        else:
-            what = (
-                f"ensemble: the {len(members)} best kept models, their outputs averaged; "
-                f"{metric} {scores}, of the ensemble "
-                f"**{info['ensemble_validation_value']:.4f}** (before the test set was read; "
-                "optimistic: the same validation split chose the members)"
-            )
-    if info.get("max_params"):
-        what += f"; at most {info['max_params']:,} parameters per model"
-    return [f"- Export: {what} (mode `{mode}`)"]
-
-
-def render_card_md(card: dict[str, Any]) -> str:
-    hp = card.get("hyperparams") or {}
-    data = card["data"]
-    metric = card.get("metric", "val_accuracy")
-    value = card.get("validation_value", card.get("validation_accuracy"))
-    test = ", ".join(f"{k[5:]} **{card[k]:.4f}**" for k in card.get("test_metrics", []))
-    members = (card.get("export") or {}).get("members", [card["trial"]])
-    if len(members) > 1:
-        archs = card["export"].get("member_architectures")  # cards since 2026-11-29
-        title = f"{card['study']}, ensemble of trials " + ", ".join(f"#{n}" for n in members)
-        arch = (
-            f"- Architecture: the mean of {len(members)} networks' outputs, "
-            + (", ".join(f"**{a}**" for a in archs) if archs else "the best one **"
-               f"{card['architecture']}**")
-            + f" ({card['parameter_count']:,} parameters in all)"
-        )  # fmt: skip
-        selected = f"- Best member (trial #{card['trial']}) selected on {metric}"
-    else:
-        title = f"{card['study']} trial {card['trial']}"
-        arch = (
-            f"- Architecture: **{card['architecture']}** ({card['parameter_count']:,} parameters)"
-        )
-        selected = f"- Selected on {metric}"
-    lines = [
-        f"# Model card: {title}",
-        "",
-        f"- Task: {card.get('task', 'classification')}",
-        arch,
-        *_export_lines(card, metric),
-        f"{selected}: **{value:.4f}** at epoch {card['best_epoch']} of {card['epochs_run']}",
-        f"- Test (measured once, at export, on {card['test_examples']:,} examples): {test}",
-        *(f"- Test note: {n}" for n in data.get("test_notes", [])),
-        f"- Seed {card['seed']}, sampler {card['sampler']}, pruner {card['pruner']}",
-        f"- Trained on {card.get('device') or 'an unrecorded device'}, Keras backend "
-        f"{card.get('keras_backend', 'tensorflow')}",
-        "",
-        "## Hyperparameters"
-        + (f" of the best member, trial #{card['trial']}" if len(members) > 1 else ""),
-        "",
-        "| name | value |",
-        "|---|---|",
-        *(f"| {k} | {v} |" for k, v in hp.items()),
-        "",
-    ]
-    if "per_class_accuracy" in card:
-        lines += [
-            "## Per-class test accuracy",
-            "",
-            "| class | accuracy |",
-            "|---|---|",
-            *(f"| {k} | {v:.4f} |" for k, v in card["per_class_accuracy"].items()),
-            "",
-            "## Confusion matrix (rows: true class, columns: predicted)",
-            "",
-            "```",
-            *(" ".join(f"{n:5d}" for n in row) for row in card["confusion_matrix"]),
-            "```",
-            "",
-        ]
-    if data.get("features"):
-        lines += [
-            "## Features (model inputs, by name)",
-            "",
-            "| column | model input | kind | preprocessing (training rows) |",
-            "|---|---|---|---|",
-            *(
-                f"| {f['name']} | {f['input']} | {f['kind']} | "
-                + (
-                    f"(x - {f['mean']:.6g}) / {f['std']:.6g}"
-                    + (
-                        f"; blank: {f['missing']['filled_with']:.6g}"
-                        + (" + missing indicator" if f["missing"]["indicator"] else "")
-                        if f.get("missing")
-                        else ""
-                    )
-                    if f["kind"] == "number"
-                    else f"one-hot over {len(f['vocabulary'])} values"
-                )
-                + " |"
-                for f in data["features"]
-            ),
-            "",
-        ]
-    lines += [
-        "## Data files (SHA-256)",
-        "",
-        *(f"- `{name}`: `{sha}`" for name, sha in data["files_sha256"].items()),
-        "",
-        "## Versions",
-        "",
-        *(f"- {k}: {v}" for k, v in card["versions"].items()),
-        "",
-        f"Load it with `keras.saving.load_model('model.keras')`. Inputs: {data['inputs']}. "
-        f"Outputs: {data.get('outputs', '10 class probabilities')}.",
-        "",
-    ]
-    return "\n".join(lines)
