@@ -36,7 +36,7 @@ LAYERS: list[list[str]] = [
         "api",
     ],
     # reading back
-    ["inspection", "exporting", "reseed", "predict", "reporting", "dashboard"],
+    ["inspection", "card", "exporting", "reseed", "predict", "reporting", "dashboard"],
     # the commands, and the package's lazy front door (search.run, search.best ...)
     ["cli", "__init__"],
 ]
