@@ -3,17 +3,16 @@
 A study file has five tables: [study] (name, sampler, pruner, seed), [data] (split sizes),
 [model] (how widths are laid out), [train] (speed knobs that do not change what is learned)
 and [space] (the search space). Every [space] entry is either a fixed value, a range table
-`{low, high, log?, step?}` or a list of choices. Unknown keys, wrong types and impossible
-ranges raise ConfigError naming the key and the fix, before anything touches a database.
+`{low, high, log?, step?}` or a list of choices (parsed in config_space.py, whose names are
+re-exported here). Unknown keys, wrong types and impossible ranges raise ConfigError naming
+the key and the fix, before anything touches a database.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import hashlib
 import json
-import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,15 +20,30 @@ from typing import Any
 
 import tomllib
 
+from search.config_space import (  # noqa: F401  (re-exported: imported from search.config)
+    ACTIVATIONS,
+    LR_SCHEDULES,
+    OPTIMIZERS,
+    REGULARIZERS,
+    SPACE_DEFAULTS,
+    SPACE_KEYS,
+    Choice,
+    Fixed,
+    FloatRange,
+    IntRange,
+    Param,
+    _check_keys,
+    _coerce,
+    _param_from_json,
+    _param_to_json,
+    max_value,
+    parse_space,
+)
 from search.errors import ConfigError
 
 # grid: every combination of the [space] lists once (Optuna's GridSampler); no ranges allowed.
 SAMPLERS = ("tpe", "random", "cmaes", "gp", "grid")
 PRUNERS = ("hyperband", "median", "successive-halving", "none")
-OPTIMIZERS = ("sgd", "adam", "rmsprop")
-REGULARIZERS = ("none", "l1", "l2")
-LR_SCHEDULES = ("constant", "cosine")
-ACTIVATIONS = ("relu", "elu", "gelu", "selu", "swish", "tanh", "sigmoid", "leaky_relu", "linear")
 
 # A study name becomes a directory name (artifacts, exports): keep it to one safe path segment.
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")  # whole name: fullmatch
@@ -43,101 +57,6 @@ DEFAULT_CONFIG_NAME = "fashion-mnist-mlp.toml"
 # (BENCHMARKS.md `export-modes`: test accuracy per study, export time and size per mode).
 DEFAULT_REFIT = True
 DEFAULT_ENSEMBLE = 3
-
-
-# ---------------------------------------------------------------------------- search space
-
-
-@dataclass(frozen=True)
-class Fixed:
-    value: Any
-
-    def describe(self) -> str:
-        return repr(self.value)
-
-
-@dataclass(frozen=True)
-class IntRange:
-    low: int
-    high: int
-    log: bool = False
-    step: int = 1
-
-    def describe(self) -> str:
-        return f"int[{self.low}, {self.high}]" + (" log" if self.log else "")
-
-
-@dataclass(frozen=True)
-class FloatRange:
-    low: float
-    high: float
-    log: bool = False
-    step: float | None = None
-
-    def describe(self) -> str:
-        return f"float[{self.low:g}, {self.high:g}]" + (" log" if self.log else "")
-
-
-@dataclass(frozen=True)
-class Choice:
-    choices: tuple
-
-    def describe(self) -> str:
-        return "{" + ", ".join(map(str, self.choices)) + "}"
-
-
-Param = Fixed | IntRange | FloatRange | Choice
-
-
-def _check_positive(v: float) -> str | None:
-    return None if v > 0 else "must be > 0"
-
-
-def _check_nonneg(v: float) -> str | None:
-    return None if v >= 0 else "must be >= 0"
-
-
-def _check_unit(v: float) -> str | None:
-    return None if 0 <= v <= 1 else "must be between 0 and 1"
-
-
-def _check_dropout(v: float) -> str | None:
-    return None if 0 <= v < 1 else "must be >= 0 and < 1"
-
-
-def _check_layers(v: int) -> str | None:
-    return None if 1 <= v <= 16 else "must be between 1 and 16"
-
-
-def _one_of(options: tuple[str, ...]):
-    def check(v: str) -> str | None:
-        return None if v in options else f"must be one of {', '.join(options)}"
-
-    return check
-
-
-# name -> (python type of a value, value check). The order is the order of the model card.
-SPACE_KEYS: dict[str, tuple[type, Any]] = {
-    "layers": (int, _check_layers),
-    "width": (int, _check_positive),
-    "activation": (str, _one_of(ACTIVATIONS)),
-    "optimizer": (str, _one_of(OPTIMIZERS)),
-    "learning_rate": (float, _check_positive),
-    "momentum": (float, _check_unit),  # used by SGD only
-    "regularizer": (str, _one_of(REGULARIZERS)),
-    "reg_strength": (float, _check_nonneg),  # used when regularizer != "none"
-    "dropout": (float, _check_dropout),
-    "batch_size": (int, _check_positive),
-    "epochs": (int, _check_positive),  # the most epochs a trial may train; pruning stops earlier
-    # constant: the learning rate as sampled; cosine: decays to 0 over the trial's `epochs`
-    # (keras CosineDecay), so a trial that trains to the end settles in fewer epochs.
-    "lr_schedule": (str, _one_of(LR_SCHEDULES)),
-}
-
-# Keys that may be left out of [space], and the value they then take. A key left at its
-# default is also left out of the study's fingerprint, so studies made before it existed
-# still resume.
-SPACE_DEFAULTS: dict[str, Any] = {"lr_schedule": "constant"}
 
 
 # ---------------------------------------------------------------------------- settings
@@ -296,40 +215,6 @@ _DATA_DEFAULTS = DataSettings()
 _FASHION_DATA_KEYS = ("validation_size", "train_size", "test_size", "seed")
 
 
-def _param_to_json(p: Param) -> dict[str, Any]:
-    d = dataclasses.asdict(p)
-    d["type"] = type(p).__name__
-    if "choices" in d:
-        d["choices"] = list(d["choices"])
-    return d
-
-
-def _param_from_json(d: Any) -> Any:
-    """A [space] entry as TOML writes it, from _param_to_json's dict."""
-    if not isinstance(d, dict):
-        return d
-    kind = d.get("type")
-    if kind == "Fixed":
-        return d.get("value")
-    if kind == "Choice":
-        return list(d.get("choices", []))
-    if kind in ("IntRange", "FloatRange"):
-        out = {"low": d.get("low"), "high": d.get("high"), "log": bool(d.get("log", False))}
-        step = d.get("step")
-        if step is not None and not (kind == "IntRange" and step == 1 and out["log"]):
-            out["step"] = step
-        return out
-    return d
-
-
-def max_value(p: Param) -> Any:
-    if isinstance(p, Fixed):
-        return p.value
-    if isinstance(p, Choice):
-        return max(p.choices)
-    return p.high
-
-
 # ---------------------------------------------------------------------------- loading
 
 
@@ -378,27 +263,9 @@ def parse_config(raw: dict[str, Any], *, source: str = "<dict>") -> Config:
     _validate_data(data, where=f"{where} [data]")
     _validate_train(train, where=f"{where} [train]")
 
-    raw_space = raw.get("space")
-    if not isinstance(raw_space, dict) or not raw_space:
-        raise ConfigError(f"{where}: missing [space] table; see README 'Study config reference'")
-    _check_keys(raw_space, list(SPACE_KEYS), f"{where} [space]", "key")
-    raw_space = {**SPACE_DEFAULTS, **raw_space}
-    missing = [k for k in SPACE_KEYS if k not in raw_space]
-    if missing:
-        raise ConfigError(
-            f"{where} [space]: missing {', '.join(missing)}; give each a value, range or list"
-        )
-    space = {k: _parse_param(k, raw_space[k], f"{where} [space] {k}") for k in SPACE_KEYS}
+    space = parse_space(raw.get("space"), where)
     validate_grid(study, space, where=f"{where} [space]")
     return Config(study=study, data=data, model=model, train=train, space=space, source=source)
-
-
-def _check_keys(table: dict, allowed: list[str], where: str, what: str) -> None:
-    for key in table:
-        if key not in allowed:
-            close = difflib.get_close_matches(key, allowed, n=1)
-            hint = f"did you mean {close[0]!r}?" if close else f"allowed: {', '.join(allowed)}"
-            raise ConfigError(f"{where}: unknown {what} {key!r}; {hint}")
 
 
 def _section(cls: type, table: Any, where: str) -> Any:
@@ -412,22 +279,6 @@ def _section(cls: type, table: Any, where: str) -> Any:
         want = type(getattr(defaults, key))
         values[key] = _coerce(value, want, f"{where} {key}")
     return cls(**values)
-
-
-def _coerce(value: Any, want: type, where: str) -> Any:
-    if want is tuple:  # a list of names
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise ConfigError(f"{where}: expected a list of column names, got {value!r}")
-        return tuple(value)
-    if want is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if want is int and isinstance(value, bool) or not isinstance(value, want):
-        raise ConfigError(
-            f"{where}: expected {want.__name__}, got {type(value).__name__} {value!r}"
-        )
-    if want is float and not math.isfinite(value):
-        raise ConfigError(f"{where}: must be a finite number, got {value!r}")
-    return value
 
 
 def validate_study_name(name: str, *, where: str = "study name") -> str:
@@ -518,50 +369,3 @@ def _validate_train(t: TrainSettings, *, where: str) -> None:
     for key in ("steps_per_execution", "validation_batch_size"):
         if getattr(t, key) < 1:
             raise ConfigError(f"{where}: {key} must be >= 1, got {getattr(t, key)}")
-
-
-def _parse_param(name: str, raw: Any, where: str) -> Param:
-    want, check = SPACE_KEYS[name]
-
-    def value(v: Any, at: str) -> Any:
-        v = _coerce(v, want, at)
-        problem = check(v)
-        if problem:
-            raise ConfigError(f"{at}: {problem}, got {v!r}")
-        return v
-
-    if isinstance(raw, list):
-        if not raw:
-            raise ConfigError(f"{where}: the list of choices is empty; give at least one")
-        choices = tuple(value(v, f"{where} choice") for v in raw)
-        if len(set(choices)) != len(choices):
-            raise ConfigError(f"{where}: the list of choices {list(raw)} has duplicates")
-        return Fixed(choices[0]) if len(choices) == 1 else Choice(choices)
-    if isinstance(raw, dict):
-        if want is str:
-            raise ConfigError(f"{where}: a range makes no sense here; give a value or a list")
-        _check_keys(raw, ["low", "high", "log", "step"], where, "range key")
-        for k in ("low", "high"):
-            if k not in raw:
-                raise ConfigError(f"{where}: a range needs both 'low' and 'high'")
-        low, high = value(raw["low"], f"{where} low"), value(raw["high"], f"{where} high")
-        log = raw.get("log", False)
-        if not isinstance(log, bool):
-            raise ConfigError(f"{where} log: expected true or false, got {log!r}")
-        if low > high:
-            raise ConfigError(f"{where}: low ({low}) must be <= high ({high}); swap them")
-        if log and low <= 0:
-            raise ConfigError(f"{where}: a log range needs low > 0, got low = {low}")
-        step = raw.get("step")
-        if step is not None:
-            step = _coerce(step, want, f"{where} step")
-            if step <= 0:
-                raise ConfigError(f"{where} step: must be > 0, got {step}")
-            if log:
-                raise ConfigError(f"{where}: use either log or step, not both")
-        if low == high:
-            return Fixed(low)
-        if want is int:
-            return IntRange(low, high, log, step if step is not None else 1)
-        return FloatRange(low, high, log, step)
-    return Fixed(value(raw, where))

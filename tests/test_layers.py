@@ -15,7 +15,18 @@ SEARCH = Path(__file__).resolve().parent.parent / "search"
 # The README's layout, bottom first; a module may import from its own layer and those before.
 LAYERS: list[list[str]] = [
     # the foundations: errors, the study TOML, the search space, the metric, the data, the model
-    ["errors", "config", "space", "metrics", "data", "sources", "datasets", "layers", "model"],
+    [
+        "errors",
+        "config_space",
+        "config",
+        "space",
+        "metrics",
+        "data",
+        "sources",
+        "datasets",
+        "layers",
+        "model",
+    ],
     # one trial
     ["outcomes", "training", "objective"],
     # persistence
