@@ -106,13 +106,16 @@ class ConnectionWatch(threading.Thread):
         self.stop = threading.Event()
 
     def run(self) -> None:
-        with _pg(self.server) as conn:
-            while not self.stop.is_set():
-                (n,) = conn.execute(
-                    "SELECT count(*) FROM pg_stat_activity WHERE datname = %s", (self.db,)
-                ).fetchone()
-                self.most = max(self.most, n)
-                self.stop.wait(0.2)
+        while not self.stop.is_set():
+            # Other sessions' tests restart this shared server now and then: connect again.
+            with contextlib.suppress(Exception), _pg(self.server) as conn:
+                while not self.stop.is_set():
+                    (n,) = conn.execute(
+                        "SELECT count(*) FROM pg_stat_activity WHERE datname = %s", (self.db,)
+                    ).fetchone()
+                    self.most = max(self.most, n)
+                    self.stop.wait(0.2)
+            self.stop.wait(0.5)
 
 
 # ---------------------------------------------------------------------------- the study
@@ -877,7 +880,8 @@ def render(points, size_points, a) -> str:
             per10k = f" Database size: **{grow * 10_000 / 2**20:.0f} MiB per 10k trials**."
         parts.append(
             f"**Study size** ({a.size_workers} workers adding {a.size_trials} trials at each "
-            "size; the history added through `Study.add_trials`; CLI commands as real "
+            f"size; the first {API_TRIALS:,} trials of history added through "
+            "`Study.add_trials`, the rest SQL copies of them; CLI commands as real "
             f"processes, peak RSS):{per10k}\n\n" + size_table(size_points)
         )
     if size_points:
@@ -898,7 +902,9 @@ def render(points, size_points, a) -> str:
         "(2 cores, shared with other sessions' tests)."
     )
     parts.append(
-        "DB active ms/trial: pg_stat_database.active_time over finished trials"
+        "DB active ms/trial: pg_stat_database.active_time over the trials finished (workers "
+        "table) or added (study-size table, where it includes each worker's first read of the "
+        "whole study, spread over the few trials added)"
         + (
             ""
             if stats.get("pg_stat_statements")
