@@ -1,5 +1,6 @@
-"""Bad data files get one line, exit 2 and nothing written (search/sources.py, search/datasets.py,
-search/data.py; issue #21, "Bad input"). Each file here is built byte by byte or from a few rows."""
+"""Bad data files get one line, exit 2 and nothing written (search/data/: readers.py, task.py,
+tables.py, fashion.py...; issue #21, "Bad input"). Each file here is built byte by byte or
+from a few rows."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from search import datasets, sources
+from search import datasets
 from search.config import DataSettings
+from search.data import init_toml, readers
 from search.errors import DataError
 from tests.helpers import DEFAULT_DB, invoke
 
@@ -164,7 +166,7 @@ def test_init_writes_valid_toml_for_a_path_and_target_with_emoji_and_quotes(work
 def test_toml_strings_round_trip_through_tomllib(text):
     import tomllib
 
-    assert tomllib.loads(f"v = {datasets._toml_str(text)}")["v"] == text
+    assert tomllib.loads(f"v = {init_toml._toml_str(text)}")["v"] == text
 
 
 # ---------------------------------------------------------------------------- NPZ
@@ -219,12 +221,12 @@ def test_npz_member_in_an_unknown_compression_method_exits_2_with_one_line(workd
 
 
 def test_npz_that_decompresses_past_the_bound_is_refused(workdir, monkeypatch):
-    monkeypatch.setattr(sources, "MAX_NPZ_BYTES", 2**20)
+    monkeypatch.setattr(readers, "MAX_NPZ_BYTES", 2**20)
     x = np.zeros((512, 512))  # 2 MiB of zeros: a few KiB compressed
     _npz(workdir / "bomb.npz", {"x_train.npy": _npy(x), "y_train.npy": Y}, compress=True)
     assert (workdir / "bomb.npz").stat().st_size < 2**16
     with pytest.raises(DataError, match="decompress to 2 MiB, over the 1 MiB"):
-        sources.read_npz(workdir / "bomb.npz")
+        readers.read_npz(workdir / "bomb.npz")
 
 
 # ---------------------------------------------------------------------------- IDX

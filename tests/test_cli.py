@@ -135,10 +135,10 @@ def test_bad_storage_urls(tiny_config, real_data_dir, url, message):
 
 
 def test_missing_data_with_no_network(tiny_config, tmp_path, monkeypatch):
-    from search import data
+    from search.data import fashion
 
-    monkeypatch.setattr(data, "DEBIAN_DIR", tmp_path / "none")
-    monkeypatch.setattr(data, "MIRRORS", ("http://127.0.0.1:9/",))
+    monkeypatch.setattr(fashion, "DEBIAN_DIR", tmp_path / "none")
+    monkeypatch.setattr(fashion, "MIRRORS", ("http://127.0.0.1:9/",))
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
     r = invoke("run", "--config", tiny_config, "--trials", 1)
     assert r.exit_code == 2 and "apt-get install dataset-fashion-mnist" in r.output

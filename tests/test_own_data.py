@@ -1,5 +1,6 @@
-"""Your own data: tables and arrays, classification and regression (search/datasets.py,
-search/sources.py). Files are made from scikit-learn's bundled sets (tests/datafiles.py)."""
+"""Your own data: tables and arrays, classification and regression (search/data/: task.py,
+tables.py, arrays.py, readers.py). Files are made from scikit-learn's bundled sets
+(tests/datafiles.py)."""
 
 from __future__ import annotations
 
@@ -416,19 +417,19 @@ def test_run_with_only_data_makes_its_study_and_warm_start_queues_the_best(wine_
 
 @pytest.mark.parametrize("config", [True, False], ids=["with-config", "data-only"])
 def test_a_run_in_one_process_parses_its_table_and_its_header_once(wine_csv, monkeypatch, config):
-    from search import sources
+    from search.data import files, loading, readers, task
 
-    datasets._TABLES.clear()
-    datasets._target_of.cache_clear()
-    datasets._load.cache_clear()
-    reads, real = [], sources.read_table
+    files._TABLES.clear()
+    task._target_of.cache_clear()
+    loading._load.cache_clear()
+    reads, real = [], readers.read_table
     monkeypatch.setattr(
-        sources,
+        readers,
         "read_table",
         lambda path, columns=None: reads.append(columns) or real(path, columns),
     )
-    headers, real_header = [], datasets._header
-    monkeypatch.setattr(datasets, "_header", lambda path: headers.append(path) or real_header(path))
+    headers, real_header = [], task._header
+    monkeypatch.setattr(task, "_header", lambda path: headers.append(path) or real_header(path))
     if config:
         cfg = study_file(
             wine_csv.parent / "w.toml",

@@ -1,4 +1,4 @@
-"""Find, verify and load Fashion-MNIST once per process; the train/validation/test split.
+"""Find, verify and load Fashion-MNIST once per process; its train/validation/test split.
 
 Lookup order for the four IDX `.gz` files:
   1. `--data-dir` / FSEARCH_DATA_DIR (if given, the files must be there: no silent fallback);
@@ -19,7 +19,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
-import json
 import math
 import os
 import tempfile
@@ -32,27 +31,20 @@ from pathlib import Path
 import numpy as np
 
 from search.config import DataSettings
-from search.errors import DataError
-
-CLASS_NAMES = (
-    "T-shirt/top",
-    "Trouser",
-    "Pullover",
-    "Dress",
-    "Coat",
-    "Sandal",
-    "Shirt",
-    "Sneaker",
-    "Bag",
-    "Ankle boot",
+from search.data.split import (
+    Split,
+    file_sha256,
+    split_hash,
+    stratified_indices,
 )
+from search.errors import DataError
 
 # file name -> SHA-256 of the decompressed IDX content.
 CONTENT_SHA256 = {
-    "train-images-idx3-ubyte.gz": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
-    "train-labels-idx1-ubyte.gz": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
-    "t10k-images-idx3-ubyte.gz": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
-    "t10k-labels-idx1-ubyte.gz": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+    "train-images-idx3-ubyte.gz": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",  # noqa: E501
+    "train-labels-idx1-ubyte.gz": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",  # noqa: E501
+    "t10k-images-idx3-ubyte.gz": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",  # noqa: E501
+    "t10k-labels-idx1-ubyte.gz": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",  # noqa: E501
 }
 FILES = tuple(CONTENT_SHA256)
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -206,14 +198,6 @@ def parse_idx(raw: bytes, *, source: str = "<bytes>") -> np.ndarray:
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
 
 
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 @dataclass(frozen=True)
 class RawData:
     """The training images and labels, and every file's SHA-256. The test images are not
@@ -266,59 +250,9 @@ def read_raw(data_dir: str | Path | None = None) -> RawData:
     return _read(find_data_dir(data_dir).resolve())
 
 
-def stratified_indices(labels: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
-    """n indices drawn without replacement, each class in proportion to its share of labels."""
-    classes, counts = np.unique(labels, return_counts=True)
-    exact = counts * n / counts.sum()
-    quota = np.floor(exact).astype(int)
-    # Hand out what flooring left over to the classes with the largest remainders.
-    for i in np.argsort(-(exact - quota), kind="stable")[: n - quota.sum()]:
-        quota[i] += 1
-    picked = [
-        rng.permutation(np.flatnonzero(labels == c))[:q]
-        for c, q in zip(classes, quota, strict=True)
-    ]
-    return np.sort(np.concatenate(picked))
-
-
 def _as_inputs(images: np.ndarray) -> np.ndarray:
     # Flattened float32 in [0, 1]: the layout Dense layers consume with no per-step reshape.
     return (images.reshape(len(images), -1).astype(np.float32)) / np.float32(255.0)
-
-
-@dataclass(frozen=True, eq=False)
-class Split:
-    """What every trial of a study trains and is scored on: float32 feature rows (already
-    scaled or encoded, so trials spend nothing on it) and labels (class indices, or a
-    standardized target for regression). Own data sets fill in the fields after `directory`
-    (search/datasets.py); the defaults describe Fashion-MNIST."""
-
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_val: np.ndarray
-    y_val: np.ndarray
-    files: dict[str, str]  # data file name -> SHA-256 of the file, for the model card
-    directory: str
-    kind: str = "fashion-mnist"  # fashion-mnist | arrays | table
-    task: str = "classification"  # classification | regression
-    classes: tuple[str, ...] = CLASS_NAMES  # class index -> label as text (classification)
-    y_mean: float = 0.0  # regression: the model learns (y - y_mean) / y_std
-    y_std: float = 1.0
-    # How raw inputs become x (own data; the exported model does it in Keras layers):
-    features: tuple = ()  # tables: datasets.Feature per column, in x's column order
-    x_scale: str = "none"  # arrays: none | rescale (x / 255) | standardize (x_mean, x_std)
-    x_mean: np.ndarray | None = None
-    x_std: np.ndarray | None = None
-    split_sha: str = ""  # hash of the data and of the rows in each part (checked on resume)
-    notes: tuple[str, ...] = ()  # what was inferred, said out loud at the start of a run
-
-    @property
-    def n_outputs(self) -> int:
-        return len(self.classes) if self.task == "classification" else 1
-
-    @property
-    def input_dim(self) -> int:
-        return int(self.x_train.shape[1])
 
 
 @lru_cache(maxsize=4)
@@ -339,16 +273,6 @@ def _split(directory: Path, settings: DataSettings) -> Split:
         directory=str(directory),
         split_sha=split_hash(raw.gz_sha256, rest, val_idx),
     )
-
-
-def split_hash(files: dict[str, str], *parts: np.ndarray) -> str:
-    """The data's files and the rows of each part, in one short hash: a study records it, so a
-    resumed or distributed study that would see other rows stops instead."""
-    h = hashlib.sha256(json.dumps(files, sort_keys=True).encode())
-    for part in parts:
-        h.update(np.asarray(part, dtype=np.int64).tobytes())
-        h.update(b"|")
-    return h.hexdigest()[:16]
 
 
 def load_split(settings: DataSettings, data_dir: str | Path | None = None) -> Split:

@@ -1,0 +1,102 @@
+"""A study config to start from: the TOML `fsearch init` writes for a data file (and
+`fsearch run --data` uses without a config), the default study's search sized to the data."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from search.config import DataSettings, validate_study_name
+from search.data.loading import load_split
+from search.data.task import target_of
+from search.errors import DataError
+
+
+def study_toml(source: str, target: str = "", *, name: str | None = None) -> tuple[str, list[str]]:
+    """A study TOML for a data file (`fsearch init`, and `fsearch run --data` without a
+    config): the default study's search, sized to the data. Returns (text, notes)."""
+    settings = DataSettings(source=source, target=target, validation_fraction=0.2)
+    tgt = target_of(settings, read_whole=True)
+    split = load_split(settings)
+    n = len(split.y_train)
+    stem = re.sub(r"[^A-Za-z0-9._-]", "-", Path(source).name.split(".")[0]).strip("-.") or "data"
+    name = validate_study_name(name or f"{stem}-mlp"[:100], where="--study")
+    # Small data: smaller batches (enough steps per epoch) and more epochs, which are cheap.
+    if n < 2000:
+        batches, epochs, widths = "[32, 64]", 40, 512
+    elif n < 20000:
+        batches, epochs, widths = "[64, 128, 256]", 20, 1024
+    else:
+        batches, epochs, widths = "[256, 512]", 12, 1024
+    lines = [
+        f"# A study of {_comment(Path(source).name)} made by `fsearch init`; edit freely.",
+        "# Every [space] entry is a fixed value, a range {low, high, log?, step?} or a list of",
+        '# choices. See README.md, "Your own data" and "Study config reference".',
+        "",
+        "[study]",
+        f'name = "{name}"',
+        "seed = 42",
+        'sampler = "tpe"',
+        'pruner = "hyperband"',
+        "reduction_factor = 4",
+        # Optuna's Hyperband default: the best so far at a rung goes on. With the default
+        # study's bootstrap_count = 3 (the first 3 at each rung stop there), a 30-trial study
+        # made by `benchmarks.own_data compare` ended with no completed trial to export.
+        "bootstrap_count = 0",
+        "keep_models = 3",
+        "",
+        "[data]",
+        f"source = {_toml_str(source)}",
+        *([f"target = {_toml_str(target)}"] if target else []),
+        f'task = "{tgt.task}"   # inferred: {_comment(tgt.note or "arrays")}',
+        f'metric = "{tgt.metric.key}"',
+        "validation_fraction = 0.2   # of the training rows, held out to select on",
+        "test_fraction = 0.2         # of all rows, when the file has no test part",
+        "seed = 0                    # the split is the same for every trial and run",
+        "# categorical = []          # number columns to one-hot encode as categories",
+        "# drop = []                 # columns that are not features (ids, free text)",
+        '# missing = "error"         # stop at a blank value instead of filling it in the model',
+        "",
+        "[model]",
+        "width_per_layer = false",
+        "",
+        "[space]",
+        "layers = { low = 1, high = 4 }",
+        f"width = {{ low = 16, high = {widths}, log = true }}",
+        'activation = "relu"',
+        'optimizer = ["sgd", "adam", "rmsprop"]',
+        "learning_rate = { low = 1e-4, high = 0.3, log = true }",
+        "momentum = { low = 0.0, high = 0.95 }",
+        'regularizer = ["none", "l1", "l2"]',
+        "reg_strength = { low = 1e-6, high = 1e-3, log = true }",
+        "dropout = { low = 0.0, high = 0.5 }",
+        f"batch_size = {batches}",
+        f"epochs = {epochs}",
+        'lr_schedule = "cosine"',
+        "",
+    ]
+    return "\n".join(lines), list(split.notes)
+
+
+def _toml_str(s: str) -> str:
+    """A TOML basic string: quote, backslash and control characters escaped, everything else
+    (an emoji, accents) written as itself in the UTF-8 file. (json.dumps was used before: it
+    writes an emoji as a UTF-16 surrogate pair, "\\ud83d\\ude00", which TOML refuses.)"""
+    short = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\t": "\\t", "\n": "\\n"}
+    short.update({"\f": "\\f", "\r": "\\r"})
+    out = []
+    for ch in s:
+        if 0xD800 <= ord(ch) <= 0xDFFF:  # a byte that is not UTF-8, kept by surrogateescape
+            raise DataError(f"{s!r} is not valid UTF-8; rename it (the config is UTF-8 text)")
+        if ch in short:
+            out.append(short[ch])
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append(f"\\u{ord(ch):04X}")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
+
+
+def _comment(s: str) -> str:
+    """Text for a TOML comment: no control characters (a newline would end the comment)."""
+    return re.sub(r"[\x00-\x08\x0a-\x1f\x7f]", " ", s)
