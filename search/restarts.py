@@ -112,4 +112,6 @@ def restart_process() -> None:
     """Replace this process with a fresh run of the same command (it resumes the study)."""
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execv(sys.executable, [sys.executable, *sys.argv])
+    # sys.orig_argv: the command line as given, `-m search.cli` included (a --jobs worker's);
+    # sys.argv would name the module's file, a path that a reinstall may have moved.
+    os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])

@@ -64,3 +64,16 @@ def test_timeout_counts_from_the_first_start_across_restarts(tiny_config, real_d
     assert "stopped early (timeout); run the same command again to reach 40" in proc.stdout
     states = trial_states()
     assert 1 <= n_finished(states) < 40 and "RUNNING" not in states
+
+
+def test_jobs_workers_started_with_python_m_restart_themselves_and_reach_exactly_n(
+    tiny_config, real_data_dir
+):
+    # --jobs workers run `python -m search.cli`: a restart must run that module again, not
+    # the file sys.argv names (search/cli.py became a package once, and a restart then
+    # failed with "can't open file .../search/cli.py").
+    proc = _fsearch_run(tiny_config, real_data_dir, "--jobs", 2, trials=4, recycle="1")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert proc.stdout.count("restarting this worker after 1 trials") >= 2
+    assert "done: 4/4 finished" in proc.stdout
+    assert n_finished(trial_states()) == 4 and "RUNNING" not in trial_states()
