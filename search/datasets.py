@@ -4,9 +4,9 @@ the `fsearch init` TOML. New code imports from the package's modules directly.""
 
 from search.data.init_toml import study_toml
 from search.data.loading import held_out_rows, load_split, load_test, test_notes
-from search.data.preprocessing import inference_model
+from search.data.preprocessing import RESERVED_PREFIX, inference_model
 from search.data.split import MIN_TRAIN_ROWS
-from search.data.tables import MAX_CATEGORIES, RESERVED_PREFIX, Feature, model_input
+from search.data.tables import MAX_CATEGORIES, Feature, model_input
 from search.data.task import (
     MAX_CLASSES,
     MAX_INFERRED_CLASSES,

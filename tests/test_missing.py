@@ -59,6 +59,9 @@ def test_a_table_with_blanks_runs_without_a_toml_and_predict_reproduces_the_card
     assert by_name["alcohol"]["missing"]["indicator"] is True
     assert "missing" not in by_name["magnesium"]
     split = {k: tuple(v) if isinstance(v, list) else v for k, v in card["data"]["split"].items()}
+    # The card's features and inputs are the split's preprocessing (search/data/preprocessing.py).
+    entries = datasets.load_split(DataSettings(**split)).preprocessing.card()
+    assert {k: card["data"][k] for k in entries} == entries
     rows = datasets.held_out_rows(DataSettings(**split))
     kept = {k: v[rows] for k, v in cols.items()}
     assert np.isnan(kept["alcohol"]).any()  # the held-out rows have blanks too

@@ -222,6 +222,7 @@ def test_npz_uses_its_own_test_part_and_scales_uint8_like_images(workdir):
     x_test, y_test = datasets.load_test(st)
     assert x_test.shape == (297, 64) and x_test.max() > 1  # raw 0-255: the model scales
     assert datasets.held_out_rows(st) is None
+    assert s.preprocessing.card()["inputs"].startswith("64 values per row")  # divided by 255
 
 
 def test_npz_whose_x_and_y_lengths_differ_is_refused(workdir):
@@ -374,6 +375,9 @@ def test_npz_end_to_end_and_a_changed_file_stops_the_resumed_study(workdir):
     r = invoke("run", "--config", cfg, "--trials", "2")
     assert r.exit_code == 0, r.output
     card = json.loads(Path("studies/digits-tiny/best/model-card.json").read_text())
+    # The card's words for the inputs are the split's (search/data/preprocessing.py).
+    split = datasets.load_split(load_config(cfg).data)
+    assert card["data"]["inputs"] == split.preprocessing.card()["inputs"]
     got = _fresh_python(
         """
         import numpy as np, keras

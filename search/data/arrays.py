@@ -10,6 +10,7 @@ import numpy as np
 
 from search.config import DataSettings
 from search.data import readers
+from search.data.preprocessing import Rescale, Standardize
 from search.data.split import (
     Split,
     _Loaded,
@@ -92,6 +93,7 @@ def _load_arrays(a: readers.Arrays, settings: DataSettings, target: Target) -> _
         x_scale=scale,
         x_mean=mean,
         x_std=std,
+        preprocessing=Rescale(x.shape[1]) if scale == "rescale" else Standardize(mean, std),
         split_sha=split_hash(a.sha256, train, val, test),
         notes=tuple(notes),
     )

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from search.config import DataSettings
+from search.data.preprocessing import FASHION_PIXELS, Preprocessing
 from search.errors import DataError
 
 # Fashion-MNIST's classes: the defaults of `Split` describe Fashion-MNIST (fashion.py).
@@ -83,6 +84,9 @@ class Split:
     x_std: np.ndarray | None = None
     split_sha: str = ""  # hash of the data and of the rows in each part (checked on resume)
     notes: tuple[str, ...] = ()  # what was inferred, said out loud at the start of a run
+    # The same steps as one object (preprocessing.py): the exported model's layers in front of
+    # the network and the card's words for them. `features` and `x_*` stay for the card.
+    preprocessing: Preprocessing = FASHION_PIXELS
 
     @property
     def n_outputs(self) -> int:

@@ -16,6 +16,7 @@ import numpy as np
 
 from search.config import DataSettings
 from search.data import readers
+from search.data.preprocessing import RESERVED_PREFIX, Columns
 from search.data.split import Split, _Loaded, _test_part, _train_val, split_hash
 from search.data.task import (
     Target,
@@ -32,9 +33,6 @@ from search.errors import DataError
 # A text column with more distinct values than this (or one value per row, nearly) is an
 # identifier or free text, not a category: it must be dropped or encoded by the user.
 MAX_CATEGORIES = 1000
-# Layer names of the exported model begin with this; no input (column) may, so a column named
-# like one of the model's own layers ("features", "scale_age") cannot collide with it.
-RESERVED_PREFIX = "fsearch_"
 
 
 @dataclass(frozen=True)
@@ -146,6 +144,7 @@ def _load_table(t: readers.Table, settings: DataSettings, target: Target) -> _Lo
         y_mean=y_mean,
         y_std=y_std,
         features=tuple(features),
+        preprocessing=Columns(tuple(features)),
         split_sha=split_hash(t.sha256, train, val, test),
         notes=tuple(notes),
     )
