@@ -120,6 +120,11 @@ def kept_models(study: optuna.Study) -> list[dict[str, Any]]:
     return entries
 
 
+def keeper(store, *, k: int):
+    """The objective's `keep`: each completed trial's model offered to keep_if_top(k)."""
+    return lambda trial, value, model: keep_if_top(trial, value, model, store, k=k)
+
+
 def keep_if_top(trial: optuna.Trial, value: float, model, store, *, k: int) -> bool:
     """Save the model as an artifact if it is among the study's k best; evict the ones it beats.
 

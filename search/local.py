@@ -26,6 +26,8 @@ WARM_START_TRIALS = 10  # --warm-start queues this many of the other study's bes
 def run_here(plan: Plan) -> tuple[optuna.Study, bool, dict[str, int]]:
     """The search in this process; the study may be shared with workers elsewhere."""
     from search._tf import import_tensorflow
+    from search.artifacts import keeper
+    from search.devices import describe
     from search.objective import Objective
     from search.progress import RunProgress
 
@@ -38,7 +40,9 @@ def run_here(plan: Plan) -> tuple[optuna.Study, bool, dict[str, int]]:
         best = study.best_value
     import_tensorflow(quiet=not opts.debug)
     cpus.apply_thread_limits()
-    objective = Objective(cfg, plan.split, artifact_store=plan.store)
+    objective = Objective(
+        cfg, plan.split, keep=keeper(plan.store, k=cfg.study.keep_models), device=describe()
+    )
     warm_start(plan, study)
     waiting = []
 

@@ -14,17 +14,16 @@ import math
 import os
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from search import devices
-from search.artifacts import keep_if_top
 from search.config import Config
+from search.constraints import OVER_LATENCY, OVER_PARAMS, set_constraint
 from search.data import Split
 from search.metrics import Metric, for_data
 from search.model import count_params
 from search.outcomes import END_REASON
-from search.runner import OVER_LATENCY, OVER_PARAMS, set_constraint
 from search.space import Hyperparams, suggest
 from search.training import Rows, epoch_score, train, trial_seed
 
@@ -105,13 +104,25 @@ def _make_callback(trial: optuna.Trial, log: EpochLog, metric: Metric, split: Sp
 
 
 class Objective:
-    """Callable for study.optimize. Holds the data (as backend tensors, built once per process)."""
+    """Callable for study.optimize. Holds the data (as backend tensors, built once per process).
 
-    def __init__(self, config: Config, split: Split, *, artifact_store=None) -> None:
+    keep(trial, value, model): offered every completed trial's best-epoch model (the run
+    passes artifacts.keeper: the study's top k are kept); device: where this process trains,
+    recorded on every trial ("gpu:0 NVIDIA H200", "cpu (2 threads)")."""
+
+    def __init__(
+        self,
+        config: Config,
+        split: Split,
+        *,
+        keep: Callable[[optuna.Trial, float, Any], Any] | None = None,
+        device: str | None = None,
+    ) -> None:
         self.config = config
         self.split = split
         self.metric = for_data(split.task, config.data.metric)
-        self.artifact_store = artifact_store
+        self.keep = keep
+        self.device = device
         self._tensors = None
 
     def _rows(self) -> Rows:
@@ -148,7 +159,8 @@ class Objective:
     def _train(self, trial: optuna.Trial, hp: Hyperparams) -> float:
         import optuna
 
-        trial.set_user_attr("device", devices.describe())  # "gpu:0 NVIDIA H200", "cpu (2 threads)"
+        if self.device is not None:
+            trial.set_user_attr("device", self.device)
         log = EpochLog()
         t0 = time.perf_counter()
         built: list[float] = []
@@ -194,8 +206,8 @@ class Objective:
             trial.set_user_attr("latency_ms", round(ms, 3))
             set_constraint(trial, OVER_LATENCY, ms - limit)
         within = not limit or ms <= limit
-        if self.artifact_store is not None and log.best_weights is not None and within:
-            keep_if_top(trial, value, model, self.artifact_store, k=self.config.study.keep_models)
+        if self.keep is not None and log.best_weights is not None and within:
+            self.keep(trial, value, model)
         return value
 
 

@@ -13,6 +13,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from search.config import Config, StudySettings
+from search.constraints import (  # noqa: F401  (OVER_*: where benchmarks and tests find them)
+    OVER_LATENCY,
+    OVER_PARAMS,
+    budget_constraints,
+    native_constraints,
+)
 from search.errors import ConfigError, FsearchError, TooManyFailures
 from search.metrics import ACCURACY, Metric
 from search.outcomes import (
@@ -79,35 +85,6 @@ def make_sampler(s: StudySettings, *, seed: int, grid: dict[str, list] | None = 
 
 
 # Trial user attributes holding how far a trial is over each budget (<= 0: within it).
-OVER_PARAMS = "over_max_params"
-OVER_LATENCY = "over_max_latency_ms"
-
-
-def native_constraints() -> bool:
-    """Optuna >= 5.0 stores a trial's constraints itself (Trial.set_constraint) and deprecates
-    the samplers' constraints_func, which 4.8 and 4.9 still need."""
-    import optuna
-
-    return hasattr(optuna.trial.Trial, "set_constraint")
-
-
-def set_constraint(trial: optuna.Trial, attr: str, value: float) -> None:
-    """How far the trial is over one budget (<= 0: within it): a user attribute for fsearch,
-    and the trial's constraint for the sampler where Optuna stores those."""
-    trial.set_user_attr(attr, value)
-    if native_constraints():
-        trial.set_constraint(attr, value)
-
-
-def budget_constraints(trial: optuna.trial.FrozenTrial) -> list[float]:
-    """Optuna's constraints_func: values <= 0 are feasible. Set by the objective (search/
-    objective.py); a trial that never measured latency counts as within it."""
-    return [
-        float(trial.user_attrs.get(OVER_PARAMS, 0.0)),
-        float(trial.user_attrs.get(OVER_LATENCY, 0.0)),
-    ]
-
-
 def make_pruner(s: StudySettings, *, max_epochs: int):
     import optuna
 

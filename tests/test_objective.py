@@ -9,7 +9,7 @@ import pytest
 
 from search import storage as st
 from search import studies
-from search.artifacts import kept_models, open_artifact_store
+from search.artifacts import keeper, kept_models, open_artifact_store
 from search.config import parse_config
 from search.data import load_split
 from search.objective import Objective
@@ -39,7 +39,7 @@ def test_complete_trial_reports_every_epoch_and_returns_best_epoch(tmp_path, tin
     cfg, split = tiny_split
     study = _study(tmp_path, cfg)
     store = open_artifact_store(tmp_path / "art")
-    study.optimize(Objective(cfg, split, artifact_store=store), n_trials=1)
+    study.optimize(Objective(cfg, split, keep=keeper(store, k=cfg.study.keep_models)), n_trials=1)
     t = study.trials[0]
     assert t.state == optuna.trial.TrialState.COMPLETE
     assert len(t.intermediate_values) == 2  # one report per epoch (epochs = 2)
@@ -79,7 +79,10 @@ def test_only_top_k_models_stay_on_disk(tmp_path, tiny_split):
     cfg, split = tiny_split  # keep_models = 2
     study = _study(tmp_path, cfg)
     store_dir = tmp_path / "art"
-    study.optimize(Objective(cfg, split, artifact_store=open_artifact_store(store_dir)), n_trials=4)
+    study.optimize(
+        Objective(cfg, split, keep=keeper(open_artifact_store(store_dir), k=cfg.study.keep_models)),
+        n_trials=4,
+    )
     kept = kept_models(study)
     assert len(kept) == 2 and kept[0]["value"] >= kept[1]["value"]
     assert sorted(p.name for p in store_dir.iterdir()) == sorted(e["artifact_id"] for e in kept)
