@@ -15,7 +15,7 @@ from typing import Any
 from search import datasets
 from search.artifacts import MODEL_FILE
 from search.config import Config
-from search.data import Split, read_raw
+from search.data import Split
 from search.metrics import of_study
 
 PACKAGES = ("fsearch", "tensorflow", "keras", "jax", "torch", "optuna", "numpy", "sqlalchemy")
@@ -71,47 +71,30 @@ def _backend() -> str:
 
 
 def _data_card(split: Split, config: Config, data_dir) -> dict[str, Any]:
+    """The card's `data`: which files and rows, then what the inputs are (the split's
+    Preprocessing says), then the outputs."""
     settings = config.to_json()["data"]  # as the study stores it
-    if split.kind == "fashion-mnist":
-        raw = read_raw(data_dir)
-        return {
-            "directory": str(raw.directory),
-            "files_sha256": raw.gz_sha256,
+    if not config.data.source:  # Fashion-MNIST: the four files found by --data-dir
+        out: dict[str, Any] = {
+            "directory": split.directory,
+            "files_sha256": split.files,
             "split": settings,
-            "inputs": "784 floats in [0, 1] (pixel / 255), input 'pixels'",
         }
-    out: dict[str, Any] = {
-        "source": config.data.source,
-        "files_sha256": split.files,
-        "split": settings,
-        "split_sha": split.split_sha,
-        "test_notes": list(datasets.test_notes(config.data, data_dir)),
-        "train_rows": int(len(split.y_train)),
-        "validation_rows": int(len(split.y_val)),
-    }
-    if split.kind == "table":
-        out["target"] = config.data.target
-        out["features"] = [f.describe() for f in split.features]
-        out["inputs"] = (
-            "one input per column, by its name in `features[].input`: numbers as float32 "
-            "(standardized inside the model with the training rows' mean and std), text as "
-            "strings (one-hot encoded inside the model; a value the training rows lacked "
-            "shares one slot)"
-        )
-        filled = [f.name for f in split.features if f.fill]
-        if filled:
-            out["inputs"] += (
-                f"; blank numbers (NaN) in {', '.join(filled)} are filled inside the model "
-                "(`features[].missing`), and missing text is passed as ''. fsearch's own "
-                "layers do the filling: load the model after `import search.layers` (or use "
-                "`fsearch predict`)"
-            )
     else:
-        out["inputs"] = f"{split.input_dim} values per row (the row flattened), " + (
-            "raw 0-255 (divided by 255 inside the model)"
-            if split.x_scale == "rescale"
-            else "raw numbers (standardized inside the model with the training rows' statistics)"
-        )
+        out = {
+            "source": config.data.source,
+            "files_sha256": split.files,
+            "split": settings,
+            "split_sha": split.split_sha,
+            "test_notes": list(datasets.test_notes(config.data, data_dir)),
+            "train_rows": int(len(split.y_train)),
+            "validation_rows": int(len(split.y_val)),
+        }
+        if config.data.target:
+            out["target"] = config.data.target
+    out.update(split.preprocessing.card())
+    if not config.data.source:
+        return out
     if split.task == "regression":
         out["outputs"] = "the target, in its own units"
     else:

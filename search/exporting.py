@@ -347,7 +347,7 @@ def export_best(
             export_info["ensemble_validation_value"] = validation_score(core, split, metric)
         if max_params is not None:
             export_info["max_params"] = max_params
-        model = core if split.kind == "fashion-mnist" else datasets.inference_model(core, split)
+        model = datasets.inference_model(core, split)
         model = for_inference(model)
         for leftover in scratch.iterdir():  # kept members' downloads: not part of the export
             leftover.unlink()

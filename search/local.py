@@ -98,7 +98,7 @@ def print_header(plan: Plan, created: bool, already: int) -> None:
         f"{escape(plan.masked)}: "
         f"{already}/{plan.trials} finished; sampler {cfg.study.sampler}, pruner "
         f"{cfg.study.pruner}; {len(split.y_train):,} train / {len(split.y_val):,} validation "
-        + ("images" if split.kind == "fashion-mnist" else "rows"),
+        + ("rows" if cfg.data.source else "images"),
         markup=True,
     )
 
