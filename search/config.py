@@ -53,8 +53,9 @@ _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")  # whole name: fullmat
 DEFAULT_CONFIG_NAME = "fashion-mnist-mlp.toml"
 # What `fsearch run` exports at its end and `fsearch export` makes without flags: the 3 best
 # configurations, each trained again on train + validation, averaged. Chosen over the
-# selected model, refit alone and the plain ensemble by `python -m benchmarks.export_modes`
-# (BENCHMARKS.md `export-modes`: test accuracy per study, export time and size per mode).
+# selected model, refit alone and the plain ensemble on training images held out of the
+# study, not on test: `python -m benchmarks.export_selection` (BENCHMARKS.md
+# `export-selection`).
 DEFAULT_REFIT = True
 DEFAULT_ENSEMBLE = 3
 
