@@ -164,3 +164,35 @@ def pg_terminate(url: str) -> int:
             "WHERE datname = current_database() AND pid <> pg_backend_pid()"
         ).fetchall()
     return sum(1 for (ok,) in rows if ok)
+
+
+def race_for_the_budget(url: str, name: str, *, workers: int, budget: int) -> list[int]:
+    """`workers` threads, each with its own storage on `url`, ask the study for trials under a
+    budget of `budget` until it refuses; the trial numbers they got, sorted."""
+    import threading
+
+    import optuna
+
+    from search import storage as st
+
+    created: list[int] = []
+    lock = threading.Lock()
+
+    def worker() -> None:
+        study = optuna.load_study(study_name=name, storage=st.open_storage(url))
+        st.limit_trials(study, budget)
+        while True:
+            try:
+                trial = study.ask()
+            except st.TrialBudgetReached:
+                return
+            with lock:
+                created.append(trial.number)
+            study.tell(trial, 0.0)
+
+    threads = [threading.Thread(target=worker) for _ in range(workers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    return sorted(created)

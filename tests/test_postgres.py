@@ -16,7 +16,7 @@ from sqlalchemy.exc import OperationalError
 
 from search import storage as st
 from search.errors import StorageError
-from tests.helpers import DEFAULT_DB, invoke, pg_terminate, study_states
+from tests.helpers import DEFAULT_DB, invoke, pg_terminate, race_for_the_budget, study_states
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -64,28 +64,9 @@ def test_budget_counts_finished_running_and_waiting(backend):
 
 def test_budget_holds_under_concurrent_workers(backend):
     """Eight workers, each with its own connection, race for 20 slots: exactly 20 trials."""
-    name = new_study(backend).study_name
-    created: list[int] = []
-    lock = threading.Lock()
-
-    def worker() -> None:
-        study = optuna.load_study(study_name=name, storage=st.open_storage(backend))
-        st.limit_trials(study, 20)
-        while True:
-            try:
-                trial = study.ask()
-            except st.TrialBudgetReached:
-                return
-            with lock:
-                created.append(trial.number)
-            study.tell(trial, 0.0)
-
-    threads = [threading.Thread(target=worker) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
-    assert sorted(created) == list(range(20))
+    assert race_for_the_budget(
+        backend, new_study(backend).study_name, workers=8, budget=20
+    ) == list(range(20))
 
 
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used")

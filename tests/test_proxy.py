@@ -21,7 +21,14 @@ from search import proxy
 from search import storage as st
 from search.config import load_config
 from search.errors import StorageError
-from tests.helpers import FSEARCH, invoke, pg_connect, pg_terminate, study_states
+from tests.helpers import (
+    FSEARCH,
+    invoke,
+    pg_connect,
+    pg_terminate,
+    race_for_the_budget,
+    study_states,
+)
 
 pytestmark = [
     pytest.mark.postgres,
@@ -69,28 +76,9 @@ def test_budget_through_the_proxy_holds_under_concurrent_workers(served):
     """Eight clients race for 20 slots through the proxy: exactly 20 trials, and asking past
     the budget raises TrialBudgetReached (as on the direct path)."""
     url, _ = served
-    name = new_study(url).study_name
-    created: list[int] = []
-    lock = threading.Lock()
-
-    def worker() -> None:
-        study = optuna.load_study(study_name=name, storage=st.open_storage(url))
-        st.limit_trials(study, 20)
-        while True:
-            try:
-                trial = study.ask()
-            except st.TrialBudgetReached:
-                return
-            with lock:
-                created.append(trial.number)
-            study.tell(trial, 0.0)
-
-    threads = [threading.Thread(target=worker) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
-    assert sorted(created) == list(range(20))
+    assert race_for_the_budget(url, new_study(url).study_name, workers=8, budget=20) == list(
+        range(20)
+    )
 
 
 def test_kept_list_updates_through_the_proxy_never_lose_each_other(served):
