@@ -151,9 +151,17 @@ def keep_if_top(trial: optuna.Trial, value: float, model, store, *, k: int) -> b
     entry = {"trial": trial.number, "artifact_id": artifact_id, "value": value, "sha256": sha256}
 
     def with_entry(old: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+        # Read inside the locked transaction: what another writer of a shared database put
+        # there since kept_models() is checked too, before any id reaches store.remove.
+        for e in old or []:
+            checked_id(e.get("artifact_id") if isinstance(e, dict) else e)
         return sorted([*(old or []), entry], key=lambda e: metric.rank_key(e["value"]))[:k]
 
-    old, new = update_study_user_attr(study, KEPT_ATTR, with_entry)
+    try:
+        old, new = update_study_user_attr(study, KEPT_ATTR, with_entry)
+    except StudyError:
+        _remove_quietly(store, artifact_id)  # ours: nothing refers to it
+        raise
     staying = {e["artifact_id"] for e in new}
     for gone in {e["artifact_id"] for e in [*(old or []), entry]} - staying:
         _remove_quietly(store, gone)

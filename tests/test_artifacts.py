@@ -158,3 +158,23 @@ def test_keep_if_top_records_the_sha256_of_the_saved_file(tmp_path):
     assert artifacts.keep_if_top(trial, 0.5, _FakeModel("weights"), store, k=1)
     (entry,) = artifacts.kept_models(study)
     assert entry["sha256"] == hashlib.sha256(b"weights").hexdigest()
+
+
+def test_keep_if_top_refuses_an_id_forged_inside_the_transaction_and_removes_nothing_of_it(
+    tmp_path, monkeypatch
+):
+    store = artifacts.open_artifact_store(tmp_path / "art")
+    removed = []
+    real_remove = store.remove
+    monkeypatch.setattr(store, "remove", lambda i: removed.append(i) or real_remove(i))
+    study = optuna.create_study(direction="maximize")
+    # Written by another writer of a shared database after the early read saw a clean list.
+    forged = [{"trial": 0, "artifact_id": "../../victim", "value": 0.1}]
+    study.set_user_attr(artifacts.KEPT_ATTR, forged)
+    monkeypatch.setattr(artifacts, "kept_models", lambda s: [])
+    trial = study.ask()
+    with pytest.raises(StudyError, match="'../../victim'"):
+        artifacts.keep_if_top(trial, 0.9, _FakeModel("m"), store, k=1)
+    assert "../../victim" not in removed and len(removed) == 1  # only our own upload
+    assert list((tmp_path / "art").iterdir()) == []
+    assert study.user_attrs[artifacts.KEPT_ATTR] == forged
