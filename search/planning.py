@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import json
 import os
 import time
 from dataclasses import dataclass, field
@@ -120,7 +121,7 @@ class Plan:
 
     config: Config
     config_path: Path | None
-    config_text: str | None  # the TOML the run started with (None: a Config object)
+    config_text: str | None  # the config the run started with: TOML text or Config JSON
     options: RunOptions
     trials: int
     grid: dict[str, list] | None
@@ -150,12 +151,13 @@ def plan(config: str | Path | Config | None, opts: RunOptions, console: Console)
             path = config_file(cfg)
             text = path.read_text(encoding="utf-8")
     elif config is None and opts.data and os.environ.get(workers.ENV_CONFIG) is None:
-        # --data without a config: the study `fsearch init` would write (workers get its text).
-        from search.datasets import study_toml
+        # --data without a config: the study `fsearch init` would write, as a Config; workers
+        # and restarts get it as JSON (Config.from_json), never re-made from a changed file.
+        from search.data.init_toml import study_config
 
         path = None
-        text, _ = study_toml(opts.data, opts.target or "")
-        cfg = load_config(f"<made for --data {opts.data}>", text=text)
+        cfg, _ = study_config(opts.data, opts.target or "")
+        text = json.dumps(cfg.to_json())
         workers.pin_config_text(text)
     else:
         path = config

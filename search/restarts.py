@@ -42,7 +42,7 @@ class RestartState:
     recycle: str | None = None  # FSEARCH_RECYCLE_TRIALS as given
     deadline: float | None = None  # --timeout as an absolute time.time()
     started: tuple[float, int] | None = None  # (time, finished trials) at the first start
-    config_text: str | None = None  # the study TOML's text at the first start
+    config_text: str | None = None  # the config at the first start: TOML text or Config JSON
 
     @classmethod
     def from_env(

@@ -253,12 +253,16 @@ def pin_config_text(text: str) -> None:
 
 
 def pinned_config(path: str | Path | None):
-    """(config, its TOML text) of the run: the text of its first start (ENV_CONFIG), else the
-    file's text now."""
-    from search.config import load_config, read_config_text
+    """(config, its text) of the run: what its first start read (ENV_CONFIG: a TOML's text,
+    or a Config made for --data as JSON), else the file's text now."""
+    import json
+
+    from search.config import Config, load_config, read_config_text
 
     text = restart_state().config_text
     if text is None:
         path, text = read_config_text(path)
         pin_config_text(text)
+    elif text.lstrip().startswith("{"):  # JSON: TOML text never starts with "{"
+        return Config.from_json(json.loads(text), source="<the run's config>"), text
     return load_config(path, text=text), text

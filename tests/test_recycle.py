@@ -77,3 +77,26 @@ def test_jobs_workers_started_with_python_m_restart_themselves_and_reach_exactly
     assert proc.stdout.count("restarting this worker after 1 trials") >= 2
     assert "done: 4/4 finished" in proc.stdout
     assert n_finished(trial_states()) == 4 and "RUNNING" not in trial_states()
+
+
+def test_a_data_run_with_jobs_and_restarts_keeps_the_config_it_made(workdir):
+    # --data without a config builds its Config directly; --jobs workers and every restart
+    # read it back from the run's pinned JSON, not from a TOML text or a re-read of the file.
+    from search.config import Config
+    from search.data.init_toml import study_config
+    from tests import datafiles
+    from tests.helpers import FSEARCH
+
+    path = datafiles.write_table(datafiles.wine_columns(), workdir / "wine.csv")
+    cmd = [str(FSEARCH), "run", "--data", str(path), "--target", "cultivar", "--trials", "4",
+           "--jobs", "2", "--no-export"]  # fmt: skip
+    env = {**os.environ, "FSEARCH_RECYCLE_TRIALS": "1"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "restarting this worker after 1 trials" in proc.stdout
+    assert "done: 4/4 finished" in proc.stdout
+    from search.api import load_study
+
+    stored = load_study("wine-mlp").user_attrs["fsearch:config"]
+    made, _ = study_config(str(path), "cultivar")
+    assert Config.from_json(stored).fingerprint() == made.fingerprint()

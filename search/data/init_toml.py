@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
-from search.config import DataSettings, validate_study_name
+from search.config import Config, DataSettings, parse_config, validate_study_name
 from search.data.loading import load_split
 from search.data.task import target_of
 from search.errors import DataError
 
 
-def study_toml(source: str, target: str = "", *, name: str | None = None) -> tuple[str, list[str]]:
-    """A study TOML for a data file (`fsearch init`, and `fsearch run --data` without a
-    config): the default study's search, sized to the data. Returns (text, notes)."""
+def study_document(
+    source: str, target: str = "", *, name: str | None = None
+) -> tuple[dict[str, Any], list[str], str]:
+    """The study for a data file as a TOML document (a dict, as tomllib would read it): the
+    default study's search, sized to the data. Returns (document, notes, the task's note)."""
     settings = DataSettings(source=source, target=target, validation_fraction=0.2)
     tgt = target_of(settings, read_whole=True)
     split = load_split(settings)
@@ -23,59 +26,108 @@ def study_toml(source: str, target: str = "", *, name: str | None = None) -> tup
     name = validate_study_name(name or f"{stem}-mlp"[:100], where="--study")
     # Small data: smaller batches (enough steps per epoch) and more epochs, which are cheap.
     if n < 2000:
-        batches, epochs, widths = "[32, 64]", 40, 512
+        batches, epochs, widths = [32, 64], 40, 512
     elif n < 20000:
-        batches, epochs, widths = "[64, 128, 256]", 20, 1024
+        batches, epochs, widths = [64, 128, 256], 20, 1024
     else:
-        batches, epochs, widths = "[256, 512]", 12, 1024
+        batches, epochs, widths = [256, 512], 12, 1024
+    document = {
+        "study": {
+            "name": name,
+            "seed": 42,
+            "sampler": "tpe",
+            "pruner": "hyperband",
+            "reduction_factor": 4,
+            # Optuna's Hyperband default: the best so far at a rung goes on. With the default
+            # study's bootstrap_count = 3 (the first 3 at each rung stop there), a 30-trial
+            # study made by `benchmarks.own_data compare` ended with no completed trial.
+            "bootstrap_count": 0,
+            "keep_models": 3,
+        },
+        "data": {
+            "source": source,
+            **({"target": target} if target else {}),
+            "task": tgt.task,
+            "metric": tgt.metric.key,
+            "validation_fraction": 0.2,
+            "test_fraction": 0.2,
+            "seed": 0,
+        },
+        "model": {"width_per_layer": False},
+        "space": {
+            "layers": {"low": 1, "high": 4},
+            "width": {"low": 16, "high": widths, "log": True},
+            "activation": "relu",
+            "optimizer": ["sgd", "adam", "rmsprop"],
+            "learning_rate": {"low": 1e-4, "high": 0.3, "log": True},
+            "momentum": {"low": 0.0, "high": 0.95},
+            "regularizer": ["none", "l1", "l2"],
+            "reg_strength": {"low": 1e-6, "high": 1e-3, "log": True},
+            "dropout": {"low": 0.0, "high": 0.5},
+            "batch_size": batches,
+            "epochs": epochs,
+            "lr_schedule": "cosine",
+        },
+    }
+    return document, list(split.notes), tgt.note or "arrays"
+
+
+def study_config(
+    source: str, target: str = "", *, name: str | None = None
+) -> tuple[Config, list[str]]:
+    """The Config `fsearch run --data` uses without a config file: the document `fsearch
+    init` prints, made directly (no TOML text in between). Returns (config, notes)."""
+    document, notes, _ = study_document(source, target, name=name)
+    return parse_config(document, source=f"<made for --data {source}>"), notes
+
+
+# Comments written after a key's value in `fsearch init`'s TOML; commented-out keys after a
+# table's keys.
+_COMMENTS = {
+    ("data", "validation_fraction"): "of the training rows, held out to select on",
+    ("data", "test_fraction"): "of all rows, when the file has no test part",
+    ("data", "seed"): "the split is the same for every trial and run",
+}
+_HINTS = {
+    "data": [
+        "# categorical = []          # number columns to one-hot encode as categories",
+        "# drop = []                 # columns that are not features (ids, free text)",
+        '# missing = "error"         # stop at a blank value instead of filling it in the model',
+    ]
+}
+
+
+def study_toml(source: str, target: str = "", *, name: str | None = None) -> tuple[str, list[str]]:
+    """A study TOML for a data file (`fsearch init`): study_document, written out with
+    comments. Returns (text, notes)."""
+    document, notes, task_note = study_document(source, target, name=name)
     lines = [
         f"# A study of {_comment(Path(source).name)} made by `fsearch init`; edit freely.",
         "# Every [space] entry is a fixed value, a range {low, high, log?, step?} or a list of",
         '# choices. See README.md, "Your own data" and "Study config reference".',
-        "",
-        "[study]",
-        f'name = "{name}"',
-        "seed = 42",
-        'sampler = "tpe"',
-        'pruner = "hyperband"',
-        "reduction_factor = 4",
-        # Optuna's Hyperband default: the best so far at a rung goes on. With the default
-        # study's bootstrap_count = 3 (the first 3 at each rung stop there), a 30-trial study
-        # made by `benchmarks.own_data compare` ended with no completed trial to export.
-        "bootstrap_count = 0",
-        "keep_models = 3",
-        "",
-        "[data]",
-        f"source = {_toml_str(source)}",
-        *([f"target = {_toml_str(target)}"] if target else []),
-        f'task = "{tgt.task}"   # inferred: {_comment(tgt.note or "arrays")}',
-        f'metric = "{tgt.metric.key}"',
-        "validation_fraction = 0.2   # of the training rows, held out to select on",
-        "test_fraction = 0.2         # of all rows, when the file has no test part",
-        "seed = 0                    # the split is the same for every trial and run",
-        "# categorical = []          # number columns to one-hot encode as categories",
-        "# drop = []                 # columns that are not features (ids, free text)",
-        '# missing = "error"         # stop at a blank value instead of filling it in the model',
-        "",
-        "[model]",
-        "width_per_layer = false",
-        "",
-        "[space]",
-        "layers = { low = 1, high = 4 }",
-        f"width = {{ low = 16, high = {widths}, log = true }}",
-        'activation = "relu"',
-        'optimizer = ["sgd", "adam", "rmsprop"]',
-        "learning_rate = { low = 1e-4, high = 0.3, log = true }",
-        "momentum = { low = 0.0, high = 0.95 }",
-        'regularizer = ["none", "l1", "l2"]',
-        "reg_strength = { low = 1e-6, high = 1e-3, log = true }",
-        "dropout = { low = 0.0, high = 0.5 }",
-        f"batch_size = {batches}",
-        f"epochs = {epochs}",
-        'lr_schedule = "cosine"',
-        "",
     ]
-    return "\n".join(lines), list(split.notes)
+    comments = {**_COMMENTS, ("data", "task"): f"inferred: {_comment(task_note)}"}
+    for table, entries in document.items():
+        lines += ["", f"[{table}]"]
+        for key, value in entries.items():
+            line = f"{key} = {_toml_value(value)}"
+            note = comments.get((table, key))
+            lines.append(f"{line:<28}# {note}" if note else line)
+        lines += _HINTS.get(table, [])
+    return "\n".join([*lines, ""]), notes
+
+
+def _toml_value(v: Any) -> str:
+    """A value as TOML writes it: strings escaped, lists, inline tables."""
+    if isinstance(v, str):
+        return _toml_str(v)
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, list):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    return "{ " + ", ".join(f"{k} = {_toml_value(x)}" for k, x in v.items()) + " }"
 
 
 def _toml_str(s: str) -> str:
