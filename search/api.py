@@ -130,6 +130,7 @@ def _finish(plan: Plan, study: optuna.Study, created: bool, counts: dict[str, in
         plan.console,
         refit=opts.refit,
         ensemble=opts.ensemble,
+        split=plan.split,  # the data this run loaded (None for --jobs): not loaded again
     )
     return dataclasses.replace(result, export_dir=dest, card=card)
 

@@ -279,13 +279,16 @@ def export_best(
     ensemble: int | None = None,
     max_params: int | None = None,
     progress: Callable[[str], None] | None = None,
+    split: Split | None = None,
 ) -> dict[str, Any]:
     """Write model.keras, model-card.json and model-card.md: the study's best kept model, or
     (refit) its configuration trained on train + validation, or (ensemble K) the average of
     the K best, within max_params parameters per member if given. Test is read once, last.
     progress: told one line before each refit (they take minutes on the default study).
     ensemble None: DEFAULT_ENSEMBLE, or 1 under a parameter budget (a budget is for the model
-    that is deployed; an explicit --ensemble K with a budget holds each member to it)."""
+    that is deployed; an explicit --ensemble K with a budget holds each member to it).
+    split: the study's data when the caller has it loaded (the end of a run), else loaded
+    here; either way checked against the study's split."""
     config = stored_config(study)
     if max_params is None:  # the study's own budget, if it has one
         max_params = config.study.max_params or None
@@ -298,7 +301,8 @@ def export_best(
     check_out_dir(out)
     metric = of_study(study)
     members = select_members(study, k=ensemble, refit=refit, max_params=max_params, up_to=up_to)
-    split = datasets.load_split(config.data, data_dir)
+    if split is None:
+        split = datasets.load_split(config.data, data_dir)
     # The rows must be those the study selected on: a changed or reshuffled file would
     # score models on rows they trained on.
     check_split(study, split)

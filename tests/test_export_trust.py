@@ -236,3 +236,16 @@ def test_export_counts_a_test_class_unseen_in_training_as_errors_and_says_so(wor
     assert any("'9'" in note for note in card["data"]["test_notes"])
     md = (workdir / "studies" / "d-mlp" / "best" / "model-card.md").read_text()
     assert "- Test note:" in md
+
+
+@pytest.mark.slow
+def test_a_run_that_exports_loads_its_data_once(tiny_config, real_data_dir, monkeypatch):
+    from search import datasets
+
+    calls = []
+    real = datasets.load_split
+    monkeypatch.setattr(datasets, "load_split", lambda *a, **k: calls.append(a) or real(*a, **k))
+    r = invoke("run", "--config", tiny_config, "--data-dir", real_data_dir, "--trials", "2",
+               "--no-refit", "--ensemble", "1")  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert "exported trial" in r.output and len(calls) == 1
