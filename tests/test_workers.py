@@ -267,10 +267,13 @@ def test_a_jobs_parent_killed_by_sigkill_takes_its_workers_along(tiny_config, re
         assert len(children) == 2, children
         proc.send_signal(signal.SIGKILL)
         proc.wait(30)
-        deadline = time.monotonic() + 60
+        # A worker closes its trial before it exits, and a storage call may retry for up to
+        # 60 s (search/storage/_retry.py) when the database is busy: give it that and more.
+        deadline = time.monotonic() + 150
         while time.monotonic() < deadline and any(_alive(pid) for pid in children):
             time.sleep(0.3)
-        assert not any(_alive(pid) for pid in children)
+        left = {pid: _proc_state(pid) for pid in children if _alive(pid)}
+        assert not left, left
     finally:
         proc.kill()
     target = n_finished(trial_states()) + 1
@@ -282,6 +285,17 @@ def test_a_jobs_parent_killed_by_sigkill_takes_its_workers_along(tiny_config, re
     assert again.returncode == 0, out
     states = trial_states()
     assert n_finished(states) == target and "RUNNING" not in states, states
+
+
+def _proc_state(pid: int) -> str:
+    """A live process's state and command line, for a failure message."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            state = next((line.strip() for line in f if line.startswith("State:")), "?")
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return state + " " + f.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError as e:
+        return str(e)
 
 
 def _alive(pid: int) -> bool:
