@@ -274,3 +274,47 @@ def test_export_modes_names_a_card_by_members_and_refit():
     assert mode_of(card(1, False), 3) == "selected" and mode_of(card(1, True), 3) == "refit"
     assert mode_of(card(3, False), 3) == "ensemble 3"
     assert mode_of(card(3, True), 3) == "ensemble 3 + refit" and mode_of(card(2, True), 3) is None
+
+
+def test_jobs_arm_result_measures_from_the_launch_and_counts_trials_by_the_minute(tmp_path):
+    from benchmarks.jobs import arm_result
+
+    path = tmp_path / "jobs.db"
+    study = optuna.create_study(
+        study_name="jobs", storage=f"sqlite:///{path}", direction="maximize"
+    )
+    P, C = optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.COMPLETE
+    study.add_trial(_trial(C, 0, 100, [0.80, 0.885], value=0.885))
+    study.add_trial(_trial(P, 100, 700, [0.893, 0.88]))  # 0.89 at its end: 700 s + 60 s
+    study.add_trial(_trial(C, 700, 1900, [0.88, 0.901], value=0.901))
+    got = arm_result(path, T0 - dt.timedelta(seconds=60))
+    assert got[0.89] == 760 and got[0.9] == 1960
+    assert (got["10 min"], got["30 min"], got["finished"], got["complete"]) == (1, 2, 3, 2)
+    assert got["best"] == 0.901
+
+
+def test_epochs_spent_splits_epochs_and_seconds_by_outcome_and_stop_epoch():
+    from benchmarks.epochs_spent import analyse
+
+    P, C = optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.COMPLETE
+    trials = []
+    for state, start, end, epochs, width, batch, spe in [
+        (C, 0, 100, 12, 64, 256, 2.0),
+        (P, 100, 110, 1, 512, 256, 6.0),
+        (P, 110, 130, 3, 512, 512, 4.0),
+        (P, 130, 140, 1, 32, 512, 1.0),
+    ]:
+        t = _trial(state, start, end, [0.5] * epochs, value=0.9 if state == C else None)
+        t.user_attrs.update(
+            {
+                "epochs_run": epochs,
+                "sec_per_epoch": spe,
+                "hyperparams": {"widths": [width], "batch_size": batch},
+            }
+        )
+        trials.append(t)
+    a = analyse(trials)
+    assert a["by_state"]["PRUNED"]["epochs"] == 5 and a["by_state"]["COMPLETE"]["epochs"] == 12
+    assert a["by_state"]["PRUNED"]["seconds"] == 40
+    assert a["stops"] == {1: 2, 3: 1}
+    assert a["per_epoch"][(">256", 256)] == [6.0] and a["per_epoch"][("<=64", 512)] == [1.0]

@@ -1,0 +1,97 @@
+"""Where a study's epochs and seconds go: pruned against complete trials, the epoch each pruned
+trial stopped at (Hyperband's rungs), and the time per epoch by width and batch size.
+
+Reads a finished study (any fsearch storage), so it costs nothing to run on a study another
+benchmark made (e.g. benchmarks.jobs keeps its databases with --keep DIR):
+
+    .venv/bin/python -m benchmarks.epochs_spent --storage sqlite:///studies/fsearch.db \
+        --study fashion-mnist-mlp
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+from collections import Counter, defaultdict
+
+from benchmarks.common import markdown_table, trial_seconds, write_section
+
+
+def analyse(trials) -> dict:
+    """Per outcome: trials, epochs, seconds; pruned trials' stop epochs; s/epoch by size."""
+    by_state: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    stops: Counter[int] = Counter()
+    per_epoch: dict[tuple[str, int], list[float]] = defaultdict(list)
+    for t in trials:
+        if t.datetime_complete is None or t.state.name in ("RUNNING", "WAITING"):
+            continue
+        epochs = int(t.user_attrs.get("epochs_run") or 0)
+        row = by_state[t.state.name]
+        row["trials"] += 1
+        row["epochs"] += epochs
+        row["seconds"] += trial_seconds(t)
+        if t.state.name == "PRUNED" and epochs:
+            stops[epochs] += 1
+        hp = t.user_attrs.get("hyperparams") or {}
+        spe = t.user_attrs.get("sec_per_epoch")
+        if hp and spe:
+            width = max(hp["widths"])
+            bucket = "<=64" if width <= 64 else "65-256" if width <= 256 else ">256"
+            per_epoch[(bucket, int(hp["batch_size"]))].append(float(spe))
+    return {"by_state": by_state, "stops": stops, "per_epoch": per_epoch}
+
+
+def summarize(a: dict, study: str) -> str:
+    by_state, stops, per_epoch = a["by_state"], a["stops"], a["per_epoch"]
+    total_e = sum(r["epochs"] for r in by_state.values()) or 1
+    total_s = sum(r["seconds"] for r in by_state.values()) or 1
+    rows = [
+        [
+            state.lower(),
+            int(r["trials"]),
+            int(r["epochs"]),
+            f"{100 * r['epochs'] / total_e:.0f}%",
+            f"{r['seconds'] / 60:.1f}",
+            f"{100 * r['seconds'] / total_s:.0f}%",
+        ]
+        for state, r in sorted(by_state.items())
+    ]
+    text = f"Study `{study}`.\n\n" + markdown_table(
+        ["outcome", "trials", "epochs", "share of epochs", "minutes", "share of time"], rows
+    )
+    text += "\n\nPruned trials by the epoch they stopped after: " + (
+        ", ".join(f"{e}: {n}" for e, n in sorted(stops.items())) or "none"
+    )
+    text += "\n\n" + markdown_table(
+        ["widest layer", "batch", "trials", "median s/epoch"],
+        [
+            [w, b, len(v), f"{statistics.median(v):.2f}"]
+            for (w, b), v in sorted(per_epoch.items(), key=lambda kv: (kv[0][1], kv[0][0]))
+        ],
+    )
+    return text
+
+
+def main() -> None:
+    import optuna
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--storage", required=True)
+    ap.add_argument("--study", required=True)
+    ap.add_argument("--section", default="epochs-spent")
+    ap.add_argument("--no-write", action="store_true")
+    args = ap.parse_args()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.load_study(study_name=args.study, storage=args.storage)
+    body = summarize(analyse(study.get_trials(deepcopy=False)), args.study)
+    print(body)
+    if not args.no_write:
+        write_section(
+            args.section,
+            body,
+            f"python -m benchmarks.epochs_spent --storage {args.storage} --study {args.study}",
+        )
+
+
+if __name__ == "__main__":
+    main()

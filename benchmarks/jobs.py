@@ -1,0 +1,171 @@
+"""One worker against `--jobs auto` on the default study: what a user waits for.
+
+Each arm is a real `fsearch run` of the default study (studies/fashion-mnist-mlp.toml, full
+epochs, not 3-epoch trials) on its own SQLite file, with the same seed and wall-clock budget;
+the arms run one after the other with the whole machine each (nothing else should run). From
+each study's trials, measured from the moment the command was started (so TensorFlow's import,
+the data load and the worker start-up count):
+
+- the time to the first trial reaching 0.89 and 0.90 validation accuracy (any epoch: a pruned
+  trial counts, as in `time-to-accuracy`);
+- trials finished (complete or pruned) after 10 and 30 minutes and within the budget;
+- the wall time of the whole run, which is the time for `--trials` when the budget allows.
+
+    .venv/bin/python -m benchmarks.jobs --budget 900 --seeds 1
+    .venv/bin/python -m benchmarks.jobs --trials 200 --budget 4000 --seeds 3   # the issue's
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks.common import WHAT_REACHES_COUNTS, markdown_table, write_section
+
+TARGETS = (0.89, 0.90)
+MARKS_MIN = (10, 30)
+
+
+def arm_result(db: Path, launched: dt.datetime) -> dict:
+    """Times and counts of one arm's study, measured from `launched` (local time, as Optuna
+    stores its trial times)."""
+    import optuna
+
+    study = optuna.load_study(study_name="jobs", storage=f"sqlite:///{db}")
+    done = [
+        t
+        for t in study.trials
+        if t.datetime_complete is not None and t.state.is_finished() and t.state.name != "FAIL"
+    ]
+
+    def since(t) -> float:
+        return (t.datetime_complete - launched).total_seconds()
+
+    out = {"finished": len(done), "complete": sum(t.state.name == "COMPLETE" for t in done)}
+    for target in TARGETS:
+        hits = [
+            since(t)
+            for t in done
+            if t.intermediate_values and max(t.intermediate_values.values()) >= target
+        ]
+        out[target] = min(hits) if hits else None
+    for m in MARKS_MIN:
+        out[f"{m} min"] = sum(since(t) <= m * 60 for t in done)
+    out["best"] = max((t.value for t in done if t.value is not None), default=float("nan"))
+    return out
+
+
+def run_arm(jobs: str, seed: int, args, tmp: Path) -> dict:
+    exe = Path(sys.executable).parent / "fsearch"
+    db = tmp / f"jobs-{jobs}-{seed}.db"
+    cmd = [
+        str(exe),
+        "run",
+        "--study",
+        "jobs",
+        "--storage",
+        f"sqlite:///{db}",
+        "--artifacts",
+        str(tmp / f"art-{jobs}-{seed}"),
+        "--trials",
+        str(args.trials),
+        "--timeout",
+        str(args.budget),
+        "--seed",
+        str(seed),
+        "--jobs",
+        jobs,
+        "--no-export",
+    ]
+    print("$", " ".join(cmd), flush=True)
+    launched = dt.datetime.now()
+    t0 = time.perf_counter()
+    rc = subprocess.run(cmd, stdout=subprocess.DEVNULL).returncode
+    wall = time.perf_counter() - t0
+    if rc != 0:
+        sys.exit(f"--jobs {jobs}, seed {seed}: fsearch run exited {rc}")
+    res = arm_result(db, launched)
+    res["wall"] = wall
+    if args.keep:
+        import shutil
+
+        Path(args.keep).mkdir(parents=True, exist_ok=True)
+        shutil.copy(db, Path(args.keep) / db.name)
+    print(f"--jobs {jobs} seed {seed}: {res}", flush=True)
+    return res
+
+
+def _minutes(v: float | None, budget: float) -> str:
+    return f"{v / 60:.1f}" if v is not None else f"> {budget / 60:.0f}"
+
+
+def summarize(results: dict[str, list[dict]], args) -> str:
+    rows = []
+    for jobs, runs in results.items():
+        row = [f"--jobs {jobs}"]
+        for target in TARGETS:
+            per = [r[target] for r in runs]
+            reached = [v for v in per if v is not None]
+            med = statistics.median(reached) / 60 if len(reached) == len(per) else None
+            row.append(
+                ", ".join(_minutes(v, args.budget) for v in per)
+                + (f" (median {med:.1f})" if med is not None and len(per) > 1 else "")
+            )
+        for m in MARKS_MIN:
+            if m * 60 <= args.budget:
+                row.append(", ".join(str(r[f"{m} min"]) for r in runs))
+        row.append(", ".join(f"{r['finished']} ({r['complete']})" for r in runs))
+        row.append(", ".join(f"{r['wall'] / 60:.1f}" for r in runs))
+        row.append(", ".join(f"{r['best']:.4f}" for r in runs))
+        rows.append(row)
+    header = ["arm", *(f"min to {t} val acc" for t in TARGETS)]
+    header += [f"trials by {m} min" for m in MARKS_MIN if m * 60 <= args.budget]
+    header += ["trials finished (complete)", "wall min", "best val acc (complete trials)"]
+    body = (
+        f"The default study, seed(s) {', '.join(map(str, range(args.seeds)))}, at most "
+        f"{args.trials} trials or {args.budget / 60:.0f} min per arm; the arms ran one after "
+        "the other with the whole machine each. Times are minutes from the command's start "
+        "(import, data load and worker start-up included); one value per seed. "
+        + WHAT_REACHES_COUNTS
+        + "\n\n"
+        + markdown_table(header, rows)
+    )
+    return body
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--budget", type=float, default=900, help="seconds per arm and seed")
+    ap.add_argument("--trials", type=int, default=200)
+    ap.add_argument("--seeds", type=int, default=1)
+    ap.add_argument("--arms", default="1,auto", help="comma-separated --jobs values")
+    ap.add_argument("--no-write", action="store_true")
+    ap.add_argument(
+        "--keep", metavar="DIR", help="copy each arm's study database here (epochs_spent reads it)"
+    )
+    args = ap.parse_args()
+    arms = [a.strip() for a in args.arms.split(",") if a.strip()]
+    results: dict[str, list[dict]] = {a: [] for a in arms}
+    with tempfile.TemporaryDirectory() as tmp:
+        for seed in range(args.seeds):
+            for jobs in arms:
+                results[jobs].append(run_arm(jobs, seed, args, Path(tmp)))
+    body = summarize(results, args)
+    print(body)
+    if not args.no_write:
+        write_section(
+            "jobs",
+            body,
+            f"python -m benchmarks.jobs --budget {args.budget:g} --trials {args.trials} "
+            f"--seeds {args.seeds} --arms {','.join(arms)}",
+        )
+
+
+if __name__ == "__main__":
+    main()
