@@ -36,6 +36,7 @@ from search import outcomes, planning, workers
 from search import storage as st
 from search.config import DEFAULT_CONFIG_NAME, DEFAULT_REFIT, Config, validate_study_name
 from search.errors import ConfigError, StudyError
+from search.events import Events, Listener, printer
 from search.local import WARM_START_TRIALS, best_trial, run_here
 from search.planning import DEFAULT_TRIALS, Plan, RunOptions
 from search.pool import run_workers
@@ -92,20 +93,23 @@ def run(
     /,
     *,
     console: Console | None = None,
+    on_event: Listener | None = None,
     **option_values: Any,
 ) -> RunResult:
     """Run (or resume) a study until it holds `trials` finished trials, then export the best.
 
     config: a study TOML path or a Config [the default Fashion-MNIST study]. Options as keyword
-    arguments (`trials=50, storage=..., jobs=2`) or a RunOptions. Progress and one line per
-    trial go to `console` (a rich Console; the default one renders in notebooks too).
+    arguments (`trials=50, storage=..., jobs=2`) or a RunOptions. The progress bar and every
+    event's line (search/events.py: one per trial, the study, the export...) go to `console`
+    (a rich Console; the default one renders in notebooks too); `on_event(event)` gets each
+    event as an object too.
     """
     opts = RunOptions.of(options, **option_values)
     opts.check()
     # markup=False: stored names and error messages are printed as they are (see cli.out).
     console = console or Console(highlight=False, soft_wrap=True, markup=False)
     quiet_libraries(opts.debug)
-    plan = planning.plan(config, opts, console)
+    plan = planning.plan(config, opts, console, Events(printer(console), on_event))
     if opts.jobs > 1:
         study, created, counts = run_workers(plan)
     else:
@@ -127,7 +131,7 @@ def _finish(plan: Plan, study: optuna.Study, created: bool, counts: dict[str, in
         opts.data_dir,
         plan.masked,
         opts.debug,
-        plan.console,
+        plan.events,
         refit=opts.refit,
         ensemble=opts.ensemble,
         split=plan.split,  # the data this run loaded (None for --jobs): not loaded again
@@ -215,7 +219,7 @@ def export(
         data_dir,
         masked,
         debug,
-        console,
+        Events(printer(console) if console is not None else None),
         refit=refit,
         ensemble=ensemble,
         max_params=max_params,
@@ -223,34 +227,37 @@ def export(
 
 
 def _export(
-    study, store, dest: Path, data_dir, masked: str, debug: bool, console, **how: Any
+    study, store, dest: Path, data_dir, masked: str, debug: bool, events: Events, **how: Any
 ) -> dict:
     from search._tf import import_tensorflow
     from search.exporting import export_best
 
     import_tensorflow(quiet=not debug)
-    progress = None if console is None else (lambda line: console.print(line, markup=False))
+    progress = events.line("export_step")
     # SIGTERM as Ctrl-C: the export's scratch folder is removed and the previous export
     # stays whole (export_best's finally) instead of the process dying mid-way.
     with workers.interrupts_caught():
         card = export_best(
             study, store, dest, data_dir=data_dir, storage_masked=masked, progress=progress, **how
         )
-    if console is not None:
-        test = ", ".join(f"{k} {card[k]:.4f}" for k in card["test_metrics"])
-        info = card["export"]
-        what = (
-            f"trial #{card['trial']} ({card['architecture']})"
-            if len(info["members"]) == 1
-            else f"trials {', '.join(f'#{n}' for n in info['members'])}"
-        )
-        val = info.get("ensemble_validation_value", card["validation_value"])
-        console.print(
-            f"exported {what}, {info['mode']}, to {dest}/: {card['metric']} {val:.4f}"
-            + (" (at selection)" if "refit" in info else "")
-            + f", {test}; {card['export_seconds']:.0f} s",
-            markup=False,
-        )
+    test = ", ".join(f"{k} {card[k]:.4f}" for k in card["test_metrics"])
+    info = card["export"]
+    what = (
+        f"trial #{card['trial']} ({card['architecture']})"
+        if len(info["members"]) == 1
+        else f"trials {', '.join(f'#{n}' for n in info['members'])}"
+    )
+    val = info.get("ensemble_validation_value", card["validation_value"])
+    events.emit(
+        "exported",
+        f"exported {what}, {info['mode']}, to {dest}/: {card['metric']} {val:.4f}"
+        + (" (at selection)" if "refit" in info else "")
+        + f", {test}; {card['export_seconds']:.0f} s",
+        directory=str(dest),
+        test_metrics={k: card[k] for k in card["test_metrics"]},
+        members=list(info["members"]),
+        mode=info["mode"],
+    )
     return card
 
 
@@ -295,5 +302,5 @@ def report(
         storage_masked=st.mask(st.resolve_url(storage)),
         reseed=reseed,
         data_dir=data_dir,
-        log=None if console is None else lambda line: console.print(line, markup=False),
+        log=Events(printer(console) if console is not None else None).line("report_step"),
     )

@@ -48,6 +48,9 @@ def model_card(
         "best_epoch": trial.user_attrs.get("best_epoch"),
         "epochs_run": trial.user_attrs.get("epochs_run"),
         "parameter_count": int(model.count_params()),
+        # fsearch's own layers in the model (search/layers.py): loading it needs
+        # `import search.layers` first (`fsearch predict` does that).
+        "fsearch_layers": fsearch_layers(model),
         "device": trial.user_attrs.get("device"),  # where the selected trial trained
         "keras_backend": _backend(),
         **metrics,
@@ -62,6 +65,21 @@ def model_card(
     if metric.key == "accuracy":  # the name cards have had since the first release
         card["validation_accuracy"] = trial.value
     return card
+
+
+def fsearch_layers(model) -> list[str]:
+    """The names of fsearch's own layer types (search/layers.py) in a model, nested models'
+    included: what `keras.saving.load_model` needs registered first."""
+    found: set[str] = set()
+
+    def walk(layer) -> None:
+        if type(layer).__module__ == "search.layers":
+            found.add(type(layer).__name__)
+        for sub in getattr(layer, "layers", None) or ():
+            walk(sub)
+
+    walk(model)
+    return sorted(found)
 
 
 def _backend() -> str:
@@ -236,7 +254,13 @@ def render_card_md(card: dict[str, Any]) -> str:
         "",
         *(f"- {k}: {v}" for k, v in card["versions"].items()),
         "",
-        f"Load it with `keras.saving.load_model('model.keras')`. Inputs: {data['inputs']}. "
+        (
+            "Load it with `import search.layers` (fsearch's own layers: "
+            f"{', '.join(card['fsearch_layers'])}) and then "
+            if card.get("fsearch_layers")
+            else "Load it with "
+        )
+        + f"`keras.saving.load_model('model.keras')`. Inputs: {data['inputs']}. "
         f"Outputs: {data.get('outputs', '10 class probabilities')}.",
         "",
     ]

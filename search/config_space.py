@@ -16,10 +16,28 @@ from typing import Any
 
 from search.errors import ConfigError
 
-OPTIMIZERS = ("sgd", "adam", "rmsprop")
+OPTIMIZERS = ("sgd", "adam", "rmsprop", "adamw")
 REGULARIZERS = ("none", "l1", "l2")
 LR_SCHEDULES = ("constant", "cosine")
-ACTIVATIONS = ("relu", "elu", "gelu", "selu", "swish", "tanh", "sigmoid", "leaky_relu", "linear")
+ACTIVATIONS = (
+    "relu",
+    "elu",
+    "gelu",
+    "selu",
+    "swish",
+    "mish",
+    "tanh",
+    "sigmoid",
+    "leaky_relu",
+    "linear",
+)
+# How a table's number columns reach the network (search/layers.py, the network's first layers):
+# standardize: (x - mean) / std, as before; robust: RealMLP's robust scaling and smooth clipping,
+# (x - median) / IQR then x / sqrt(1 + (x / 3)^2), so heavy tails and outliers arrive bounded.
+NUMERIC = ("standardize", "robust")
+# none: each number is one input; periodic: each number also goes through learned sin/cos
+# features and a small linear map with ReLU (PLR embeddings, Gorishniy et al. 2022).
+EMBEDDINGS = ("none", "periodic")
 
 
 @dataclass(frozen=True)
@@ -79,6 +97,10 @@ def _check_dropout(v: float) -> str | None:
     return None if 0 <= v < 1 else "must be >= 0 and < 1"
 
 
+def _check_smoothing(v: float) -> str | None:
+    return None if 0 <= v < 1 else "must be >= 0 and < 1"
+
+
 def _check_layers(v: int) -> str | None:
     return None if 1 <= v <= 16 else "must be between 1 and 16"
 
@@ -106,12 +128,28 @@ SPACE_KEYS: dict[str, tuple[type, Any]] = {
     # constant: the learning rate as sampled; cosine: decays to 0 over the trial's `epochs`
     # (keras CosineDecay), so a trial that trains to the end settles in fewer epochs.
     "lr_schedule": (str, _one_of(LR_SCHEDULES)),
+    # AdamW's decoupled weight decay (used by optimizer "adamw" only).
+    "weight_decay": (float, _check_nonneg),
+    # Classification only: the one-hot targets mixed with the uniform distribution.
+    "label_smoothing": (float, _check_smoothing),
+    # Tables only (see NUMERIC and EMBEDDINGS above).
+    "numeric": (str, _one_of(NUMERIC)),
+    "embedding": (str, _one_of(EMBEDDINGS)),
+    # The standard deviation of the periodic embedding's initial frequencies (its sigma).
+    "embedding_scale": (float, _check_positive),
 }
 
 # Keys that may be left out of [space], and the value they then take. A key left at its
 # default is also left out of the study's fingerprint, so studies made before it existed
 # still resume.
-SPACE_DEFAULTS: dict[str, Any] = {"lr_schedule": "constant"}
+SPACE_DEFAULTS: dict[str, Any] = {
+    "lr_schedule": "constant",
+    "weight_decay": 0.004,  # Keras' AdamW default
+    "label_smoothing": 0.0,
+    "numeric": "standardize",
+    "embedding": "none",
+    "embedding_scale": 0.1,
+}
 
 
 def parse_space(raw_space: Any, where: str) -> dict[str, Param]:

@@ -196,7 +196,7 @@ def refit_model(trial, split: Split, config: Config, *, name: str):
     """The trial's configuration trained again on all training rows (its train and
     validation parts) for the epochs it was selected at, seeded. A cosine schedule keeps its
     length in epochs (`epochs` of the space) over the new, larger step count."""
-    hp = stored_hyperparams(trial, config, inputs=split.input_dim, outputs=split.n_outputs)
+    hp = stored_hyperparams(trial, config, **split.dims)
     epochs = stored_best_epoch(trial, hp)
     seed = trial_seed(config.study.seed, trial.number, "refit")
     rows = Rows.refit(split)
@@ -210,6 +210,7 @@ def refit_model(trial, split: Split, config: Config, *, name: str):
         epochs=epochs,
         name=name,
         fresh_session=False,
+        numbers=split.preprocessing.numbers,
     )
     loss = history.history["loss"][-1]
     if not np.isfinite(loss):
@@ -223,6 +224,7 @@ def refit_model(trial, split: Split, config: Config, *, name: str):
 def _kept_model(store, member: Member, scratch: Path, *, name, split: Split, config: Config):
     import keras
 
+    import search.layers  # noqa: F401  (registers fsearch's layers a kept model may hold)
     from search.model import build_model
 
     path = scratch / f"member-{member.trial.number}.keras"
@@ -233,9 +235,15 @@ def _kept_model(store, member: Member, scratch: Path, *, name, split: Split, con
         return loaded
     # Rebuilt under a name of its own (an ensemble holds several nets of one architecture),
     # with the kept weights.
-    hp = stored_hyperparams(member.trial, config, inputs=split.input_dim, outputs=split.n_outputs)
+    hp = stored_hyperparams(member.trial, config, **split.dims)
     # train_size: a cosine schedule is part of the compiled model (never used to predict).
-    model = build_model(hp, task=split.task, name=name, train_size=len(split.y_train))
+    model = build_model(
+        hp,
+        task=split.task,
+        name=name,
+        train_size=len(split.y_train),
+        numbers=split.preprocessing.numbers,
+    )
     model.set_weights(loaded.get_weights())
     return model
 
@@ -307,7 +315,7 @@ def export_best(
     # score models on rows they trained on.
     check_split(study, split)
     for m in members:  # stored values checked before minutes of training, not after
-        hp = stored_hyperparams(m.trial, config, inputs=split.input_dim, outputs=split.n_outputs)
+        hp = stored_hyperparams(m.trial, config, **split.dims)
         if refit:
             stored_best_epoch(m.trial, hp)
     # Everything is made in a scratch folder beside `out` and swapped in as a whole once the

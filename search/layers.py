@@ -1,11 +1,13 @@
 """fsearch's own Keras layers: what stock Keras cannot do inside an exported model.
 
 Keras has no layer that replaces a missing number (NaN) or marks it: every stock layer passes
-NaN on. A table whose columns can be blank is exported with these two in front of the
-network, so `model.keras` takes raw rows, blanks included. They are registered with Keras
-under the package name "fsearch": importing this module (which `fsearch predict` and the
-rest of fsearch do) lets `keras.saving.load_model` load such a model, under safe_mode too.
-Models of tables without blanks, arrays and Fashion-MNIST use stock layers only.
+NaN on. A table whose columns can be blank is exported with FillMissing and MissingIndicator
+in front of the network, so `model.keras` takes raw rows, blanks included. A table's search
+can also choose RealMLP's robust scaling (RobustScaleClip), periodic embeddings of numbers
+(PeriodicEmbedding) and label smoothing (SparseSmoothedCrossentropy), none of which Keras has.
+They are registered with Keras under the package name "fsearch": importing this module (which
+`fsearch predict` and the rest of fsearch do) lets `keras.saving.load_model` load such a
+model, under safe_mode too. Fashion-MNIST's and arrays' models use stock layers only.
 """
 
 from __future__ import annotations
@@ -41,3 +43,138 @@ class MissingIndicator(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         return input_shape
+
+
+@keras.saving.register_keras_serializable(package="fsearch")
+class RobustScaleClip(keras.layers.Layer):
+    """RealMLP's robust scaling and smooth clipping of a table's number columns, inside the
+    network (space key `numeric = "robust"`). The network's x holds each number standardized,
+    z = (v - mean) / std; for the columns listed, this layer computes
+    r = (v - median) / IQR = z * scale + offset (the training rows' statistics, fixed), then
+    r / sqrt(1 + (r / 3)^2), which is r near 0 and bounded by +-3 far out. Every other column
+    (missing indicators, one-hot categories) passes unchanged. Keras has no such layer."""
+
+    def __init__(
+        self,
+        columns: list[int] = (),
+        scale: list[float] = (),
+        offset: list[float] = (),
+        width: int = 0,
+        **kwargs,
+    ) -> None:
+        super().__init__(**kwargs)
+        import numpy as np
+
+        self.columns = [int(c) for c in columns]
+        self.scale = [float(s) for s in scale]
+        self.offset = [float(o) for o in offset]
+        self.width = int(width)
+        a, b, m = np.ones(self.width), np.zeros(self.width), np.zeros(self.width)
+        a[self.columns], b[self.columns], m[self.columns] = self.scale, self.offset, 1.0
+        self._a, self._b, self._m = (v.astype("float32") for v in (a, b, m))
+
+    def call(self, x):
+        a, b, m = (ops.convert_to_tensor(v, dtype=x.dtype) for v in (self._a, self._b, self._m))
+        r = x * a + b
+        clipped = r / ops.sqrt(1.0 + ops.square(r / 3.0))
+        return m * clipped + (1.0 - m) * x
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self) -> dict:
+        return {
+            **super().get_config(),
+            "columns": self.columns,
+            "scale": self.scale,
+            "offset": self.offset,
+            "width": self.width,
+        }
+
+
+@keras.saving.register_keras_serializable(package="fsearch")
+class PeriodicEmbedding(keras.layers.Layer):
+    """Periodic embeddings of a table's number columns (space key `embedding = "periodic"`),
+    the PLR embedding of Gorishniy, Rubachev and Babenko, "On Embeddings for Numerical
+    Features in Tabular Deep Learning" (NeurIPS 2022): each listed column v becomes
+    ReLU(W_j [cos(2 pi f_j v), sin(2 pi f_j v)] + b_j), with `frequencies` trainable
+    frequencies f_j per column drawn from N(0, sigma) and a per-column linear map to `dim`
+    values. The output is x itself followed by every column's embedding, so the raw value,
+    indicators and categories stay in front of the first Dense layer."""
+
+    def __init__(
+        self,
+        columns: list[int] = (),
+        frequencies: int = 16,
+        dim: int = 8,
+        sigma: float = 0.1,
+        **kwargs,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.columns = [int(c) for c in columns]
+        self.frequencies, self.dim, self.sigma = int(frequencies), int(dim), float(sigma)
+
+    def build(self, input_shape):
+        n, k, d = len(self.columns), self.frequencies, self.dim
+        self.f = self.add_weight(
+            name="frequencies",
+            shape=(n, k),
+            initializer=keras.initializers.RandomNormal(stddev=self.sigma),
+        )
+        # Each column's linear map initialized as a torch Linear(2k, d) is (what the PLR
+        # reference code uses): U(-1/sqrt(2k), 1/sqrt(2k)) for kernel and bias. Keras' glorot
+        # would count all n columns' fans together for a (n, 2k, d) kernel.
+        bound = 1.0 / (2 * k) ** 0.5
+        # One initializer per weight: an unseeded Keras initializer called twice repeats itself.
+        self.w = self.add_weight(
+            name="kernel",
+            shape=(n, 2 * k, d),
+            initializer=keras.initializers.RandomUniform(-bound, bound),
+        )
+        self.b = self.add_weight(
+            name="bias", shape=(n, d), initializer=keras.initializers.RandomUniform(-bound, bound)
+        )
+
+    def call(self, x):
+        import math
+
+        v = ops.take(x, self.columns, axis=1)  # (batch, n)
+        angle = 2.0 * math.pi * ops.expand_dims(v, -1) * self.f  # (batch, n, k)
+        periodic = ops.concatenate([ops.cos(angle), ops.sin(angle)], axis=-1)
+        e = ops.relu(ops.einsum("bnk,nkd->bnd", periodic, self.w) + self.b)
+        return ops.concatenate([x, ops.reshape(e, (-1, len(self.columns) * self.dim))], axis=1)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], input_shape[1] + len(self.columns) * self.dim)
+
+    def get_config(self) -> dict:
+        return {
+            **super().get_config(),
+            "columns": self.columns,
+            "frequencies": self.frequencies,
+            "dim": self.dim,
+            "sigma": self.sigma,
+        }
+
+
+@keras.saving.register_keras_serializable(package="fsearch")
+class SparseSmoothedCrossentropy(keras.losses.Loss):
+    """Cross-entropy on class indices with label smoothing (space key `label_smoothing`):
+    Keras' CategoricalCrossentropy has `label_smoothing` but wants one-hot targets, and its
+    SparseCategoricalCrossentropy has none. With eps the smoothing, the target is
+    (1 - eps) one-hot + eps / K, so the loss is (1 - eps) * (-log p_y) + eps * mean(-log p),
+    which is what CategoricalCrossentropy(label_smoothing=eps) gives on one-hot targets."""
+
+    def __init__(self, smoothing: float = 0.0, name: str = "smoothed_crossentropy", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.smoothing = float(smoothing)
+
+    def call(self, y_true, y_pred):
+        eps = keras.backend.epsilon()
+        logp = ops.log(ops.clip(y_pred, eps, 1.0 - eps))
+        idx = ops.expand_dims(ops.cast(ops.reshape(y_true, (-1,)), "int32"), -1)
+        nll = -ops.squeeze(ops.take_along_axis(logp, idx, axis=-1), -1)
+        return (1.0 - self.smoothing) * nll - self.smoothing * ops.mean(logp, axis=-1)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "smoothing": self.smoothing}

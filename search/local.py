@@ -8,12 +8,10 @@ import os
 import time
 from typing import TYPE_CHECKING
 
-from rich.console import Console
-from rich.markup import escape
-
 from search import cpus, outcomes, restarts, runner, workers
 from search import storage as st
 from search.errors import StudyInterrupted
+from search.events import Events
 from search.metrics import of_study
 from search.planning import Plan
 
@@ -34,7 +32,7 @@ def run_here(plan: Plan) -> tuple[optuna.Study, bool, dict[str, int]]:
     cfg, opts, out = plan.config, plan.options, plan.console
     study, created = open_study(plan)
     already = outcomes.count_finished(study)
-    print_header(plan, created, already)
+    say_header(plan, created, already)
     best = None
     with contextlib.suppress(ValueError):
         best = study.best_value
@@ -48,15 +46,18 @@ def run_here(plan: Plan) -> tuple[optuna.Study, bool, dict[str, int]]:
 
     def on_wait(finished: int, running: int) -> None:
         if not waiting:
-            out.print(
+            plan.events.emit(
+                "waiting",
                 f"waiting for {running} running trial(s) of other workers ({finished} done)",
-                markup=False,
+                running=running,
+                finished=finished,
             )
         waiting.append(running)
 
     started = workers.run_started(already)  # the first start's, across worker restarts
     progress = RunProgress(
         out,
+        events=plan.events,
         target=plan.trials,
         already=already,
         best=best,
@@ -81,36 +82,41 @@ def run_here(plan: Plan) -> tuple[optuna.Study, bool, dict[str, int]]:
         except KeyboardInterrupt:
             raise StudyInterrupted(outcomes.count_finished(study), plan.trials) from None
     if loop.recycle:
-        out.print(
+        plan.events.emit(
+            "restart",
             f"restarting this worker after {loop.ran} trials to release TensorFlow's memory",
-            markup=False,
+            trials=loop.ran,
         )
         restarts.restart_process()
     counts = outcomes.count_outcomes(study.get_trials(deepcopy=False))
-    print_done(out, study, counts, loop, plan.trials, time.time() - started[0])
+    say_done(plan.events, study, counts, loop, plan.trials, time.time() - started[0])
     return study, created, counts
 
 
-def print_header(plan: Plan, created: bool, already: int) -> None:
+def say_header(plan: Plan, created: bool, already: int) -> None:
     cfg, split = plan.config, plan.split
-    plan.console.print(
-        f"study [bold]{cfg.study.name}[/] ({'new' if created else 'resumed'}) on "
-        f"{escape(plan.masked)}: "
+    plan.events.emit(
+        "study",
+        f"study {cfg.study.name} ({'new' if created else 'resumed'}) on {plan.masked}: "
         f"{already}/{plan.trials} finished; sampler {cfg.study.sampler}, pruner "
         f"{cfg.study.pruner}; {len(split.y_train):,} train / {len(split.y_val):,} validation "
         + ("rows" if cfg.data.source else "images"),
-        markup=True,
+        study=cfg.study.name,
+        created=created,
+        finished=already,
+        target=plan.trials,
     )
 
 
-def print_done(
-    out: Console, study, counts: dict[str, int], loop, target: int, seconds: float
+def say_done(
+    events: Events, study, counts: dict[str, int], loop, target: int, seconds: float
 ) -> None:
     """seconds: since this run first started (a worker restart every N trials included; the
     loop's own seconds are only those since the last restart)."""
     best = best_trial(study)
     metric = of_study(study)
-    out.print(
+    events.emit(
+        "done",
         f"done: {loop.finished}/{target} finished ({outcomes.summary(counts)}) in "
         f"{seconds:.0f} s this run; "
         + (
@@ -118,11 +124,19 @@ def print_done(
             if best is not None
             else "no completed trial yet"
         ),
-        markup=False,
+        finished=loop.finished,
+        target=target,
+        counts=dict(counts),
+        seconds=seconds,
+        best_trial=None if best is None else best.number,
+        best_value=None if best is None else best.value,
     )
     if loop.finished < target:
-        out.print(
-            f"stopped early (timeout); run the same command again to reach {target}", markup=False
+        events.emit(
+            "stopped_early",
+            f"stopped early (timeout); run the same command again to reach {target}",
+            finished=loop.finished,
+            target=target,
         )
 
 
@@ -165,10 +179,13 @@ def warm_start(plan: Plan, study: optuna.Study) -> None:
     n, dropped = studies.warm_start(
         study, studies.load_study(plan.storage, source), plan.config, n=WARM_START_TRIALS
     )
-    plan.console.print(
+    plan.events.emit(
+        "warm_start",
         f"warm start: {n} configuration(s) of study {source!r} queued"
         + (f" (not in this space, left to the sampler: {', '.join(dropped)})" if dropped else "")
         if n
         else f"warm start: study {source!r} already queued here, or has no completed trial",
-        markup=False,
+        source=source,
+        queued=n,
+        dropped=dropped,
     )

@@ -3,8 +3,10 @@
 784 inputs -> [Dense(width, activation, kernel_regularizer) -> Dropout]* -> Dense(10, softmax)
 for Fashion-MNIST; for other data the input width and the number of classes follow the data,
 and a regression net ends in one linear unit trained on mean squared error.
-Only stock Keras layers, regularizers and optimizers, so a saved `.keras` file loads with plain
-`keras.saving.load_model` and no custom objects.
+Stock Keras layers, regularizers and optimizers, so a saved `.keras` file loads with plain
+`keras.saving.load_model`, except what a table's search may choose and Keras lacks (robust
+scaling, periodic embeddings of numbers, label smoothing on class indices): those are
+fsearch's own, registered in search/layers.py (import it before loading such a model).
 """
 
 from __future__ import annotations
@@ -19,6 +21,12 @@ if TYPE_CHECKING:
 
 INPUT_DIM = 784
 N_CLASSES = 10
+# The periodic embedding's size per number column (embedding = "periodic"): 16 frequencies,
+# 8 values out. Fixed, not searched: the "lite" scale of the PLR embeddings' paper for small
+# tables; the search tunes the frequencies' initial scale (embedding_scale), which that paper
+# found to matter most.
+PERIODIC_FREQUENCIES = 16
+PERIODIC_DIM = 8
 
 
 def _regularizer(hp: Hyperparams):
@@ -58,6 +66,8 @@ def _optimizer(hp: Hyperparams, train_size: int | None = None):
         return optimizers.Adam(learning_rate=lr)
     if hp.optimizer == "rmsprop":
         return optimizers.RMSprop(learning_rate=lr)
+    if hp.optimizer == "adamw":
+        return optimizers.AdamW(learning_rate=lr, weight_decay=hp.weight_decay)
     raise ValueError(f"unknown optimizer {hp.optimizer!r}")
 
 
@@ -68,15 +78,38 @@ def build_model(
     steps_per_execution: int = 1,
     train_size: int | None = None,
     name: str | None = None,
+    numbers=None,
 ) -> keras.Model:
     """A compiled MLP for the given hyperparameters.
 
-    `train_size` (training examples per epoch) is needed by learning-rate schedules only.
+    `train_size` (training examples per epoch) is needed by learning-rate schedules only;
+    `numbers` (data.NumberColumns: a table's number columns in x) by `numeric = "robust"` and
+    `embedding = "periodic"`, the network's first layers then.
     """
     import keras
 
     inputs = keras.Input(shape=(hp.inputs,), name="pixels" if hp.inputs == INPUT_DIM else "x")
     x = inputs
+    if hp.numeric != "standardize" or hp.embedding != "none":
+        if not numbers or len(numbers) != hp.numbers:
+            raise ValueError(
+                f"numeric = {hp.numeric!r} and embedding = {hp.embedding!r} act on a table's "
+                "number columns; this data has none (use them with --data on a table)"
+            )
+        from search.layers import PeriodicEmbedding, RobustScaleClip
+
+        if hp.numeric == "robust":
+            x = RobustScaleClip(
+                numbers.columns, numbers.scale, numbers.offset, hp.inputs, name="robust_numbers"
+            )(x)
+        if hp.embedding == "periodic":
+            x = PeriodicEmbedding(
+                numbers.columns,
+                frequencies=PERIODIC_FREQUENCIES,
+                dim=PERIODIC_DIM,
+                sigma=hp.embedding_scale,
+                name="periodic_numbers",
+            )(x)
     for i, width in enumerate(hp.widths, start=1):
         # The regularizer goes on every hidden kernel, as in the lab report (bias unregularized).
         x = keras.layers.Dense(
@@ -90,6 +123,10 @@ def build_model(
     else:
         outputs = keras.layers.Dense(hp.outputs, activation="softmax", name="classes")(x)
         loss, metrics = "sparse_categorical_crossentropy", ["accuracy"]
+        if hp.label_smoothing:
+            from search.layers import SparseSmoothedCrossentropy
+
+            loss = SparseSmoothedCrossentropy(hp.label_smoothing)
     model = keras.Model(inputs, outputs, name=name or "mlp_" + hp.architecture)
     model.compile(
         optimizer=_optimizer(hp, train_size),
@@ -106,5 +143,10 @@ def build_model(
 
 def count_params(hp: Hyperparams) -> int:
     """Trainable parameter count, computed without building the model."""
-    sizes = (hp.inputs, *hp.widths, hp.outputs)
-    return sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:], strict=True))
+    first, extra = hp.inputs, 0
+    if hp.embedding == "periodic":  # layers.PeriodicEmbedding: frequencies, kernel, bias
+        k, d = PERIODIC_FREQUENCIES, PERIODIC_DIM
+        extra = hp.numbers * (k + 2 * k * d + d)
+        first += hp.numbers * d
+    sizes = (first, *hp.widths, hp.outputs)
+    return extra + sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:], strict=True))

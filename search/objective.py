@@ -18,9 +18,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from search.config import Config
+from search.config import SPACE_DEFAULTS, Config, Fixed
 from search.constraints import OVER_LATENCY, OVER_PARAMS, set_constraint
 from search.data import Split
+from search.errors import ConfigError
 from search.metrics import Metric, for_data
 from search.model import count_params
 from search.outcomes import END_REASON
@@ -118,6 +119,14 @@ class Objective:
         keep: Callable[[optuna.Trial, float, Any], Any] | None = None,
         device: str | None = None,
     ) -> None:
+        tables_only = [
+            k for k in ("numeric", "embedding") if config.space[k] != Fixed(SPACE_DEFAULTS[k])
+        ]
+        if tables_only and split.preprocessing.numbers is None:
+            raise ConfigError(
+                f"[space] {' and '.join(tables_only)} act on a table's number columns, and "
+                "this data has none; remove them from [space]"
+            )
         self.config = config
         self.split = split
         self.metric = for_data(split.task, config.data.metric)
@@ -132,7 +141,7 @@ class Objective:
         return self._tensors
 
     def __call__(self, trial: optuna.Trial) -> float:
-        hp = suggest(trial, self.config, inputs=self.split.input_dim, outputs=self.split.n_outputs)
+        hp = suggest(trial, self.config, **self.split.dims)
         trial.set_user_attr("architecture", hp.architecture)
         n_params = count_params(hp)
         trial.set_user_attr("n_params", n_params)
@@ -172,6 +181,7 @@ class Objective:
             seed=trial_seed(self.config.study.seed, trial.number),
             callbacks=[_make_callback(trial, log, self.metric, self.split)],
             on_built=lambda _model: built.append(time.perf_counter() - t0),
+            numbers=self.split.preprocessing.numbers,
         )
         build_s = built[0]
         epochs_run = len(log.seconds)

@@ -23,6 +23,7 @@ from search import runner, workers
 from search import storage as st
 from search.config import DEFAULT_REFIT, Config, load_config, validate_study_name
 from search.errors import ConfigError
+from search.events import Events, printer
 
 DEFAULT_TRIALS = 200  # `trials` when not given, except for grid studies (their grid size)
 
@@ -134,16 +135,24 @@ class Plan:
     store: Any
     url: str  # the storage URL, resolved (--storage, $FSEARCH_STORAGE, its file, the default)
     masked: str
-    console: Console
+    console: Console  # where the progress bar is drawn
+    events: Events  # what the run says (search/events.py); its listeners show it
     started: float = field(default_factory=time.perf_counter)
 
 
-def plan(config: str | Path | Config | None, opts: RunOptions, console: Console) -> Plan:
+def plan(
+    config: str | Path | Config | None,
+    opts: RunOptions,
+    console: Console,
+    events: Events | None = None,
+) -> Plan:
     """Everything that can be checked without a database is checked first, so a bad input
     leaves nothing behind: config, options, sampler and pruner, data."""
     from search import datasets
     from search.artifacts import artifact_dir, open_artifact_store
     from search.space import grid_search_space, grid_size
+
+    events = events if events is not None else Events(printer(console))
 
     if isinstance(config, Config):
         path, cfg, text = None, config, None
@@ -153,12 +162,25 @@ def plan(config: str | Path | Config | None, opts: RunOptions, console: Console)
     elif config is None and opts.data and os.environ.get(workers.ENV_CONFIG) is None:
         # --data without a config: the study `fsearch init` would write, as a Config; workers
         # and restarts get it as JSON (Config.from_json), never re-made from a changed file.
-        from search.data.init_toml import study_config
+        from search.data.init_toml import data_time_budget, study_config
 
         path = None
-        cfg, _ = study_config(opts.data, opts.target or "")
+        cfg, _, rows = study_config(opts.data, opts.target or "")
         text = json.dumps(cfg.to_json())
         workers.pin_config_text(text)
+        if opts.trials is None and opts.timeout is None:
+            # A default that ends in minutes (init_toml.data_time_budget); workers and
+            # restarts get it through --timeout like any other.
+            opts = dataclasses.replace(opts, timeout=data_time_budget(rows))
+            events.emit(
+                "note",
+                f"--data without --trials or --timeout: searching for "
+                f"{opts.timeout / 60:.0f} min (sized to {rows:,} training rows) or "
+                f"{DEFAULT_TRIALS} trials, whichever ends first; --timeout SECONDS or "
+                "--trials N to change it",
+                timeout=opts.timeout,
+                rows=rows,
+            )
     else:
         path = config
         cfg, text = workers.pinned_config(config)
@@ -180,9 +202,9 @@ def plan(config: str | Path | Config | None, opts: RunOptions, console: Console)
     split = None if opts.jobs > 1 else datasets.load_split(cfg.data, opts.data_dir)
     if split is not None:
         for note in split.notes:
-            console.print(note, markup=False)
+            events.emit("note", note)
     elif target.note:
-        console.print(target.note, markup=False)
+        events.emit("note", target.note)
     if opts.warm_start:
         validate_study_name(opts.warm_start, where="--warm-start study")
     store_path = artifact_dir(url, opts.artifacts)
@@ -204,6 +226,7 @@ def plan(config: str | Path | Config | None, opts: RunOptions, console: Console)
         url=url,
         masked=st.mask(url),
         console=console,
+        events=events,
     )
 
 

@@ -30,16 +30,26 @@ def run_workers(plan: Plan) -> tuple[optuna.Study, bool, dict[str, int]]:
     warm_start(plan, study)
     threads = cpus.threads_per_worker(opts.jobs)
     already = outcomes.count_finished(study)
-    out.print(
+    plan.events.emit(
+        "study",
         f"study {cfg.study.name} ({'new' if created else 'resumed'}) on {plan.masked}: "
         f"{already}/{plan.trials} finished; {opts.jobs} workers, "
         f"{threads} {devices.backend()} thread{'s' if threads > 1 else ''} each",
-        markup=False,
+        study=cfg.study.name,
+        created=created,
+        finished=already,
+        target=plan.trials,
+        workers=opts.jobs,
     )
     # The workers print only trial lines; this bar is fed from the storage.
     with (
         RunProgress(
-            out, target=plan.trials, already=already, best=None, metric=of_study(study)
+            out,
+            events=plan.events,
+            target=plan.trials,
+            already=already,
+            best=None,
+            metric=of_study(study),
         ) as bar,
         bar.following(study),
     ):
@@ -53,14 +63,19 @@ def run_workers(plan: Plan) -> tuple[optuna.Study, bool, dict[str, int]]:
                 # The config as this process read it, whatever happens to the file meanwhile.
                 restarts.ENV_CONFIG: plan.config_text,
             },
-            echo=lambda line: out.print(line, markup=False, highlight=False),
+            # The workers' own lines (their trial lines): text only, as they printed them.
+            echo=plan.events.line("trial"),
         )
     counts = outcomes.count_outcomes(study.get_trials(deepcopy=False))
     finished = outcomes.finished(counts)
-    out.print(
+    plan.events.emit(
+        "done",
         f"done: {finished}/{plan.trials} finished ({outcomes.summary(counts)}); "
         f"workers exited {codes}",
-        markup=False,
+        finished=finished,
+        target=plan.trials,
+        counts=dict(counts),
+        exit_codes=list(codes),
     )
     if 130 in codes:
         raise StudyInterrupted(finished, plan.trials)

@@ -32,6 +32,7 @@ class Predictions:
     values: np.ndarray  # labels as text, or float64 values in the target's units
     probabilities: np.ndarray | None = None
     classes: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()  # what was done to the inputs that the user should know
 
     def columns(self, *, proba: bool = False) -> dict[str, np.ndarray]:
         """Output columns by name: `prediction`, and `proba_<class>` per class if asked."""
@@ -73,10 +74,11 @@ def read_card(model_dir: str | Path) -> tuple[dict[str, Any], Path]:
     return card, model_path
 
 
-def model_inputs(card: dict[str, Any], data: str | Path) -> Any:
+def model_inputs(card: dict[str, Any], data: str | Path, notes: list[str] | None = None) -> Any:
     """The exported model's inputs for the rows of a data file, checked against the card:
     for a table, one array per feature column by its input name (numbers as float32, text as
-    strings); for arrays, the rows flattened."""
+    strings); for arrays, the rows flattened. `notes` gets a line for each thing done to the
+    inputs (blanks filled here)."""
     from search import sources
 
     path = sources.check_path(str(data))
@@ -84,7 +86,7 @@ def model_inputs(card: dict[str, Any], data: str | Path) -> Any:
     if features is not None:
         if sources.kind_of(path) != "table":
             raise DataError(f"{path}: this model takes a table (CSV or Parquet), not arrays")
-        return _table_inputs(sources.read_table(path), features)
+        return _table_inputs(sources.read_table(path), features, notes)
     if sources.kind_of(path) != "arrays" or path.is_dir():
         raise DataError(
             f"{path}: this model takes arrays: give an .npz file with an array `x` (or x_test)"
@@ -92,7 +94,9 @@ def model_inputs(card: dict[str, Any], data: str | Path) -> Any:
     return _array_inputs(path, card)
 
 
-def _table_inputs(table, features: list[dict[str, Any]]) -> dict[str, np.ndarray]:
+def _table_inputs(
+    table, features: list[dict[str, Any]], notes: list[str] | None = None
+) -> dict[str, np.ndarray]:
     from search.datasets import Feature, model_input
 
     out = {}
@@ -119,12 +123,18 @@ def _table_inputs(table, features: list[dict[str, Any]]) -> dict[str, np.ndarray
                 "trained on numbers; give numbers (leave a missing value blank)"
             )
         values = model_input(table, feature)
-        if feature.kind == "number" and not spec.get("missing") and np.isnan(values).any():
-            raise DataError(
-                f"{table.path}: column {name!r} has {int(np.isnan(values).sum()):,} blank "
-                "values, and the model was trained where it had none, so it cannot fill them; "
-                "fill them in, or export a study made on data with blanks in this column"
-            )
+        blank = np.isnan(values) if feature.kind == "number" else None
+        if blank is not None and not spec.get("missing") and blank.any():
+            # The model fills blanks only in columns that had some in the study's file; here
+            # the training mean goes in, as training would have filled them (no indicator:
+            # the network has none for this column).
+            values = np.where(blank, np.float32(feature.mean), values)
+            if notes is not None:
+                notes.append(
+                    f"{table.path}: column {name!r}: {int(blank.sum()):,} blank value(s) "
+                    f"filled with the training mean {feature.mean:.6g} (the study's data had "
+                    "no blanks in it)"
+                )
         out[spec["input"]] = values
     return out
 
@@ -149,21 +159,22 @@ def _array_inputs(path: Path, card: dict[str, Any]) -> np.ndarray:
 def predict(model_dir: str | Path, data: str | Path) -> Predictions:
     """The exported model's predictions for every row of `data` (CSV, Parquet or NPZ)."""
     card, model_path = read_card(model_dir)
-    inputs = model_inputs(card, data)
+    notes: list[str] = []
+    inputs = model_inputs(card, data, notes)
     from search._tf import import_backend
 
     import_backend()
     import keras
 
-    import search.layers  # noqa: F401  (registers the layers that fill blanks)
+    import search.layers  # noqa: F401  (registers fsearch's layers a model may hold)
 
     model = keras.saving.load_model(model_path)
     out = np.asarray(model.predict(inputs, batch_size=4096, verbose=0), dtype=np.float64)
     if card.get("task") == "regression":
-        return Predictions("regression", out.reshape(-1))
+        return Predictions("regression", out.reshape(-1), notes=tuple(notes))
     classes = tuple(card.get("classes") or map(str, range(out.shape[1])))
     labels = np.array(classes, dtype=object)[out.argmax(axis=1)]
-    return Predictions("classification", labels, out, classes)
+    return Predictions("classification", labels, out, classes, tuple(notes))
 
 
 def write_predictions(pred: Predictions, out: str | Path, *, proba: bool = False) -> Path:

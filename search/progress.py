@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn
 from rich.text import Text
 
+from search.events import Events, printer
 from search.metrics import ACCURACY, Metric
 from search.runner import trial_line
 
@@ -61,8 +62,12 @@ class RunProgress:
         started: tuple[float, int] | None = None,
         show: bool = True,
         metric: Metric = ACCURACY,
+        events: Events | None = None,
     ) -> None:
         self.console = console
+        # Trial lines go out as events (search/events.py); without a run's events, straight
+        # to this console.
+        self.events = events if events is not None else Events(printer(console))
         self.best = best
         self.metric = metric
         self.target = target
@@ -107,9 +112,16 @@ class RunProgress:
         self.progress.stop()
 
     def on_trial(self, trial: optuna.trial.FrozenTrial, finished: int) -> None:
-        # markup=False: the line holds stored strings (an error message may contain "[/b]").
-        self.progress.console.print(
-            trial_line(trial, self.metric), highlight=False, soft_wrap=True, markup=False
+        # Printed as plain text (events.printer): the line holds stored strings (an error
+        # message may contain "[/b]").
+        self.events.emit(
+            "trial",
+            trial_line(trial, self.metric),
+            number=trial.number,
+            state=trial.state.name,
+            value=trial.value,
+            params=dict(trial.params),
+            finished=finished,
         )
         self.update(finished, trial.value)
 

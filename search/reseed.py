@@ -80,7 +80,7 @@ def _retrain(trial, split, config: Config, metric) -> tuple[float, int]:
     from search.space import stored_hyperparams
     from search.training import Rows, epoch_score, train, trial_seed
 
-    hp = stored_hyperparams(trial, config, inputs=split.input_dim, outputs=split.n_outputs)
+    hp = stored_hyperparams(trial, config, **split.dims)
     seed = trial_seed(config.study.seed, trial.number, "reseed")
     scores: list[float] = []
 
@@ -95,6 +95,7 @@ def _retrain(trial, split, config: Config, metric) -> tuple[float, int]:
         settings=config.train,
         seed=seed,
         callbacks=[Score()],
+        numbers=split.preprocessing.numbers,
     )
     best = metric.best(scores)
     return (float("nan") if best is None else float(best)), seed

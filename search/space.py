@@ -32,9 +32,16 @@ class Hyperparams:
     batch_size: int = 32
     epochs: int = 10
     lr_schedule: str = "constant"
-    # The data's width in and out (Fashion-MNIST: 784 pixels, 10 classes; regression: 1).
+    weight_decay: float = 0.0  # adamw only
+    label_smoothing: float = 0.0  # classification only
+    numeric: str = "standardize"  # tables: standardize | robust (config_space.NUMERIC)
+    embedding: str = "none"  # tables: none | periodic (config_space.EMBEDDINGS)
+    embedding_scale: float = 0.0  # periodic only: the frequencies' initial std
+    # The data's width in and out (Fashion-MNIST: 784 pixels, 10 classes; regression: 1), and
+    # how many of the inputs are a table's numbers (what `numeric` and `embedding` act on).
     inputs: int = 784
     outputs: int = 10
+    numbers: int = 0
 
     @property
     def architecture(self) -> str:
@@ -64,10 +71,20 @@ def _suggest(trial: optuna.Trial, name: str, p: Param) -> Any:
 
 
 def suggest(
-    trial: optuna.Trial, config: Config, *, inputs: int = 784, outputs: int = 10
+    trial: optuna.Trial,
+    config: Config,
+    *,
+    inputs: int = 784,
+    outputs: int = 10,
+    numbers: int = 0,
 ) -> Hyperparams:
     """Ask the trial for one point of the config's search space (for data of `inputs`
-    features and `outputs` classes, or 1 output for regression)."""
+    features, `numbers` of them a table's number columns, and `outputs` classes, or 1 output
+    for regression: `Split.dims` gives all three).
+
+    The parameters added for tables (weight_decay, label_smoothing, numeric, embedding,
+    embedding_scale) are asked for only where they matter, so a space that leaves them at
+    their defaults (Fashion-MNIST's) asks the sampler exactly what it asked before them."""
     s = config.space
     layers = _suggest(trial, "layers", s["layers"])
     if config.model.width_per_layer:
@@ -76,6 +93,9 @@ def suggest(
         widths = (_suggest(trial, "width", s["width"]),) * layers
     optimizer = _suggest(trial, "optimizer", s["optimizer"])
     regularizer = _suggest(trial, "regularizer", s["regularizer"])
+    # Not for regression (one output): smoothing is about class probabilities.
+    classes = outputs > 1
+    embedding = _suggest(trial, "embedding", s["embedding"])
     return Hyperparams(
         widths=widths,
         activation=_suggest(trial, "activation", s["activation"]),
@@ -90,8 +110,22 @@ def suggest(
         batch_size=_suggest(trial, "batch_size", s["batch_size"]),
         epochs=_suggest(trial, "epochs", s["epochs"]),
         lr_schedule=_suggest(trial, "lr_schedule", s["lr_schedule"]),
+        weight_decay=(
+            _suggest(trial, "weight_decay", s["weight_decay"]) if optimizer == "adamw" else 0.0
+        ),
+        label_smoothing=(
+            _suggest(trial, "label_smoothing", s["label_smoothing"]) if classes else 0.0
+        ),
+        numeric=_suggest(trial, "numeric", s["numeric"]),
+        embedding=embedding,
+        embedding_scale=(
+            _suggest(trial, "embedding_scale", s["embedding_scale"])
+            if embedding == "periodic"
+            else 0.0
+        ),
         inputs=inputs,
         outputs=outputs,
+        numbers=numbers,
     )
 
 
@@ -128,8 +162,16 @@ def short(hp: Hyperparams) -> str:
         parts.append(f"mom={hp.momentum:.2f}")
     if hp.regularizer != "none":
         parts.append(f"{hp.regularizer}={hp.reg_strength:.1e}")
+    if hp.optimizer == "adamw":
+        parts.append(f"wd={hp.weight_decay:.1e}")
     if hp.dropout:
         parts.append(f"drop={hp.dropout:.2f}")
+    if hp.label_smoothing:
+        parts.append(f"ls={hp.label_smoothing:.2f}")
+    if hp.numeric != "standardize":
+        parts.append(hp.numeric)
+    if hp.embedding != "none":
+        parts.append(f"{hp.embedding}({hp.embedding_scale:.2g})")
     parts.append(f"bs={hp.batch_size}")
     return " ".join(parts)
 
@@ -202,16 +244,22 @@ class _StoredTrial:
     suggest_int = suggest_float = suggest_categorical = _stored
 
 
-def stored_hyperparams(trial: Any, config: Config, *, inputs: int, outputs: int) -> Hyperparams:
+def stored_hyperparams(
+    trial: Any, config: Config, *, inputs: int, outputs: int, numbers: int = 0
+) -> Hyperparams:
     """The Hyperparams a finished trial trained with, rebuilt from its parameters within the
     config's space (so a forged value cannot ask for a net or an epoch count the space does not
     allow) and checked against the ones the trial recorded."""
     from search.errors import StudyError
 
-    hp = suggest(_StoredTrial(trial, config), config, inputs=inputs, outputs=outputs)
+    hp = suggest(
+        _StoredTrial(trial, config), config, inputs=inputs, outputs=outputs, numbers=numbers
+    )
     recorded = trial.user_attrs.get("hyperparams")
     try:
-        same = recorded is None or Hyperparams.from_dict(recorded) == hp
+        # Keys a trial recorded before they existed (numbers, weight_decay, ...) take the
+        # rebuilt values: the model is built from `hp`, which comes from checked parameters.
+        same = recorded is None or Hyperparams.from_dict({**hp.to_dict(), **recorded}) == hp
     except (TypeError, KeyError, ValueError):
         same = False
     if not same:

@@ -101,6 +101,7 @@ def train(
     name: str | None = None,
     fresh_session: bool = True,
     on_built=None,
+    numbers=None,
 ) -> tuple[keras.Model, keras.callbacks.History]:
     """Build the model for `hp`, seeded, and fit it on `rows` for `epochs` (the space's
     `epochs` by default) with the study's speed settings. Returns (model, Keras History);
@@ -108,7 +109,8 @@ def train(
 
     A cosine schedule is sized to `hp.epochs` over these rows, so a refit on more rows keeps
     its length in epochs. fresh_session False: an export builds several members in one
-    session and keeps the earlier ones."""
+    session and keeps the earlier ones. numbers: a table's number columns in x
+    (`split.preprocessing.numbers`), for the space's `numeric` and `embedding`."""
     seed_session(seed, fresh=fresh_session)
     model = build_model(
         hp,
@@ -116,6 +118,7 @@ def train(
         steps_per_execution=settings.steps_per_execution,
         train_size=len(rows),
         name=name,
+        numbers=numbers,
     )
     if on_built is not None:
         on_built(model)

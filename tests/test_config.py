@@ -40,7 +40,7 @@ def test_parse_kinds():
         ({"learning_rate": {"low": 0.0, "high": 0.1, "log": True}}, "must be > 0"),
         ({"reg_strength": {"low": 0.0, "high": 0.1, "log": True}}, "log range needs low > 0"),
         ({"dropout": 1.0}, "must be >= 0 and < 1"),
-        ({"optimizer": ["sgd", "adamw"]}, "must be one of sgd, adam, rmsprop"),
+        ({"optimizer": ["sgd", "adagrad"]}, "must be one of sgd, adam, rmsprop, adamw"),
         ({"optimizer": []}, "list of choices is empty"),
         ({"width": {"low": 16}}, "needs both 'low' and 'high'"),
         ({"width": {"low": 16, "high": 32, "lg": True}}, "unknown range key 'lg'"),

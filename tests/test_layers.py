@@ -17,6 +17,7 @@ LAYERS: list[list[str]] = [
     # the foundations: errors, the study TOML, the search space, the metric, the data, the model
     [
         "errors",
+        "events",
         "config_space",
         "config",
         "space",

@@ -119,3 +119,30 @@ def test_predict_with_a_file_that_is_not_a_table_or_a_folder_without_a_card_exit
     assert r.exit_code == 2 and "unknown data format" in r.output, r.output
     r = invoke("predict", "--model", tmp_path, "--data", notes)
     assert r.exit_code == 2 and "no model-card.json" in r.output, r.output
+
+
+@pytest.mark.slow
+def test_predict_fills_blanks_in_a_column_trained_without_them_with_its_mean_and_says_so(
+    wine_export, tmp_path
+):
+    from search.predict import predict
+
+    best, _ = wine_export
+    card = json.loads((best / "model-card.json").read_text())
+    (alcohol,) = [f for f in card["data"]["features"] if f["name"] == "alcohol"]
+    assert "missing" not in alcohol  # the study's file had no blanks in it
+    cols = datafiles.wine_columns()
+    blank = cols["alcohol"].copy()
+    blank[:5] = np.nan
+    filled = cols["alcohol"].copy()
+    filled[:5] = alcohol["mean"]
+    with_blanks = datafiles.write_table({**cols, "alcohol": blank}, tmp_path / "b.csv")
+    with_mean = datafiles.write_table({**cols, "alcohol": filled}, tmp_path / "m.csv")
+    got, want = predict(best, with_blanks), predict(best, with_mean)
+    np.testing.assert_allclose(got.probabilities, want.probabilities, rtol=1e-6)
+    assert got.notes == (
+        f"{with_blanks}: column 'alcohol': 5 blank value(s) filled with the training mean "
+        f"{alcohol['mean']:.6g} (the study's data had no blanks in it)",
+    )
+    r = invoke("predict", "--model", best, "--data", with_blanks, "--out", tmp_path / "p.csv")
+    assert r.exit_code == 0 and "5 blank value(s) filled" in r.output, r.output

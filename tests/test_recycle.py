@@ -98,5 +98,5 @@ def test_a_data_run_with_jobs_and_restarts_keeps_the_config_it_made(workdir):
     from search.api import load_study
 
     stored = load_study("wine-mlp").user_attrs["fsearch:config"]
-    made, _ = study_config(str(path), "cultivar")
+    made, _, _ = study_config(str(path), "cultivar")
     assert Config.from_json(stored).fingerprint() == made.fingerprint()

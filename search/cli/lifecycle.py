@@ -223,6 +223,8 @@ def predict(
 
     with user_errors(debug):
         pred = prediction.predict(model, data)
+        for note in pred.notes:
+            err.print(note, markup=False)
         if out_file is not None:
             prediction.write_predictions(pred, out_file, proba=proba)
             err.print(f"{len(pred.values):,} predictions written to {out_file}", markup=False)

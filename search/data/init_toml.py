@@ -18,6 +18,12 @@ def study_document(
 ) -> tuple[dict[str, Any], list[str], str]:
     """The study for a data file as a TOML document (a dict, as tomllib would read it): the
     default study's search, sized to the data. Returns (document, notes, the task's note)."""
+    return _document(source, target, name=name)[:3]
+
+
+def _document(
+    source: str, target: str = "", *, name: str | None = None
+) -> tuple[dict[str, Any], list[str], str, int]:
     settings = DataSettings(source=source, target=target, validation_fraction=0.2)
     tgt = target_of(settings, read_whole=True)
     split = load_split(settings)
@@ -54,7 +60,9 @@ def study_document(
             "seed": 0,
         },
         "model": {"width_per_layer": False},
-        "space": {
+        "space": table_space(split, batches=batches, epochs=epochs, widths=widths)
+        if split.preprocessing.numbers is not None or split.kind == "table"
+        else {
             "layers": {"low": 1, "high": 4},
             "width": {"low": 16, "high": widths, "log": True},
             "activation": "relu",
@@ -69,16 +77,62 @@ def study_document(
             "lr_schedule": "cosine",
         },
     }
-    return document, list(split.notes), tgt.note or "arrays"
+    return document, list(split.notes), tgt.note or "arrays", n + len(split.y_val)
+
+
+def table_space(split, *, batches: list[int], epochs: int, widths: int) -> dict[str, Any]:
+    """The search space of a table, from the tabular networks' published spaces and defaults
+    (not tuned here): AdamW with weight decay and a learning rate in the Adam range (TabM,
+    "Revisiting Deep Learning Models for Tabular Data"), ReLU / SELU / Mish (RealMLP-TD uses
+    SELU and Mish), dropout up to 0.5, label smoothing up to 0.2 for classes (RealMLP-TD: 0.1),
+    and the two number recipes the search chooses between per study on validation: robust
+    scaling with smooth clipping (RealMLP) or standardizing, and periodic embeddings of
+    numbers or none (MLP-PLR, with the frequencies' scale searched over the paper's range,
+    cut at 10). L1/L2 stay out: weight decay does their work. Arrays keep the default
+    study's space (the other branch of study_document)."""
+    space: dict[str, Any] = {
+        "layers": {"low": 1, "high": 4},
+        "width": {"low": 32, "high": widths, "log": True},
+        "activation": ["relu", "selu", "mish"],
+        "optimizer": "adamw",
+        "learning_rate": {"low": 1e-4, "high": 1e-2, "log": True},
+        "weight_decay": {"low": 1e-5, "high": 0.1, "log": True},
+        "momentum": 0.0,  # sgd only: not used by adamw
+        "regularizer": "none",
+        "reg_strength": 0.0,
+        "dropout": {"low": 0.0, "high": 0.5},
+    }
+    if split.task == "classification":
+        space["label_smoothing"] = {"low": 0.0, "high": 0.2}
+    if split.preprocessing.numbers is not None:
+        space["numeric"] = ["standardize", "robust"]
+        space["embedding"] = ["none", "periodic"]
+        space["embedding_scale"] = {"low": 0.01, "high": 10.0, "log": True}
+    space.update({"batch_size": batches, "epochs": epochs, "lr_schedule": "cosine"})
+    return space
+
+
+# `fsearch run --data F` with neither --trials nor --timeout searches for this long, sized to
+# the rows (an epoch's time grows with them): 0.05 s per training row, between 5 minutes and
+# an hour. A table user expects minutes, not 200 trials of unknown length.
+DATA_BUDGET_S_PER_ROW = 0.05
+DATA_BUDGET_S = (300.0, 3600.0)
+
+
+def data_time_budget(rows: int) -> float:
+    """The default time budget, in seconds, of a --data run on `rows` training rows."""
+    low, high = DATA_BUDGET_S
+    return float(min(high, max(low, rows * DATA_BUDGET_S_PER_ROW)))
 
 
 def study_config(
     source: str, target: str = "", *, name: str | None = None
-) -> tuple[Config, list[str]]:
+) -> tuple[Config, list[str], int]:
     """The Config `fsearch run --data` uses without a config file: the document `fsearch
-    init` prints, made directly (no TOML text in between). Returns (config, notes)."""
-    document, notes, _ = study_document(source, target, name=name)
-    return parse_config(document, source=f"<made for --data {source}>"), notes
+    init` prints, made directly (no TOML text in between). Returns (config, notes, the
+    training part's rows: train + validation)."""
+    document, notes, _, rows = _document(source, target, name=name)
+    return parse_config(document, source=f"<made for --data {source}>"), notes, rows
 
 
 # Comments written after a key's value in `fsearch init`'s TOML; commented-out keys after a

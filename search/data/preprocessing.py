@@ -24,11 +24,28 @@ if TYPE_CHECKING:
 RESERVED_PREFIX = "fsearch_"
 
 
+@dataclass(frozen=True)
+class NumberColumns:
+    """Where a table's number columns sit in the network's x (each standardized, z = (v - mean)
+    / std), and RealMLP's robust scaling of each in terms of z: (v - median) * factor =
+    z * scale + offset. What the network's own first layers need for the space keys `numeric`
+    and `embedding` (model.py, layers.RobustScaleClip and PeriodicEmbedding)."""
+
+    columns: tuple[int, ...]
+    scale: tuple[float, ...]
+    offset: tuple[float, ...]
+
+    def __len__(self) -> int:
+        return len(self.columns)
+
+
 class Preprocessing:
     """How raw inputs become the network's x. `in_model`: the exported model does it in Keras
-    layers (False: the network takes x as the data gives it)."""
+    layers (False: the network takes x as the data gives it). `numbers`: a table's number
+    columns in x (None for other data)."""
 
     in_model = True
+    numbers: NumberColumns | None = None
 
     def layers(self, keras, ns: str) -> tuple[Any, Any]:
         """(the model's inputs, the network's x from them), layers named ns + something."""
@@ -99,6 +116,17 @@ class Columns(Preprocessing):
     """A table: one named input per column (tables.Feature), in x's column order."""
 
     features: tuple[Feature, ...]
+
+    @property
+    def numbers(self) -> NumberColumns | None:
+        cols, scale, offset, at = [], [], [], 0
+        for f in self.features:
+            if f.kind == "number":
+                cols.append(at)
+                scale.append(f.robust_factor * f.std)
+                offset.append(f.robust_factor * (f.mean - f.median))
+            at += f.width
+        return NumberColumns(tuple(cols), tuple(scale), tuple(offset)) if cols else None
 
     def layers(self, keras, ns: str) -> tuple[Any, Any]:
         inputs, parts = {}, []

@@ -96,6 +96,16 @@ class Split:
     def input_dim(self) -> int:
         return int(self.x_train.shape[1])
 
+    @property
+    def dims(self) -> dict[str, int]:
+        """What a net for this data is sized by (space.suggest's inputs, outputs, numbers)."""
+        numbers = self.preprocessing.numbers
+        return {
+            "inputs": self.input_dim,
+            "outputs": self.n_outputs,
+            "numbers": len(numbers) if numbers else 0,
+        }
+
 
 def split_hash(files: dict[str, str], *parts: np.ndarray) -> str:
     """The data's files and the rows of each part, in one short hash: a study records it, so a

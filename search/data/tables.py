@@ -52,6 +52,12 @@ class Feature:
     # right after the column's value (none where training never saw a blank: its weight
     # would never be trained).
     indicator: bool = False
+    # number: RealMLP's robust scaling (space key numeric = "robust", search/layers.py):
+    # (v - median) * robust_factor, the factor 1 / IQR of the training rows (1 / half the
+    # range where the IQR is 0, and 0 for a constant column), as pytabkit's
+    # RobustScaleSmoothClipTransform computes it.
+    median: float = 0.0
+    robust_factor: float = 1.0
 
     @property
     def width(self) -> int:
@@ -67,6 +73,7 @@ class Feature:
         out: dict[str, Any] = {"name": self.name, "input": self.input_name, "kind": self.kind}
         if self.kind == "number":
             out = {**out, "mean": self.mean, "std": self.std}
+            out["robust"] = {"median": self.median, "factor": self.robust_factor}
             if self.fill:
                 out["missing"] = {"filled_with": self.mean, "indicator": self.indicator}
             return out
@@ -211,6 +218,7 @@ def _encode_column(
     mean = float(np.nanmean(tv)) if (~np.isnan(tv)).any() else 0.0
     std = float(np.nanstd(tv)) if (~np.isnan(tv)).any() else 1.0
     std = std if std > 0 else 1.0
+    median, factor = _robust(tv[~np.isnan(tv)])
     blank = np.isnan(v)
     v = np.where(blank, mean, v)
     # As Keras' Normalization layer computes it: (x - mean) / max(sqrt(variance), epsilon).
@@ -219,6 +227,26 @@ def _encode_column(
     if indicator:
         block = np.concatenate([block, blank.astype(np.float32).reshape(-1, 1)], axis=1)
     feature = Feature(
-        name, "number", mean=mean, std=std, fill=bool(blank.any()), indicator=indicator
+        name,
+        "number",
+        mean=mean,
+        std=std,
+        fill=bool(blank.any()),
+        indicator=indicator,
+        median=median,
+        robust_factor=factor,
     )
     return feature, block
+
+
+def _robust(v: np.ndarray) -> tuple[float, float]:
+    """(median, 1 / IQR) of a column's training values, with pytabkit's fallbacks for RealMLP:
+    half the range where the IQR is 0, and a factor of 0 (the column becomes 0) when the
+    values are all equal or none is known."""
+    if not len(v):
+        return 0.0, 0.0
+    q25, median, q75 = np.quantile(v, [0.25, 0.5, 0.75])
+    spread = q75 - q25
+    if spread == 0:
+        spread = 0.5 * (v.max() - v.min())
+    return float(median), float(1.0 / spread) if spread > 0 else 0.0

@@ -1,0 +1,301 @@
+"""A table's search space (issue #22, items 1, 2 and 7): RealMLP's robust scaling and smooth
+clipping, periodic embeddings of numbers, AdamW and label smoothing, inside the model; the
+space `fsearch init` writes for a table; the time budget of a --data run."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from search import datasets
+from search.config import DataSettings, Fixed, parse_config
+from search.space import Hyperparams, stored_hyperparams, suggest
+from tests import datafiles
+from tests.helpers import invoke, raw_config
+
+
+def _wine_split(workdir: Path):
+    datafiles.write_table(datafiles.wine_columns(), workdir / "wine.csv")
+    return datasets.load_split(
+        DataSettings(source="wine.csv", target="cultivar", validation_fraction=0.25)
+    )
+
+
+def _tables_hp(split, **kw) -> Hyperparams:
+    return Hyperparams(widths=(8,), optimizer="adam", learning_rate=0.01, **split.dims, **kw)
+
+
+def test_robust_layer_gives_realmlps_scaled_and_clipped_numbers_and_passes_categories(workdir):
+    import keras
+
+    import search.layers  # noqa: F401
+    from search.model import build_model
+
+    split = _wine_split(workdir)
+    numbers = split.preprocessing.numbers
+    hp = _tables_hp(split, numeric="robust")
+    model = build_model(hp, numbers=numbers)
+    layer = model.get_layer("robust_numbers")
+    x = split.x_val
+    got = np.asarray(layer(keras.ops.convert_to_tensor(x)))
+    # pytabkit's RobustScaleSmoothClipTransform from the raw column values of the same rows.
+    cols = datafiles.wine_columns()
+    for feature, at in zip(
+        [f for f in split.preprocessing.features if f.kind == "number"],
+        numbers.columns,
+        strict=True,
+    ):
+        raw = x[:, at] * feature.std + feature.mean
+        r = (raw - feature.median) * feature.robust_factor
+        want = r / np.sqrt(1 + (r / 3) ** 2)
+        np.testing.assert_allclose(got[:, at], want, rtol=1e-4, atol=1e-5)
+        assert feature.name in cols
+    others = [i for i in range(x.shape[1]) if i not in numbers.columns]
+    assert others, "wine has a text column: its one-hot inputs must pass unchanged"
+    np.testing.assert_array_equal(got[:, others], x[:, others])
+    assert np.abs(got[:, list(numbers.columns)]).max() < 3.0
+
+
+def test_robust_factor_is_one_over_the_iqr_with_pytabkits_fallbacks():
+    from search.data.tables import _robust
+
+    assert _robust(np.array([1.0, 2.0, 3.0, 4.0, 5.0])) == (3.0, 0.5)
+    # IQR 0: half the range
+    assert _robust(np.array([0.0, 1.0, 1.0, 1.0, 1.0, 1.0, 8.0])) == (1.0, 0.25)
+    assert _robust(np.array([2.0, 2.0, 2.0])) == (2.0, 0.0)
+    assert _robust(np.array([])) == (0.0, 0.0)
+
+
+def test_periodic_embedding_adds_dim_values_per_number_and_count_params_matches_keras(workdir):
+    from search.model import PERIODIC_DIM, build_model, count_params
+
+    split = _wine_split(workdir)
+    hp = _tables_hp(split, embedding="periodic", embedding_scale=0.5)
+    model = build_model(hp, numbers=split.preprocessing.numbers)
+    out = model.get_layer("periodic_numbers").output
+    assert out.shape[-1] == split.input_dim + hp.numbers * PERIODIC_DIM
+    assert hp.numbers == 13
+    assert count_params(hp) == model.count_params()
+    plain = _tables_hp(split)
+    assert count_params(plain) == build_model(plain).count_params()
+
+
+def test_smoothed_crossentropy_equals_keras_categorical_crossentropy_with_label_smoothing():
+    import keras
+
+    from search.layers import SparseSmoothedCrossentropy
+
+    rng = np.random.default_rng(0)
+    p = rng.dirichlet(np.ones(4), size=16).astype("float32")
+    y = rng.integers(0, 4, size=16)
+    ours = SparseSmoothedCrossentropy(0.1)(y, p)
+    theirs = keras.losses.CategoricalCrossentropy(label_smoothing=0.1)(np.eye(4)[y], p)
+    assert float(ours) == pytest.approx(float(theirs), rel=1e-5)
+    assert float(SparseSmoothedCrossentropy(0.0)(y, p)) == pytest.approx(
+        float(keras.losses.SparseCategoricalCrossentropy()(y, p)), rel=1e-5
+    )
+
+
+class _Recorder:
+    """A trial that answers every suggest with the first choice / low end, and records names."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
+    def suggest_categorical(self, name, choices):
+        self.names.append(name)
+        return choices[-1]
+
+    def suggest_int(self, name, low, high, **_):
+        self.names.append(name)
+        return low
+
+    def suggest_float(self, name, low, high, **_):
+        self.names.append(name)
+        return low
+
+
+def test_the_default_space_asks_the_sampler_for_no_table_parameter():
+    from search.config import default_config_path, load_config
+
+    trial = _Recorder()
+    hp = suggest(trial, load_config(default_config_path()))
+    new = {"weight_decay", "label_smoothing", "numeric", "embedding", "embedding_scale"}
+    assert trial.names and not new & set(trial.names)
+    assert (hp.numeric, hp.embedding, hp.label_smoothing) == ("standardize", "none", 0.0)
+
+
+def test_table_parameters_are_asked_only_where_they_matter():
+    space = {
+        "optimizer": ["adam", "adamw"],
+        "weight_decay": {"low": 1e-5, "high": 0.1, "log": True},
+        "label_smoothing": {"low": 0.0, "high": 0.2},
+        "numeric": ["standardize", "robust"],
+        "embedding": ["none", "periodic"],
+        "embedding_scale": {"low": 0.01, "high": 10.0, "log": True},
+    }
+    cfg = parse_config(raw_config(**space))
+    trial = _Recorder()  # picks the last choice: adamw, robust, periodic
+    hp = suggest(trial, cfg, inputs=20, outputs=3, numbers=5)
+    assert {"weight_decay", "label_smoothing", "embedding_scale"} <= set(trial.names)
+    assert (hp.optimizer, hp.numeric, hp.embedding, hp.numbers) == (
+        "adamw",
+        "robust",
+        "periodic",
+        5,
+    )
+    regression = _Recorder()
+    suggest(regression, cfg, inputs=20, outputs=1, numbers=5)
+    assert "label_smoothing" not in regression.names
+
+
+def test_a_trial_recorded_before_the_table_keys_still_matches_its_parameters():
+    import optuna
+
+    from search.space import distributions
+
+    cfg = parse_config(raw_config())
+    hp = suggest(_Recorder(), cfg, inputs=30, outputs=2, numbers=4)
+    old = hp.to_dict()
+    for key in ("weight_decay", "label_smoothing", "numeric", "embedding", "embedding_scale"):
+        old.pop(key)
+    old.pop("numbers")
+    params = {}
+    rec = _Recorder()
+    suggest(rec, cfg, inputs=30, outputs=2, numbers=4)
+    dists = distributions(cfg)
+    for name in rec.names:
+        d = dists[name]
+        params[name] = d.choices[-1] if hasattr(d, "choices") else d.low
+    trial = optuna.trial.create_trial(
+        params=params, distributions={n: dists[n] for n in params}, value=0.5,
+        user_attrs={"hyperparams": old},
+    )  # fmt: skip
+    assert stored_hyperparams(trial, cfg, inputs=30, outputs=2, numbers=4) == hp
+
+
+def test_robust_numbers_on_fashion_mnist_stop_the_run_with_one_line(tiny_config):
+    text = tiny_config.read_text().replace("[space]\n", '[space]\nnumeric = "robust"\n')
+    tiny_config.write_text(text)
+    r = invoke("run", "--config", tiny_config, "--trials", "1")
+    assert r.exit_code == 2, r.output
+    assert "numeric act on a table's number columns" in r.output
+    assert "Traceback" not in r.output
+
+
+def test_init_writes_the_table_space_for_a_table_and_the_default_one_for_arrays(workdir):
+    datafiles.write_table(datafiles.wine_columns(), workdir / "wine.csv")
+    r = invoke("init", "--data", "wine.csv", "--target", "cultivar")
+    assert r.exit_code == 0, r.output
+    for line in (
+        'optimizer = "adamw"',
+        'numeric = ["standardize", "robust"]',
+        'embedding = ["none", "periodic"]',
+        "label_smoothing = { low = 0.0, high = 0.2 }",
+    ):
+        assert line in r.output
+    datafiles.write_table(datafiles.diabetes_columns(), workdir / "d.csv")
+    r = invoke("init", "--data", "d.csv", "--target", "progression")
+    assert r.exit_code == 0 and "label_smoothing" not in r.output
+    datafiles.write_digits_npz(workdir / "digits.npz")
+    r = invoke("init", "--data", "digits.npz")
+    assert r.exit_code == 0 and "numeric" not in r.output and '"sgd"' in r.output
+
+
+def test_data_time_budget_grows_with_rows_between_five_minutes_and_an_hour():
+    from search.data.init_toml import data_time_budget
+
+    assert data_time_budget(100) == 300.0
+    assert data_time_budget(20_000) == 1000.0
+    assert data_time_budget(10_000_000) == 3600.0
+
+
+@pytest.mark.slow
+def test_a_table_study_with_robust_periodic_adamw_and_smoothing_exports_and_predicts(workdir):
+    """The parts a table's search can choose, all on: export (kept members rebuilt into an
+    ensemble, no refit) and `fsearch predict` on the held-out rows give the card's accuracy,
+    and the model says which of fsearch's layers it needs."""
+    datafiles.write_table(datafiles.wine_columns(), workdir / "wine.csv")
+    (workdir / "w.toml").write_text(
+        textwrap.dedent(
+            """
+            [study]
+            name = "wine-tables"
+            seed = 5
+            pruner = "none"
+            keep_models = 2
+
+            [data]
+            source = "wine.csv"
+            target = "cultivar"
+            validation_fraction = 0.25
+
+            [space]
+            layers = 1
+            width = [16, 32]
+            activation = "mish"
+            optimizer = "adamw"
+            weight_decay = { low = 1e-4, high = 1e-2, log = true }
+            learning_rate = 0.01
+            momentum = 0.0
+            regularizer = "none"
+            reg_strength = 0.0
+            dropout = 0.1
+            label_smoothing = 0.1
+            numeric = "robust"
+            embedding = "periodic"
+            embedding_scale = { low = 0.05, high = 1.0, log = true }
+            batch_size = 32
+            epochs = 4
+            """
+        )
+    )
+    r = invoke("run", "--config", "w.toml", "--trials", "2", "--no-refit", "--ensemble", "2")
+    assert r.exit_code == 0, r.output
+    best = workdir / "studies/wine-tables/best"
+    card = json.loads((best / "model-card.json").read_text())
+    assert card["fsearch_layers"] == ["PeriodicEmbedding", "RobustScaleClip"]
+    assert card["hyperparams"]["numeric"] == "robust"
+    rows = datasets.held_out_rows(
+        DataSettings(source="wine.csv", target="cultivar", validation_fraction=0.25)
+    )
+    cols = datafiles.wine_columns()
+    kept = datafiles.write_table({k: v[rows] for k, v in cols.items()}, workdir / "kept.csv")
+    r = invoke("predict", "--model", best, "--data", kept, "--out", workdir / "p.csv")
+    assert r.exit_code == 0, r.output
+    import pyarrow.csv as pcsv
+
+    pred = pcsv.read_csv(workdir / "p.csv").to_pydict()["prediction"]
+    assert np.mean(np.array(pred) == cols["cultivar"][rows]) == card["test_accuracy"]
+
+
+def test_a_data_run_without_trials_or_timeout_gets_a_time_budget_and_says_it(workdir):
+    import io
+
+    from rich.console import Console
+
+    from search.planning import RunOptions, plan
+
+    datafiles.write_table(datafiles.wine_columns(), workdir / "wine.csv")
+    out = io.StringIO()
+    made = plan(None, RunOptions(data="wine.csv", target="cultivar"), Console(file=out))
+    assert made.timeout == 300.0 and made.options.timeout == 300.0
+    assert made.trials == 200
+    first = out.getvalue().splitlines()[0]
+    assert first.startswith("--data without --trials or --timeout: searching for 5 min")
+    assert "sized to 142 training rows" in first
+    given = plan(None, RunOptions(data="wine.csv", target="cultivar", trials=3), Console(file=out))
+    assert given.timeout is None
+
+
+def test_fixed_defaults_leave_the_fingerprint_of_a_space_without_the_table_keys():
+    cfg = parse_config(raw_config())
+    explicit = parse_config(
+        raw_config(numeric="standardize", embedding="none", label_smoothing=0.0)
+    )
+    assert cfg.fingerprint() == explicit.fingerprint()
+    assert cfg.space["numeric"] == Fixed("standardize")
