@@ -21,6 +21,15 @@ class DataError(FsearchError):
     """The data set is missing, corrupt or cannot be downloaded."""
 
 
+class UnusableColumn(DataError):
+    """A table column that cannot be a feature (an identifier, free text, a timestamp): the
+    config made for a file (`fsearch init`, `run --data`) drops it and says why."""
+
+    def __init__(self, message: str, *, column: str, why: str) -> None:
+        super().__init__(message)
+        self.column, self.why = column, why
+
+
 class StorageError(FsearchError):
     """The storage URL is malformed or the database cannot be reached."""
 

@@ -165,7 +165,7 @@ def plan(
         from search.data.init_toml import data_time_budget, study_config
 
         path = None
-        cfg, _, rows = study_config(opts.data, opts.target or "")
+        cfg, decided, rows = study_config(opts.data, opts.target or "")
         text = json.dumps(cfg.to_json())
         workers.pin_config_text(text)
         if opts.trials is None and opts.timeout is None:
@@ -181,6 +181,8 @@ def plan(
                 timeout=opts.timeout,
                 rows=rows,
             )
+        for note in decided:
+            events.emit("note", note)
     else:
         path = config
         cfg, text = workers.pinned_config(config)

@@ -3,6 +3,7 @@ creates it once, shows the one bar (fed from the storage) and collects their exi
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
 from search import cpus, outcomes, restarts, workers
@@ -46,6 +47,7 @@ def run_workers(plan: Plan) -> tuple[optuna.Study, bool, dict[str, int]]:
         RunProgress(
             out,
             events=plan.events,
+            deadline=None if plan.timeout is None else time.time() + plan.timeout,
             target=plan.trials,
             already=already,
             best=None,

@@ -63,8 +63,11 @@ class RunProgress:
         show: bool = True,
         metric: Metric = ACCURACY,
         events: Events | None = None,
+        deadline: float | None = None,
     ) -> None:
         self.console = console
+        # --timeout: when no more trials start (wall-clock time); the ETA is never later.
+        self.deadline = deadline
         # Trial lines go out as events (search/events.py); without a run's events, straight
         # to this console.
         self.events = events if events is not None else Events(printer(console))
@@ -93,12 +96,14 @@ class RunProgress:
         )
 
     def eta_at(self, finished: int, now: float | None = None) -> float | None:
-        """When the target will be reached at the rate since the start (None: no rate yet)."""
+        """When the run ends: the target reached at the rate since the start, or the
+        --timeout deadline if that comes first (None: no rate yet and no deadline)."""
         now = time.time() if now is None else now
         t0, n0 = self.started
         if finished <= n0 or now <= t0:
-            return None
-        return now + (now - t0) / (finished - n0) * max(self.target - finished, 0)
+            return self.deadline
+        at_rate = now + (now - t0) / (finished - n0) * max(self.target - finished, 0)
+        return at_rate if self.deadline is None else min(at_rate, self.deadline)
 
     @staticmethod
     def _fmt(v: float | None) -> str:

@@ -61,10 +61,20 @@ def test_a_dropped_integer_column_above_2_53_is_never_converted(workdir):
     assert [f.name for f in s.features] == ["x"]
 
 
-def test_a_kept_integer_column_above_2_53_exits_2_with_one_line(workdir):
+def test_a_kept_integer_column_above_2_53_exits_2_with_one_line_and_data_runs_drop_it(workdir):
     _csv(workdir / "ids.csv", "id,x,y", _rows(40, lambda i: f"{BIG_INT + i},{i * 0.5},{i % 2}"))
-    r = invoke("run", "--data", "ids.csv", "--target", "y", "--trials", 1, "--no-export")
+    made = invoke("init", "--data", "ids.csv", "--target", "y")
+    assert made.exit_code == 0 and 'drop = ["id"]' in made.output, made.output
+    # A config that keeps the column (init's, its drop line taken out) stops with one line.
+    toml = made.output[made.output.index("# A study of") :]  # the notes come first
+    kept = [ln for ln in toml.splitlines() if not ln.startswith("drop = ")]
+    (workdir / "ids.toml").write_text("\n".join(kept))
+    r = invoke("run", "--config", "ids.toml", "--trials", 1, "--no-export")
     assert_one_line_exit_2(r, "column 'id' holds numbers a float cannot hold exactly")
+    # Without a config, the study made for the file leaves it out and says so.
+    r = invoke("run", "--data", "ids.csv", "--target", "y", "--trials", 1, "--no-export")
+    assert r.exit_code == 0, r.output
+    assert "column 'id' left out (drop = [...] in [data]): numbers a float cannot" in r.output
 
 
 def test_a_column_named_twice_exits_2_naming_it(workdir):

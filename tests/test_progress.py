@@ -22,6 +22,16 @@ def test_eta_from_the_rate_since_the_first_start():
     assert bar.eta_at(20, now=1100.0) == 1100.0
 
 
+def test_eta_is_never_later_than_the_timeout_deadline():
+    bar = _bar(target=100_000, already=0, started=(1000.0, 0), deadline=1500.0)
+    assert bar.eta_at(20, now=1100.0) == 1500.0  # at the rate: days; the timeout: 400 s
+    assert bar.eta_at(0, now=1100.0) == 1500.0  # no rate yet: the deadline
+    assert (
+        _bar(target=20, already=0, started=(1000.0, 0), deadline=5000.0).eta_at(10, now=1100.0)
+        == 1200.0
+    )
+
+
 def test_columns_keep_counting_across_a_restart(monkeypatch):
     # A worker that restarted itself 3725 s after the run began, 30 trials done since. The
     # clock is fixed: a slow machine between the lines below must not change the readings.

@@ -299,3 +299,26 @@ def test_fixed_defaults_leave_the_fingerprint_of_a_space_without_the_table_keys(
     )
     assert cfg.fingerprint() == explicit.fingerprint()
     assert cfg.space["numeric"] == Fixed("standardize")
+
+
+def test_init_and_data_runs_drop_an_identifier_column_and_say_why(workdir):
+    cols = datafiles.wine_columns()
+    cols["customer"] = np.array([f"c{i:04d}" for i in range(len(cols["cultivar"]))], dtype=object)
+    datafiles.write_table(cols, workdir / "wine.csv")
+    r = invoke("init", "--data", "wine.csv", "--target", "cultivar")
+    assert r.exit_code == 0, r.output
+    assert 'drop = ["customer"]' in r.output
+    assert "column 'customer' left out (drop = [...] in [data]): " in r.output
+    assert "(an identifier or free text)" in r.output
+    from search.data.init_toml import study_config
+
+    cfg, notes, _ = study_config("wine.csv", "cultivar")
+    assert cfg.data.drop == ("customer",) and notes[0].startswith("column 'customer' left out")
+
+
+def test_init_with_a_target_the_file_lacks_still_stops_beside_a_dropped_column(workdir):
+    cols = datafiles.wine_columns()
+    cols["customer"] = np.array([f"c{i:04d}" for i in range(len(cols["cultivar"]))], dtype=object)
+    datafiles.write_table(cols, workdir / "wine.csv")
+    r = invoke("init", "--data", "wine.csv", "--target", "missing_column")
+    assert r.exit_code == 2 and "missing_column" in r.output

@@ -10,7 +10,7 @@ from typing import Any
 from search.config import Config, DataSettings, parse_config, validate_study_name
 from search.data.loading import load_split
 from search.data.task import target_of
-from search.errors import DataError
+from search.errors import DataError, UnusableColumn
 
 
 def study_document(
@@ -18,15 +18,28 @@ def study_document(
 ) -> tuple[dict[str, Any], list[str], str]:
     """The study for a data file as a TOML document (a dict, as tomllib would read it): the
     default study's search, sized to the data. Returns (document, notes, the task's note)."""
-    return _document(source, target, name=name)[:3]
+    return _document(source, target, name=name)[:3]  # type: ignore[return-value]
 
 
 def _document(
     source: str, target: str = "", *, name: str | None = None
-) -> tuple[dict[str, Any], list[str], str, int]:
-    settings = DataSettings(source=source, target=target, validation_fraction=0.2)
-    tgt = target_of(settings, read_whole=True)
-    split = load_split(settings)
+) -> tuple[dict[str, Any], list[str], str, int, list[str]]:
+    dropped: dict[str, str] = {}
+    # A column that cannot be a feature (an identifier, free text, a timestamp) is dropped
+    # here, said in the notes and written as `drop = [...]`: the config made for a file must
+    # not stop at what a user would only drop. The target itself stays an error.
+    while True:
+        settings = DataSettings(
+            source=source, target=target, validation_fraction=0.2, drop=tuple(dropped)
+        )
+        try:
+            tgt = target_of(settings, read_whole=True)
+            split = load_split(settings)
+            break
+        except UnusableColumn as e:
+            if e.column in dropped or e.column == target:
+                raise
+            dropped[e.column] = e.why
     n = len(split.y_train)
     stem = re.sub(r"[^A-Za-z0-9._-]", "-", Path(source).name.split(".")[0]).strip("-.") or "data"
     name = validate_study_name(name or f"{stem}-mlp"[:100], where="--study")
@@ -53,6 +66,7 @@ def _document(
         "data": {
             "source": source,
             **({"target": target} if target else {}),
+            **({"drop": list(dropped)} if dropped else {}),
             "task": tgt.task,
             "metric": tgt.metric.key,
             "validation_fraction": 0.2,
@@ -77,7 +91,8 @@ def _document(
             "lr_schedule": "cosine",
         },
     }
-    return document, list(split.notes), tgt.note or "arrays", n + len(split.y_val)
+    notes = [f"column {c!r} left out (drop = [...] in [data]): {why}" for c, why in dropped.items()]
+    return document, [*notes, *split.notes], tgt.note or "arrays", n + len(split.y_val), notes
 
 
 def table_space(split, *, batches: list[int], epochs: int, widths: int) -> dict[str, Any]:
@@ -129,9 +144,10 @@ def study_config(
     source: str, target: str = "", *, name: str | None = None
 ) -> tuple[Config, list[str], int]:
     """The Config `fsearch run --data` uses without a config file: the document `fsearch
-    init` prints, made directly (no TOML text in between). Returns (config, notes, the
-    training part's rows: train + validation)."""
-    document, notes, _, rows = _document(source, target, name=name)
+    init` prints, made directly (no TOML text in between). Returns (config, what it decided
+    about the data that loading it will not say again: the columns left out, the training
+    part's rows: train + validation)."""
+    document, _, _, rows, notes = _document(source, target, name=name)
     return parse_config(document, source=f"<made for --data {source}>"), notes, rows
 
 

@@ -22,7 +22,7 @@ import numpy as np
 
 from search.data import fashion
 from search.data.split import file_sha256
-from search.errors import DataError
+from search.errors import DataError, UnusableColumn
 
 TABLE_SUFFIXES = (".csv", ".csv.gz", ".parquet", ".pq")
 ARRAY_SUFFIXES = (".npz",)
@@ -201,17 +201,21 @@ def _column(path: Path, name: str, col) -> tuple[str, np.ndarray]:
             return "number", pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False)
         except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
             first = str(e).strip().splitlines()[0]
-            raise DataError(
+            raise UnusableColumn(
                 f"{path}: column {name!r} holds numbers a float cannot hold exactly ({first}); "
-                "if it is an identifier add it to drop = [...] in [data], else store it as text"
+                "if it is an identifier add it to drop = [...] in [data], else store it as text",
+                column=name,
+                why="numbers a float cannot hold exactly (an identifier?)",
             ) from None
     if pa.types.is_string(t) or pa.types.is_large_string(t):
         return "text", col.to_numpy(zero_copy_only=False).astype(object)
     if pa.types.is_null(t):
         return "number", np.full(len(col), np.nan)
-    raise DataError(
+    raise UnusableColumn(
         f"{path}: column {name!r} holds {t} values, which fsearch cannot use as a feature; "
-        f"add it to drop = [...] in [data] (or convert it to numbers or text)"
+        f"add it to drop = [...] in [data] (or convert it to numbers or text)",
+        column=name,
+        why=f"{t} values, which fsearch cannot use (convert them to numbers or text to use them)",
     )
 
 

@@ -28,7 +28,7 @@ from search.data.task import (
     _test_labels,
     _test_labels_kept,
 )
-from search.errors import DataError
+from search.errors import DataError, UnusableColumn
 
 # A text column with more distinct values than this (or one value per row, nearly) is an
 # identifier or free text, not a category: it must be dropped or encoded by the user.
@@ -203,10 +203,13 @@ def _encode_column(
         text = _as_text(values, kind)
         vocab = sorted(set(text[train].tolist()))
         if len(vocab) > MAX_CATEGORIES or (len(vocab) > 20 and len(vocab) > 0.5 * len(train)):
-            raise DataError(
+            raise UnusableColumn(
                 f"{where}: column {name!r} has {len(vocab):,} distinct values in {len(train):,} "
                 "training rows: an identifier or free text, not a category; add it to "
-                "drop = [...] in [data]"
+                "drop = [...] in [data]",
+                column=name,
+                why=f"{len(vocab):,} distinct values in {len(train):,} training rows "
+                "(an identifier or free text)",
             )
         index = {v: i + 1 for i, v in enumerate(vocab)}  # 0: a value the training rows lack
         codes = np.fromiter((index.get(v, 0) for v in text), dtype=np.int64, count=len(text))
