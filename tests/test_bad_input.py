@@ -58,7 +58,7 @@ def test_a_dropped_integer_column_above_2_53_is_never_converted(workdir):
     s = datasets.load_split(
         DataSettings(source="ids.csv", target="y", drop=("id",), validation_fraction=0.25)
     )
-    assert [f.name for f in s.features] == ["x"]
+    assert [f.name for f in s.preprocessing.features] == ["x"]
 
 
 def test_a_kept_integer_column_above_2_53_exits_2_with_one_line_and_data_runs_drop_it(workdir):

@@ -16,6 +16,7 @@ import pytest
 
 from search import datasets
 from search.config import DataSettings, load_config
+from search.data.preprocessing import Rescale
 from search.errors import DataError
 from tests import datafiles
 from tests.helpers import invoke, trial_states
@@ -115,9 +116,9 @@ def test_table_split_encodes_with_training_statistics_and_stratifies(wine_csv):
     s = datasets.load_split(wine_settings())
     assert s.kind == "table" and s.task == "classification"
     assert s.classes == ("barbera", "barolo", "grignolino")  # sorted labels -> indices
-    names = [f.name for f in s.features]
+    names = [f.name for f in s.preprocessing.features]
     assert "cultivar" not in names and names[-1] == "region"
-    region = s.features[-1]
+    region = s.preprocessing.features[-1]
     assert region.kind == "category" and region.vocabulary == ("north", "south")
     # 13 numbers + one-hot of 2 values and the slot for unseen ones
     assert s.input_dim == 13 + 3 and s.x_train.dtype == np.float32
@@ -146,7 +147,7 @@ def test_regression_target_is_standardized_and_kept_in_units_for_test(diabetes_p
     assert s.task == "regression" and s.n_outputs == 1
     assert abs(float(s.y_train.mean())) < 1e-5 and s.y_std > 10
     x_test, y_test = datasets.load_test(st)
-    assert set(x_test) == {f.input_name for f in s.features}
+    assert set(x_test) == {f.input_name for f in s.preprocessing.features}
     assert y_test.dtype == np.float64 and y_test.min() >= 25  # the file's own units
 
 
@@ -163,7 +164,7 @@ def test_missing_feature_values_are_imputed_by_default_or_stop_with_missing_erro
 
 def test_numbers_named_categorical_are_one_hot_encoded_as_text(wine_csv):
     s = datasets.load_split(wine_settings(categorical=("magnesium",)))
-    magnesium = next(f for f in s.features if f.name == "magnesium")
+    magnesium = next(f for f in s.preprocessing.features if f.name == "magnesium")
     assert magnesium.kind == "category" and "127" in magnesium.vocabulary
 
 
@@ -217,7 +218,7 @@ def test_npz_uses_its_own_test_part_and_scales_uint8_like_images(workdir):
     datafiles.write_digits_npz(workdir / "digits.npz")
     st = DataSettings(source="digits.npz", validation_fraction=0.2)
     s = datasets.load_split(st)
-    assert s.kind == "arrays" and s.input_dim == 64 and s.x_scale == "rescale"
+    assert s.kind == "arrays" and s.input_dim == 64 and isinstance(s.preprocessing, Rescale)
     assert len(s.y_train) + len(s.y_val) == 1500 and 0 <= s.x_train.min() <= s.x_train.max() <= 1
     x_test, y_test = datasets.load_test(st)
     assert x_test.shape == (297, 64) and x_test.max() > 1  # raw 0-255: the model scales

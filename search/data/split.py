@@ -77,15 +77,11 @@ class Split:
     classes: tuple[str, ...] = CLASS_NAMES  # class index -> label as text (classification)
     y_mean: float = 0.0  # regression: the model learns (y - y_mean) / y_std
     y_std: float = 1.0
-    # How raw inputs become x (own data; the exported model does it in Keras layers):
-    features: tuple = ()  # tables: tables.Feature per column, in x's column order
-    x_scale: str = "none"  # arrays: none | rescale (x / 255) | standardize (x_mean, x_std)
-    x_mean: np.ndarray | None = None
-    x_std: np.ndarray | None = None
     split_sha: str = ""  # hash of the data and of the rows in each part (checked on resume)
     notes: tuple[str, ...] = ()  # what was inferred, said out loud at the start of a run
-    # The same steps as one object (preprocessing.py): the exported model's layers in front of
-    # the network and the card's words for them. `features` and `x_*` stay for the card.
+    # How raw inputs become x, one type per kind of input (preprocessing.py): the exported
+    # model's layers in front of the network and the card's words for them (a table's
+    # columns: `preprocessing.features`).
     preprocessing: Preprocessing = FASHION_PIXELS
 
     @property

@@ -150,7 +150,6 @@ def _load_table(t: readers.Table, settings: DataSettings, target: Target) -> _Lo
         classes=tuple(map(str, classes)) if classes is not None else (),
         y_mean=y_mean,
         y_std=y_std,
-        features=tuple(features),
         preprocessing=Columns(tuple(features)),
         split_sha=split_hash(t.sha256, train, val, test),
         notes=tuple(notes),
