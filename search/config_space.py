@@ -93,11 +93,8 @@ def _check_unit(v: float) -> str | None:
     return None if 0 <= v <= 1 else "must be between 0 and 1"
 
 
-def _check_dropout(v: float) -> str | None:
-    return None if 0 <= v < 1 else "must be >= 0 and < 1"
-
-
-def _check_smoothing(v: float) -> str | None:
+def _check_below_one(v: float) -> str | None:
+    """A share that cannot be whole: dropout, label smoothing."""
     return None if 0 <= v < 1 else "must be >= 0 and < 1"
 
 
@@ -122,7 +119,7 @@ SPACE_KEYS: dict[str, tuple[type, Any]] = {
     "momentum": (float, _check_unit),  # used by SGD only
     "regularizer": (str, _one_of(REGULARIZERS)),
     "reg_strength": (float, _check_nonneg),  # used when regularizer != "none"
-    "dropout": (float, _check_dropout),
+    "dropout": (float, _check_below_one),
     "batch_size": (int, _check_positive),
     "epochs": (int, _check_positive),  # the most epochs a trial may train; pruning stops earlier
     # constant: the learning rate as sampled; cosine: decays to 0 over the trial's `epochs`
@@ -131,7 +128,7 @@ SPACE_KEYS: dict[str, tuple[type, Any]] = {
     # AdamW's decoupled weight decay (used by optimizer "adamw" only).
     "weight_decay": (float, _check_nonneg),
     # Classification only: the one-hot targets mixed with the uniform distribution.
-    "label_smoothing": (float, _check_smoothing),
+    "label_smoothing": (float, _check_below_one),
     # Tables only (see NUMERIC and EMBEDDINGS above).
     "numeric": (str, _one_of(NUMERIC)),
     "embedding": (str, _one_of(EMBEDDINGS)),

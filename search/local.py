@@ -58,7 +58,7 @@ def run_here(plan: Plan) -> tuple[optuna.Study, bool, dict[str, int]]:
     progress = RunProgress(
         out,
         events=plan.events,
-        deadline=None if plan.timeout is None else time.time() + plan.timeout,
+        deadline=plan.deadline,
         target=plan.trials,
         already=already,
         best=best,

@@ -135,6 +135,9 @@ class Plan:
     store: Any
     url: str  # the storage URL, resolved (--storage, $FSEARCH_STORAGE, its file, the default)
     masked: str
+    # When no more trials start (time.time(); None without a timeout): the bar's ETA is
+    # never later.
+    deadline: float | None
     console: Console  # where the progress bar is drawn
     events: Events  # what the run says (search/events.py); its listeners show it
     started: float = field(default_factory=time.perf_counter)
@@ -221,6 +224,7 @@ def plan(
         pruner=pruner,
         worker=worker,
         timeout=timeout,
+        deadline=None if timeout is None else time.time() + timeout,
         restart_every=restart_every,
         split=split,
         storage=storage,

@@ -3,7 +3,6 @@ creates it once, shows the one bar (fed from the storage) and collects their exi
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING
 
 from search import cpus, outcomes, restarts, workers
@@ -47,7 +46,7 @@ def run_workers(plan: Plan) -> tuple[optuna.Study, bool, dict[str, int]]:
         RunProgress(
             out,
             events=plan.events,
-            deadline=None if plan.timeout is None else time.time() + plan.timeout,
+            deadline=plan.deadline,
             target=plan.trials,
             already=already,
             best=None,
