@@ -320,7 +320,11 @@ def test_a_restarted_worker_keeps_the_config_it_started_with(tiny_config, monkey
     """An edited TOML cannot change a running study: restarts and --jobs workers read the
     text pinned at the first start (FSEARCH_RUN_CONFIG), not the file."""
     monkeypatch.setattr(workers, "_restartable", True)
-    monkeypatch.delenv(workers.ENV_CONFIG, raising=False)
+    # setenv first: monkeypatch then removes what pinned_config sets when the test ends (a
+    # bare delenv of an absent name restores nothing, and the pinned config leaked into the
+    # next test's `fsearch run --data` workers).
+    monkeypatch.setenv(workers.ENV_CONFIG, "")
+    monkeypatch.delenv(workers.ENV_CONFIG)
     first, text = workers.pinned_config(tiny_config)
     assert os.environ[workers.ENV_CONFIG] == text
     tiny_config.write_text(text.replace("dropout = { low = 0.0, high = 0.3 }", "dropout = 0.5"))
