@@ -38,6 +38,12 @@ NUMERIC = ("standardize", "robust")
 # none: each number is one input; periodic: each number also goes through learned sin/cos
 # features and a small linear map with ReLU (PLR embeddings, Gorishniy et al. 2022).
 EMBEDDINGS = ("none", "periodic")
+# How a table's category columns with 20 values or more reach the network (preprocessing.
+# EMBED_CATEGORIES_FROM): onehot: their one-hot block goes to the first Dense layer; embed: a
+# learned embedding of 8 values each (layers.CategoryEmbedding) goes instead, as tabular
+# networks embed wide categories (RealMLP-TD: 8 values from 9 categories on). Smaller
+# categories stay one-hot either way.
+CATEGORIES = ("onehot", "embed")
 
 
 @dataclass(frozen=True)
@@ -129,9 +135,10 @@ SPACE_KEYS: dict[str, tuple[type, Any]] = {
     "weight_decay": (float, _check_nonneg),
     # Classification only: the one-hot targets mixed with the uniform distribution.
     "label_smoothing": (float, _check_below_one),
-    # Tables only (see NUMERIC and EMBEDDINGS above).
+    # Tables only (see NUMERIC, EMBEDDINGS and CATEGORIES above).
     "numeric": (str, _one_of(NUMERIC)),
     "embedding": (str, _one_of(EMBEDDINGS)),
+    "categories": (str, _one_of(CATEGORIES)),
     # The standard deviation of the periodic embedding's initial frequencies (its sigma).
     "embedding_scale": (float, _check_positive),
 }
@@ -146,6 +153,7 @@ SPACE_DEFAULTS: dict[str, Any] = {
     "numeric": "standardize",
     "embedding": "none",
     "embedding_scale": 0.1,
+    "categories": "onehot",
 }
 
 

@@ -210,7 +210,7 @@ def refit_model(trial, split: Split, config: Config, *, name: str):
         epochs=epochs,
         name=name,
         fresh_session=False,
-        numbers=split.preprocessing.numbers,
+        table=split.preprocessing.table,
     )
     loss = history.history["loss"][-1]
     if not np.isfinite(loss):
@@ -242,7 +242,7 @@ def _kept_model(store, member: Member, scratch: Path, *, name, split: Split, con
         task=split.task,
         name=name,
         train_size=len(split.y_train),
-        numbers=split.preprocessing.numbers,
+        table=split.preprocessing.table,
     )
     model.set_weights(loaded.get_weights())
     return model

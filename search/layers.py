@@ -4,7 +4,8 @@ Keras has no layer that replaces a missing number (NaN) or marks it: every stock
 NaN on. A table whose columns can be blank is exported with FillMissing and MissingIndicator
 in front of the network, so `model.keras` takes raw rows, blanks included. A table's search
 can also choose RealMLP's robust scaling (RobustScaleClip), periodic embeddings of numbers
-(PeriodicEmbedding) and label smoothing (SparseSmoothedCrossentropy), none of which Keras has.
+(PeriodicEmbedding), embeddings of wide categories' one-hot blocks (CategoryEmbedding) and
+label smoothing (SparseSmoothedCrossentropy), none of which Keras has in this form.
 They are registered with Keras under the package name "fsearch": importing this module (which
 `fsearch predict` and the rest of fsearch do) lets `keras.saving.load_model` load such a
 model, under safe_mode too. Fashion-MNIST's and arrays' models use stock layers only.
@@ -154,6 +155,53 @@ class PeriodicEmbedding(keras.layers.Layer):
             "frequencies": self.frequencies,
             "dim": self.dim,
             "sigma": self.sigma,
+        }
+
+
+@keras.saving.register_keras_serializable(package="fsearch")
+class CategoryEmbedding(keras.layers.Layer):
+    """Embeddings of a table's wide category columns (space key `categories = "embed"`): each
+    listed one-hot block of x, (start, width), is replaced by its row of a trainable
+    (width, dim) table, which is what keras.layers.Embedding does to the category's index;
+    the one-hot block times the table gives the same row. Keras' Embedding wants the index,
+    and the network's x holds the one-hot block (the exported model's StringLookup makes it),
+    so this layer takes the block. Every other column of x passes unchanged, in order, and the
+    embeddings follow it. Initialized U(-1/sqrt(dim), 1/sqrt(dim)), as the RTDL / TabM code
+    initializes its category embeddings."""
+
+    def __init__(self, blocks: list = (), dim: int = 8, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.blocks = [(int(start), int(width)) for start, width in blocks]
+        self.dim = int(dim)
+
+    def build(self, input_shape):
+        inside = {i for start, width in self.blocks for i in range(start, start + width)}
+        self._keep = [i for i in range(int(input_shape[-1])) if i not in inside]
+        bound = 1.0 / self.dim**0.5
+        self.tables = [
+            self.add_weight(
+                name=f"embedding_{j}",
+                shape=(width, self.dim),
+                initializer=keras.initializers.RandomUniform(-bound, bound),
+            )
+            for j, (_, width) in enumerate(self.blocks)
+        ]
+
+    def call(self, x):
+        parts = [ops.take(x, self._keep, axis=1)]
+        for (start, width), table in zip(self.blocks, self.tables, strict=True):
+            parts.append(ops.matmul(x[:, start : start + width], table))
+        return ops.concatenate(parts, axis=1)
+
+    def compute_output_shape(self, input_shape):
+        removed = sum(width for _, width in self.blocks)
+        return (input_shape[0], input_shape[1] - removed + len(self.blocks) * self.dim)
+
+    def get_config(self) -> dict:
+        return {
+            **super().get_config(),
+            "blocks": [list(b) for b in self.blocks],
+            "dim": self.dim,
         }
 
 

@@ -5,7 +5,8 @@ for Fashion-MNIST; for other data the input width and the number of classes foll
 and a regression net ends in one linear unit trained on mean squared error.
 Stock Keras layers, regularizers and optimizers, so a saved `.keras` file loads with plain
 `keras.saving.load_model`, except what a table's search may choose and Keras lacks (robust
-scaling, periodic embeddings of numbers, label smoothing on class indices): those are
+scaling, periodic embeddings of numbers, embeddings of one-hot categories, label smoothing on
+class indices): those are
 fsearch's own, registered in search/layers.py (import it before loading such a model).
 """
 
@@ -27,6 +28,8 @@ N_CLASSES = 10
 # found to matter most.
 PERIODIC_FREQUENCIES = 16
 PERIODIC_DIM = 8
+# The embedding's size per wide category column (categories = "embed"): RealMLP-TD's 8.
+CATEGORY_DIM = 8
 
 
 def _regularizer(hp: Hyperparams):
@@ -71,6 +74,43 @@ def _optimizer(hp: Hyperparams, train_size: int | None = None):
     raise ValueError(f"unknown optimizer {hp.optimizer!r}")
 
 
+def _table_layers(hp: Hyperparams, x, table):
+    """The network's first layers for a table's columns, as the space chose them: robust
+    scaling of numbers, their periodic embeddings (appended after x), then the wide
+    categories' one-hot blocks replaced by embeddings (their positions in x are unchanged by
+    the two before). x itself where the space chose none."""
+    on_numbers = hp.numeric != "standardize" or hp.embedding != "none"
+    if on_numbers and (not table or not table.columns or len(table.columns) != hp.numbers):
+        raise ValueError(
+            f"numeric = {hp.numeric!r} and embedding = {hp.embedding!r} act on a table's "
+            "number columns; this data has none (use them with --data on a table)"
+        )
+    if hp.categories != "onehot" and (
+        not table or not table.categories or table.category_widths != hp.wide_categories
+    ):
+        raise ValueError(
+            f"categories = {hp.categories!r} acts on a table's category columns with 20 or "
+            "more values; this data has none"
+        )
+    from search.layers import CategoryEmbedding, PeriodicEmbedding, RobustScaleClip
+
+    if hp.numeric == "robust":
+        x = RobustScaleClip(
+            table.columns, table.scale, table.offset, hp.inputs, name="robust_numbers"
+        )(x)
+    if hp.embedding == "periodic":
+        x = PeriodicEmbedding(
+            table.columns,
+            frequencies=PERIODIC_FREQUENCIES,
+            dim=PERIODIC_DIM,
+            sigma=hp.embedding_scale,
+            name="periodic_numbers",
+        )(x)
+    if hp.categories == "embed":
+        x = CategoryEmbedding(table.categories, dim=CATEGORY_DIM, name="category_embeddings")(x)
+    return x
+
+
 def build_model(
     hp: Hyperparams,
     *,
@@ -78,38 +118,18 @@ def build_model(
     steps_per_execution: int = 1,
     train_size: int | None = None,
     name: str | None = None,
-    numbers=None,
+    table=None,
 ) -> keras.Model:
     """A compiled MLP for the given hyperparameters.
 
     `train_size` (training examples per epoch) is needed by learning-rate schedules only;
-    `numbers` (data.NumberColumns: a table's number columns in x) by `numeric = "robust"` and
-    `embedding = "periodic"`, the network's first layers then.
+    `table` (data.TableColumns: where a table's columns sit in x) by `numeric = "robust"`,
+    `embedding = "periodic"` and `categories = "embed"`, the network's first layers then.
     """
     import keras
 
     inputs = keras.Input(shape=(hp.inputs,), name="pixels" if hp.inputs == INPUT_DIM else "x")
-    x = inputs
-    if hp.numeric != "standardize" or hp.embedding != "none":
-        if not numbers or len(numbers) != hp.numbers:
-            raise ValueError(
-                f"numeric = {hp.numeric!r} and embedding = {hp.embedding!r} act on a table's "
-                "number columns; this data has none (use them with --data on a table)"
-            )
-        from search.layers import PeriodicEmbedding, RobustScaleClip
-
-        if hp.numeric == "robust":
-            x = RobustScaleClip(
-                numbers.columns, numbers.scale, numbers.offset, hp.inputs, name="robust_numbers"
-            )(x)
-        if hp.embedding == "periodic":
-            x = PeriodicEmbedding(
-                numbers.columns,
-                frequencies=PERIODIC_FREQUENCIES,
-                dim=PERIODIC_DIM,
-                sigma=hp.embedding_scale,
-                name="periodic_numbers",
-            )(x)
+    x = _table_layers(hp, inputs, table)
     for i, width in enumerate(hp.widths, start=1):
         # The regularizer goes on every hidden kernel, as in the lab report (bias unregularized).
         x = keras.layers.Dense(
@@ -148,5 +168,8 @@ def count_params(hp: Hyperparams) -> int:
         k, d = PERIODIC_FREQUENCIES, PERIODIC_DIM
         extra = hp.numbers * (k + 2 * k * d + d)
         first += hp.numbers * d
+    if hp.categories == "embed":  # layers.CategoryEmbedding: one (width, dim) table each
+        extra += sum(hp.wide_categories) * CATEGORY_DIM
+        first += len(hp.wide_categories) * CATEGORY_DIM - sum(hp.wide_categories)
     sizes = (first, *hp.widths, hp.outputs)
     return extra + sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:], strict=True))

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from search.config import SPACE_DEFAULTS, Config, Fixed
 from search.constraints import OVER_LATENCY, OVER_PARAMS, set_constraint
 from search.data import Split
+from search.data.preprocessing import EMBED_CATEGORIES_FROM
 from search.errors import ConfigError
 from search.metrics import Metric, for_data
 from search.model import count_params
@@ -119,13 +120,22 @@ class Objective:
         keep: Callable[[optuna.Trial, float, Any], Any] | None = None,
         device: str | None = None,
     ) -> None:
+        table = split.preprocessing.table
         tables_only = [
             k for k in ("numeric", "embedding") if config.space[k] != Fixed(SPACE_DEFAULTS[k])
         ]
-        if tables_only and split.preprocessing.numbers is None:
+        if tables_only and not (table and table.columns):
             raise ConfigError(
                 f"[space] {' and '.join(tables_only)} act on a table's number columns, and "
                 "this data has none; remove them from [space]"
+            )
+        if config.space["categories"] != Fixed(SPACE_DEFAULTS["categories"]) and not (
+            table and table.categories
+        ):
+            raise ConfigError(
+                "[space] categories acts on a table's category columns with "
+                f"{EMBED_CATEGORIES_FROM} or more values, and this data has none; remove it "
+                "from [space]"
             )
         self.config = config
         self.split = split
@@ -181,7 +191,7 @@ class Objective:
             seed=trial_seed(self.config.study.seed, trial.number),
             callbacks=[_make_callback(trial, log, self.metric, self.split)],
             on_built=lambda _model: built.append(time.perf_counter() - t0),
-            numbers=self.split.preprocessing.numbers,
+            table=self.split.preprocessing.table,
         )
         build_s = built[0]
         epochs_run = len(log.seconds)

@@ -95,7 +95,7 @@ def _retrain(trial, split, config: Config, metric) -> tuple[float, int]:
         settings=config.train,
         seed=seed,
         callbacks=[Score()],
-        numbers=split.preprocessing.numbers,
+        table=split.preprocessing.table,
     )
     best = metric.best(scores)
     return (float("nan") if best is None else float(best)), seed

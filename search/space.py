@@ -37,11 +37,14 @@ class Hyperparams:
     numeric: str = "standardize"  # tables: standardize | robust (config_space.NUMERIC)
     embedding: str = "none"  # tables: none | periodic (config_space.EMBEDDINGS)
     embedding_scale: float = 0.0  # periodic only: the frequencies' initial std
-    # The data's width in and out (Fashion-MNIST: 784 pixels, 10 classes; regression: 1), and
-    # how many of the inputs are a table's numbers (what `numeric` and `embedding` act on).
+    categories: str = "onehot"  # tables: onehot | embed (config_space.CATEGORIES)
+    # The data's width in and out (Fashion-MNIST: 784 pixels, 10 classes; regression: 1), how
+    # many of the inputs are a table's numbers (what `numeric` and `embedding` act on), and
+    # the one-hot width of each category column with 20+ values (what `categories` acts on).
     inputs: int = 784
     outputs: int = 10
     numbers: int = 0
+    wide_categories: tuple[int, ...] = ()
 
     @property
     def architecture(self) -> str:
@@ -51,11 +54,13 @@ class Hyperparams:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["widths"] = list(self.widths)
+        d["wide_categories"] = list(self.wide_categories)
         return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Hyperparams:
-        return cls(**{**d, "widths": tuple(d["widths"])})
+        wide = tuple(d.get("wide_categories", ()))
+        return cls(**{**d, "widths": tuple(d["widths"]), "wide_categories": wide})
 
 
 def _suggest(trial: optuna.Trial, name: str, p: Param) -> Any:
@@ -77,14 +82,16 @@ def suggest(
     inputs: int = 784,
     outputs: int = 10,
     numbers: int = 0,
+    wide_categories: tuple[int, ...] = (),
 ) -> Hyperparams:
     """Ask the trial for one point of the config's search space (for data of `inputs`
-    features, `numbers` of them a table's number columns, and `outputs` classes, or 1 output
-    for regression: `Split.dims` gives all three).
+    features, `numbers` of them a table's number columns, `wide_categories` the one-hot
+    widths of its category columns with 20+ values, and `outputs` classes, or 1 output for
+    regression: `Split.dims` gives them all).
 
     The parameters added for tables (weight_decay, label_smoothing, numeric, embedding,
-    embedding_scale) are asked for only where they matter, so a space that leaves them at
-    their defaults (Fashion-MNIST's) asks the sampler exactly what it asked before them."""
+    embedding_scale, categories) are asked for only where they matter, so a space that leaves
+    them at their defaults (Fashion-MNIST's) asks the sampler exactly what it asked before."""
     s = config.space
     layers = _suggest(trial, "layers", s["layers"])
     if config.model.width_per_layer:
@@ -123,9 +130,11 @@ def suggest(
             if embedding == "periodic"
             else 0.0
         ),
+        categories=_suggest(trial, "categories", s["categories"]),
         inputs=inputs,
         outputs=outputs,
         numbers=numbers,
+        wide_categories=tuple(wide_categories),
     )
 
 
@@ -172,6 +181,8 @@ def short(hp: Hyperparams) -> str:
         parts.append(hp.numeric)
     if hp.embedding != "none":
         parts.append(f"{hp.embedding}({hp.embedding_scale:.2g})")
+    if hp.categories != "onehot":
+        parts.append(f"categories={hp.categories}")
     parts.append(f"bs={hp.batch_size}")
     return " ".join(parts)
 
@@ -245,7 +256,13 @@ class _StoredTrial:
 
 
 def stored_hyperparams(
-    trial: Any, config: Config, *, inputs: int, outputs: int, numbers: int = 0
+    trial: Any,
+    config: Config,
+    *,
+    inputs: int,
+    outputs: int,
+    numbers: int = 0,
+    wide_categories: tuple[int, ...] = (),
 ) -> Hyperparams:
     """The Hyperparams a finished trial trained with, rebuilt from its parameters within the
     config's space (so a forged value cannot ask for a net or an epoch count the space does not
@@ -253,7 +270,12 @@ def stored_hyperparams(
     from search.errors import StudyError
 
     hp = suggest(
-        _StoredTrial(trial, config), config, inputs=inputs, outputs=outputs, numbers=numbers
+        _StoredTrial(trial, config),
+        config,
+        inputs=inputs,
+        outputs=outputs,
+        numbers=numbers,
+        wide_categories=wide_categories,
     )
     recorded = trial.user_attrs.get("hyperparams")
     try:

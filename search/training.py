@@ -101,7 +101,7 @@ def train(
     name: str | None = None,
     fresh_session: bool = True,
     on_built=None,
-    numbers=None,
+    table=None,
 ) -> tuple[keras.Model, keras.callbacks.History]:
     """Build the model for `hp`, seeded, and fit it on `rows` for `epochs` (the space's
     `epochs` by default) with the study's speed settings. Returns (model, Keras History);
@@ -109,8 +109,8 @@ def train(
 
     A cosine schedule is sized to `hp.epochs` over these rows, so a refit on more rows keeps
     its length in epochs. fresh_session False: an export builds several members in one
-    session and keeps the earlier ones. numbers: a table's number columns in x
-    (`split.preprocessing.numbers`), for the space's `numeric` and `embedding`."""
+    session and keeps the earlier ones. table: where a table's columns sit in x
+    (`split.preprocessing.table`), for the space's `numeric`, `embedding` and `categories`."""
     seed_session(seed, fresh=fresh_session)
     model = build_model(
         hp,
@@ -118,7 +118,7 @@ def train(
         steps_per_execution=settings.steps_per_execution,
         train_size=len(rows),
         name=name,
-        numbers=numbers,
+        table=table,
     )
     if on_built is not None:
         on_built(model)

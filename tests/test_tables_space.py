@@ -1,6 +1,7 @@
 """A table's search space (issue #22, items 1, 2 and 7): RealMLP's robust scaling and smooth
-clipping, periodic embeddings of numbers, AdamW and label smoothing, inside the model; the
-space `fsearch init` writes for a table; the time budget of a --data run."""
+clipping, periodic embeddings of numbers, embeddings of wide categories, AdamW and label
+smoothing, inside the model; the space `fsearch init` writes for a table; the time budget of
+a --data run."""
 
 from __future__ import annotations
 
@@ -25,6 +26,21 @@ def _wine_split(workdir: Path):
     )
 
 
+def _wine_with_grower() -> dict[str, np.ndarray]:
+    """Wine plus `grower`, a 24-value category (each value about 7 times in 178 rows)."""
+    cols = datafiles.wine_columns()
+    order = np.argsort(np.argsort(cols["proline"], kind="stable"))
+    cols["grower"] = np.array([f"g{i % 24:02d}" for i in order], dtype=object)
+    return cols
+
+
+def _grower_split(workdir: Path):
+    datafiles.write_table(_wine_with_grower(), workdir / "grower.csv")
+    return datasets.load_split(
+        DataSettings(source="grower.csv", target="cultivar", validation_fraction=0.25)
+    )
+
+
 def _tables_hp(split, **kw) -> Hyperparams:
     return Hyperparams(widths=(8,), optimizer="adam", learning_rate=0.01, **split.dims, **kw)
 
@@ -36,9 +52,9 @@ def test_robust_layer_gives_realmlps_scaled_and_clipped_numbers_and_passes_categ
     from search.model import build_model
 
     split = _wine_split(workdir)
-    numbers = split.preprocessing.numbers
+    numbers = split.preprocessing.table
     hp = _tables_hp(split, numeric="robust")
-    model = build_model(hp, numbers=numbers)
+    model = build_model(hp, table=numbers)
     layer = model.get_layer("robust_numbers")
     x = split.x_val
     got = np.asarray(layer(keras.ops.convert_to_tensor(x)))
@@ -75,13 +91,40 @@ def test_periodic_embedding_adds_dim_values_per_number_and_count_params_matches_
 
     split = _wine_split(workdir)
     hp = _tables_hp(split, embedding="periodic", embedding_scale=0.5)
-    model = build_model(hp, numbers=split.preprocessing.numbers)
+    model = build_model(hp, table=split.preprocessing.table)
     out = model.get_layer("periodic_numbers").output
     assert out.shape[-1] == split.input_dim + hp.numbers * PERIODIC_DIM
     assert hp.numbers == 13
     assert count_params(hp) == model.count_params()
     plain = _tables_hp(split)
     assert count_params(plain) == build_model(plain).count_params()
+
+
+def test_category_embedding_replaces_each_wide_one_hot_block_by_its_row_of_the_table(workdir):
+    import keras
+
+    from search.model import CATEGORY_DIM, build_model, count_params
+
+    split = _grower_split(workdir)
+    table = split.preprocessing.table
+    grower = next(f for f in split.preprocessing.features if f.name == "grower")
+    assert len(grower.vocabulary) == 24
+    (start, width), = table.categories  # fmt: skip
+    assert width == 25  # 24 values and the slot for an unseen one; region (2 values) stays
+    hp = _tables_hp(split, categories="embed")
+    assert hp.wide_categories == (25,)
+    model = build_model(hp, table=table)
+    layer = model.get_layer("category_embeddings")
+    x = split.x_val
+    got = np.asarray(layer(keras.ops.convert_to_tensor(x)))
+    keep = [i for i in range(x.shape[1]) if not start <= i < start + width]
+    assert got.shape == (len(x), len(keep) + CATEGORY_DIM)
+    np.testing.assert_array_equal(got[:, : len(keep)], x[:, keep])
+    rows = np.asarray(layer.tables[0])[np.argmax(x[:, start : start + width], axis=1)]
+    np.testing.assert_allclose(got[:, len(keep) :], rows, rtol=1e-6)
+    assert count_params(hp) == model.count_params()
+    with pytest.raises(ValueError, match="20 or more values"):
+        build_model(_tables_hp(_wine_split(workdir), categories="embed"))
 
 
 def test_smoothed_crossentropy_equals_keras_categorical_crossentropy_with_label_smoothing():
@@ -125,7 +168,7 @@ def test_the_default_space_asks_the_sampler_for_no_table_parameter():
     trial = _Recorder()
     hp = suggest(trial, load_config(default_config_path()))
     new = {"weight_decay", "label_smoothing", "numeric", "embedding", "embedding_scale"}
-    assert trial.names and not new & set(trial.names)
+    assert trial.names and not (new | {"categories"}) & set(trial.names)
     assert (hp.numeric, hp.embedding, hp.label_smoothing) == ("standardize", "none", 0.0)
 
 
@@ -163,7 +206,8 @@ def test_a_trial_recorded_before_the_table_keys_still_matches_its_parameters():
     old = hp.to_dict()
     for key in ("weight_decay", "label_smoothing", "numeric", "embedding", "embedding_scale"):
         old.pop(key)
-    old.pop("numbers")
+    for key in ("numbers", "categories", "wide_categories"):
+        old.pop(key)
     params = {}
     rec = _Recorder()
     suggest(rec, cfg, inputs=30, outputs=2, numbers=4)
@@ -185,6 +229,26 @@ def test_robust_numbers_on_fashion_mnist_stop_the_run_with_one_line(tiny_config)
     assert r.exit_code == 2, r.output
     assert "numeric act on a table's number columns" in r.output
     assert "Traceback" not in r.output
+
+
+def test_categories_on_a_table_without_wide_categories_stop_the_run_with_one_line(workdir):
+    datafiles.write_table(datafiles.wine_columns(), workdir / "wine.csv")
+    r = invoke("init", "--data", "wine.csv", "--target", "cultivar")
+    assert r.exit_code == 0, r.output
+    text = r.stdout[r.stdout.index("# A study of") :]
+    assert "categories = " not in text
+    (workdir / "w.toml").write_text(text.replace("[space]\n", '[space]\ncategories = "embed"\n'))
+    r = invoke("run", "--config", "w.toml", "--trials", "1")
+    assert r.exit_code == 2, r.output
+    assert "categories acts on a table's category columns with 20 or more values" in r.output
+    assert "Traceback" not in r.output
+
+
+def test_init_offers_category_embeddings_for_a_table_with_a_20_value_category(workdir):
+    datafiles.write_table(_wine_with_grower(), workdir / "grower.csv")
+    r = invoke("init", "--data", "grower.csv", "--target", "cultivar")
+    assert r.exit_code == 0, r.output
+    assert 'categories = ["onehot", "embed"]' in r.output
 
 
 def test_init_writes_the_table_space_for_a_table_and_the_default_one_for_arrays(workdir):
@@ -215,11 +279,12 @@ def test_data_time_budget_grows_with_rows_between_five_minutes_and_an_hour():
 
 
 @pytest.mark.slow
-def test_a_table_study_with_robust_periodic_adamw_and_smoothing_exports_and_predicts(workdir):
-    """The parts a table's search can choose, all on: export (kept members rebuilt into an
+def test_a_table_study_with_every_table_layer_exports_and_predicts_the_cards_accuracy(workdir):
+    """The parts a table's search can choose, all on (robust scaling, periodic embeddings,
+    category embeddings, AdamW, label smoothing): export (kept members rebuilt into an
     ensemble, no refit) and `fsearch predict` on the held-out rows give the card's accuracy,
     and the model says which of fsearch's layers it needs."""
-    datafiles.write_table(datafiles.wine_columns(), workdir / "wine.csv")
+    datafiles.write_table(_wine_with_grower(), workdir / "wine.csv")
     (workdir / "w.toml").write_text(
         textwrap.dedent(
             """
@@ -249,6 +314,7 @@ def test_a_table_study_with_robust_periodic_adamw_and_smoothing_exports_and_pred
             numeric = "robust"
             embedding = "periodic"
             embedding_scale = { low = 0.05, high = 1.0, log = true }
+            categories = "embed"
             batch_size = 32
             epochs = 4
             """
@@ -258,12 +324,12 @@ def test_a_table_study_with_robust_periodic_adamw_and_smoothing_exports_and_pred
     assert r.exit_code == 0, r.output
     best = workdir / "studies/wine-tables/best"
     card = json.loads((best / "model-card.json").read_text())
-    assert card["fsearch_layers"] == ["PeriodicEmbedding", "RobustScaleClip"]
+    assert card["fsearch_layers"] == ["CategoryEmbedding", "PeriodicEmbedding", "RobustScaleClip"]
     assert card["hyperparams"]["numeric"] == "robust"
     rows = datasets.held_out_rows(
         DataSettings(source="wine.csv", target="cultivar", validation_fraction=0.25)
     )
-    cols = datafiles.wine_columns()
+    cols = _wine_with_grower()
     kept = datafiles.write_table({k: v[rows] for k, v in cols.items()}, workdir / "kept.csv")
     r = invoke("predict", "--model", best, "--data", kept, "--out", workdir / "p.csv")
     assert r.exit_code == 0, r.output

@@ -75,7 +75,7 @@ def _document(
         },
         "model": {"width_per_layer": False},
         "space": table_space(split, batches=batches, epochs=epochs, widths=widths)
-        if split.preprocessing.numbers is not None or split.kind == "table"
+        if split.kind == "table"
         else {
             "layers": {"low": 1, "high": 4},
             "width": {"low": 16, "high": widths, "log": True},
@@ -119,10 +119,13 @@ def table_space(split, *, batches: list[int], epochs: int, widths: int) -> dict[
     }
     if split.task == "classification":
         space["label_smoothing"] = {"low": 0.0, "high": 0.2}
-    if split.preprocessing.numbers is not None:
+    table = split.preprocessing.table
+    if table and table.columns:
         space["numeric"] = ["standardize", "robust"]
         space["embedding"] = ["none", "periodic"]
         space["embedding_scale"] = {"low": 0.01, "high": 10.0, "log": True}
+    if table and table.categories:
+        space["categories"] = ["onehot", "embed"]
     space.update({"batch_size": batches, "epochs": epochs, "lr_schedule": "cosine"})
     return space
 

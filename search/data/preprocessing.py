@@ -24,28 +24,40 @@ if TYPE_CHECKING:
 RESERVED_PREFIX = "fsearch_"
 
 
+# A category column with this many values or more (in the training rows) may be embedded
+# (space key categories = "embed") rather than one-hot encoded into the first Dense layer: the
+# issue's threshold (#22); RealMLP-TD embeds from 9 values on.
+EMBED_CATEGORIES_FROM = 20
+
+
 @dataclass(frozen=True)
-class NumberColumns:
-    """Where a table's number columns sit in the network's x (each standardized, z = (v - mean)
-    / std), and RealMLP's robust scaling of each in terms of z: (v - median) * factor =
-    z * scale + offset. What the network's own first layers need for the space keys `numeric`
-    and `embedding` (model.py, layers.RobustScaleClip and PeriodicEmbedding)."""
+class TableColumns:
+    """Where a table's columns sit in the network's x, for the network's own first layers
+    (model.py; layers.RobustScaleClip, PeriodicEmbedding, CategoryEmbedding).
 
-    columns: tuple[int, ...]
-    scale: tuple[float, ...]
-    offset: tuple[float, ...]
+    Number columns (`columns`) are each standardized, z = (v - mean) / std, and RealMLP's
+    robust scaling of each is (v - median) * factor = z * scale + offset: what the space keys
+    `numeric` and `embedding` need. `categories`: (start, width) of the one-hot block of each
+    category column with EMBED_CATEGORIES_FROM values or more, what `categories = "embed"`
+    turns into a learned embedding."""
 
-    def __len__(self) -> int:
-        return len(self.columns)
+    columns: tuple[int, ...] = ()
+    scale: tuple[float, ...] = ()
+    offset: tuple[float, ...] = ()
+    categories: tuple[tuple[int, int], ...] = ()
+
+    @property
+    def category_widths(self) -> tuple[int, ...]:
+        return tuple(w for _, w in self.categories)
 
 
 class Preprocessing:
     """How raw inputs become the network's x. `in_model`: the exported model does it in Keras
-    layers (False: the network takes x as the data gives it). `numbers`: a table's number
-    columns in x (None for other data)."""
+    layers (False: the network takes x as the data gives it). `table`: where a table's
+    number and wide category columns sit in x (None for other data)."""
 
     in_model = True
-    numbers: NumberColumns | None = None
+    table: TableColumns | None = None
 
     def layers(self, keras, ns: str) -> tuple[Any, Any]:
         """(the model's inputs, the network's x from them), layers named ns + something."""
@@ -118,15 +130,17 @@ class Columns(Preprocessing):
     features: tuple[Feature, ...]
 
     @property
-    def numbers(self) -> NumberColumns | None:
-        cols, scale, offset, at = [], [], [], 0
+    def table(self) -> TableColumns:
+        cols, scale, offset, wide, at = [], [], [], [], 0
         for f in self.features:
             if f.kind == "number":
                 cols.append(at)
                 scale.append(f.robust_factor * f.std)
                 offset.append(f.robust_factor * (f.mean - f.median))
+            elif len(f.vocabulary) >= EMBED_CATEGORIES_FROM:
+                wide.append((at, f.width))
             at += f.width
-        return NumberColumns(tuple(cols), tuple(scale), tuple(offset)) if cols else None
+        return TableColumns(tuple(cols), tuple(scale), tuple(offset), tuple(wide))
 
     def layers(self, keras, ns: str) -> tuple[Any, Any]:
         inputs, parts = {}, []

@@ -93,13 +93,15 @@ class Split:
         return int(self.x_train.shape[1])
 
     @property
-    def dims(self) -> dict[str, int]:
-        """What a net for this data is sized by (space.suggest's inputs, outputs, numbers)."""
-        numbers = self.preprocessing.numbers
+    def dims(self) -> dict[str, Any]:
+        """What a net for this data is sized by (space.suggest's inputs, outputs, numbers,
+        wide_categories)."""
+        table = self.preprocessing.table
         return {
             "inputs": self.input_dim,
             "outputs": self.n_outputs,
-            "numbers": len(numbers) if numbers else 0,
+            "numbers": len(table.columns) if table else 0,
+            "wide_categories": table.category_widths if table else (),
         }
 
 
