@@ -115,6 +115,11 @@ def _data_card(split: Split, config: Config, data_dir) -> dict[str, Any]:
         return out
     if split.task == "regression":
         out["outputs"] = "the target, in its own units"
+        if split.y_log:
+            out["outputs"] += (
+                ' (the network fitted log(1 + target), target_transform = "log"; the '
+                "model's last layers take exp(z) - 1)"
+            )
     else:
         out["outputs"] = f"{split.n_outputs} class probabilities, in the order of `classes`"
     return out

@@ -114,6 +114,11 @@ class DataSettings:
     # missing indicator where training rows have blanks; text: a category of its own);
     # error: a blank stops the run, naming the column.
     missing: str = "impute"
+    # Regression: none fits the target standardized; log fits log(1 + y) standardized (a
+    # target >= 0 only), for a skewed positive target such as a price, and the exported model
+    # turns its output back into the target's units (exp(z) - 1). Trials are still selected
+    # on the metric in the target's units.
+    target_transform: str = "none"
     # Own data: the validation split as a share of the training rows (0 = validation_size rows)
     validation_fraction: float = 0.0
     # Own data without a test part of its own: the share of rows held out for export's test.
@@ -329,6 +334,7 @@ def validate_grid(s: StudySettings, space: dict[str, Param], *, where: str) -> N
 TASKS = ("auto", "classification", "regression")
 METRICS = {"classification": ("accuracy", "balanced_accuracy"), "regression": ("rmse",)}
 MISSING = ("error", "impute")
+TARGET_TRANSFORMS = ("none", "log")
 
 
 def _validate_data(d: DataSettings, *, where: str) -> None:
@@ -342,6 +348,15 @@ def _validate_data(d: DataSettings, *, where: str) -> None:
         )
     if d.missing not in MISSING:
         raise ConfigError(f"{where}: missing {d.missing!r} unknown; use error or impute")
+    if d.target_transform not in TARGET_TRANSFORMS:
+        raise ConfigError(
+            f"{where}: target_transform {d.target_transform!r} unknown; use none or log"
+        )
+    if d.target_transform != "none" and d.task == "classification":
+        raise ConfigError(
+            f"{where}: target_transform = {d.target_transform!r} is for a regression target; "
+            "remove it for classification"
+        )
     for key in ("validation_fraction", "test_fraction"):
         if not 0 <= getattr(d, key) < 0.9:
             raise ConfigError(f"{where}: {key} must be >= 0 and < 0.9, got {getattr(d, key)}")

@@ -97,16 +97,24 @@ def balanced_accuracy(y: Iterable[int], pred: Iterable[int], n_classes: int) -> 
     return float(np.mean(hits[present] / support[present]))
 
 
-def score(metric: Metric, y, outputs, *, y_std: float = 1.0) -> float:
+def score(
+    metric: Metric, y, outputs, *, y_std: float = 1.0, y_mean: float = 0.0, y_log: bool = False
+) -> float:
     """The metric of model outputs against the true labels: the one scoring function of each
     metric (validation in the search and at export, test at export). outputs: class
     probabilities (n, classes), or the standardized target (regression; y in the same
-    standardized units, y_std turns the error back into the target's units)."""
+    standardized units, y_std turns the error back into the target's units; with y_log the
+    standardized units are log(1 + target)'s, and both go back to the target's units before
+    the error is taken)."""
     import numpy as np
 
     y, out = np.asarray(y), np.asarray(outputs, dtype=np.float64)
     if metric.key == "rmse":
-        err = (out.reshape(-1) - y) * y_std
+        if y_log:
+            to_units = lambda z: np.expm1(z * y_std + y_mean)  # noqa: E731
+            err = to_units(out.reshape(-1)) - to_units(y.astype(np.float64))
+        else:
+            err = (out.reshape(-1) - y) * y_std
         return float(np.sqrt(np.mean(err**2)))
     pred = out.argmax(axis=1)
     if metric.key == "balanced_accuracy":
@@ -114,12 +122,15 @@ def score(metric: Metric, y, outputs, *, y_std: float = 1.0) -> float:
     return float(np.mean(pred == y))
 
 
-def from_keras_logs(metric: Metric, logs: dict, *, y_std: float = 1.0) -> float | None:
+def from_keras_logs(
+    metric: Metric, logs: dict, *, y_std: float = 1.0, y_log: bool = False
+) -> float | None:
     """The metric as Keras' own validation pass measured it during fit (the compiled model's
-    `accuracy` and `rmse`, model.py), or None where Keras does not measure it. Reading it
-    saves a second forward pass over the validation rows every epoch."""
+    `accuracy` and `rmse`, model.py), or None where Keras does not measure it (a log target's
+    RMSE: Keras measured it in log units). Reading it saves a second forward pass over the
+    validation rows every epoch."""
     if metric.key == "accuracy":
         return float(logs["val_accuracy"])
-    if metric.key == "rmse":  # Keras measured it on the standardized target
+    if metric.key == "rmse" and not y_log:  # Keras measured it on the standardized target
         return float(logs["val_rmse"]) * y_std
     return None

@@ -149,12 +149,19 @@ def outputs(model, x) -> Any:
 
 def validation_score(model, split: Split, metric: Metric) -> float:
     """The study's metric on the validation split, from the model's outputs."""
-    return score(metric, split.y_val, outputs(model, split.x_val), y_std=split.y_std)
+    return score(
+        metric,
+        split.y_val,
+        outputs(model, split.x_val),
+        y_std=split.y_std,
+        y_mean=split.y_mean,
+        y_log=split.y_log,
+    )
 
 
 def epoch_score(metric: Metric, split: Split, logs: dict, model) -> float:
     """The study's metric after one epoch: what Keras' own validation pass measured where it
     measures this metric (accuracy, RMSE: no second forward pass per epoch), else the
     metric's scoring function on one more pass (balanced accuracy)."""
-    value = from_keras_logs(metric, logs, y_std=split.y_std)
+    value = from_keras_logs(metric, logs, y_std=split.y_std, y_log=split.y_log)
     return validation_score(model, split, metric) if value is None else value

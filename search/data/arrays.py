@@ -71,7 +71,9 @@ def _load_arrays(a: readers.Arrays, settings: DataSettings, target: Target) -> _
     if not np.isfinite(x).all() if x.dtype.kind == "f" else False:
         bad = int((~np.isfinite(x)).any(axis=1).sum())
         raise DataError(f"{where}: x_train has NaN or infinite values in {bad} rows; fix them")
-    y_mean, y_std, ys = _target_scale(y, train, task)
+    y_mean, y_std, ys = _target_scale(
+        y, train, task, settings.target_transform, f"{where}: y_train"
+    )
     notes = [target.note] if target.note else []
     notes.append(
         f"{a.path.name}: {len(x):,} rows of {x.shape[1]:,} values"
@@ -90,6 +92,7 @@ def _load_arrays(a: readers.Arrays, settings: DataSettings, target: Target) -> _
         classes=tuple(map(str, classes)) if classes is not None else (),
         y_mean=y_mean,
         y_std=y_std,
+        y_log=settings.target_transform == "log",
         preprocessing=Rescale(x.shape[1]) if scale == "rescale" else Standardize(mean, std),
         split_sha=split_hash(a.sha256, train, val, test),
         notes=tuple(notes),

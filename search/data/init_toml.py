@@ -7,6 +7,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from search.config import Config, DataSettings, parse_config, validate_study_name
 from search.data.loading import load_split
 from search.data.task import target_of
@@ -92,7 +94,33 @@ def _document(
         },
     }
     notes = [f"column {c!r} left out (drop = [...] in [data]): {why}" for c, why in dropped.items()]
+    skew = _positive_skew(split)
+    if skew is not None:
+        notes.append(
+            f"the target is >= 0 and right-skewed (skewness {skew:.1f}): target_transform = "
+            '"log" in [data] fits log(1 + y) instead; a study of each compares them on '
+            "validation"
+        )
     return document, [*notes, *split.notes], tgt.note or "arrays", n + len(split.y_val), notes
+
+
+# A target's skewness above this earns init's hint about target_transform = "log" (a hint
+# only: the transform is never chosen for the user). 1 is the usual "highly skewed" line.
+SKEW_HINT = 1.0
+
+
+def _positive_skew(split) -> float | None:
+    """The training part's target skewness, for a regression target >= 0 skewed more than
+    SKEW_HINT; else None."""
+    if split.task != "regression" or split.y_log:
+        return None
+    y = np.concatenate([split.y_train, split.y_val]).astype(np.float64) * split.y_std
+    y += split.y_mean
+    sd = y.std()
+    if y.min() < 0 or sd == 0:
+        return None
+    skew = float(np.mean(((y - y.mean()) / sd) ** 3))
+    return skew if skew > SKEW_HINT else None
 
 
 def table_space(split, *, batches: list[int], epochs: int, widths: int) -> dict[str, Any]:
@@ -187,6 +215,10 @@ def study_toml(source: str, target: str = "", *, name: str | None = None) -> tup
             note = comments.get((table, key))
             lines.append(f"{line:<28}# {note}" if note else line)
         lines += _HINTS.get(table, [])
+        if table == "data" and entries.get("task") == "regression":
+            lines.append(
+                '# target_transform = "log"  # fit log(1 + y): for a skewed target >= 0 (prices)'
+            )
     return "\n".join([*lines, ""]), notes
 
 

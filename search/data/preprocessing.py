@@ -215,4 +215,7 @@ def inference_model(core, split: Split):
     y = net(x)
     if split.task == "regression":
         y = keras.layers.Rescaling(split.y_std, offset=split.y_mean, name=f"{ns}target_units")(y)
+        if split.y_log:  # target_transform = "log": the network fitted log(1 + y)
+            y = keras.layers.Activation("exponential", name=f"{ns}exp")(y)
+            y = keras.layers.Rescaling(1.0, offset=-1.0, name=f"{ns}minus_one")(y)
     return keras.Model(inputs, y, name=core.name)

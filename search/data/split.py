@@ -77,6 +77,8 @@ class Split:
     classes: tuple[str, ...] = CLASS_NAMES  # class index -> label as text (classification)
     y_mean: float = 0.0  # regression: the model learns (y - y_mean) / y_std
     y_std: float = 1.0
+    # regression with target_transform = "log": ... of log(1 + y) instead of y
+    y_log: bool = False
     split_sha: str = ""  # hash of the data and of the rows in each part (checked on resume)
     notes: tuple[str, ...] = ()  # what was inferred, said out loud at the start of a run
     # How raw inputs become x, one type per kind of input (preprocessing.py): the exported

@@ -137,7 +137,9 @@ def _load_table(t: readers.Table, settings: DataSettings, target: Target) -> _Lo
             "indicator where training rows have blanks; text: a category of its own); "
             'missing = "error" in [data] refuses them instead'
         )
-    y_mean, y_std, ys = _target_scale(y, train, task)
+    y_mean, y_std, ys = _target_scale(
+        y, train, task, settings.target_transform, f"{where}: target {settings.target!r}"
+    )
     split = Split(
         x_train=x[train],
         y_train=ys[train],
@@ -150,6 +152,7 @@ def _load_table(t: readers.Table, settings: DataSettings, target: Target) -> _Lo
         classes=tuple(map(str, classes)) if classes is not None else (),
         y_mean=y_mean,
         y_std=y_std,
+        y_log=settings.target_transform == "log",
         preprocessing=Columns(tuple(features)),
         split_sha=split_hash(t.sha256, train, val, test),
         notes=tuple(notes),

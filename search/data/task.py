@@ -268,11 +268,24 @@ def _test_labels_kept(
     return ~gone, tuple(notes)
 
 
-def _target_scale(y: np.ndarray, train: np.ndarray, task: str):
+def _target_scale(
+    y: np.ndarray, train: np.ndarray, task: str, transform: str = "none", name: str = "target"
+):
     """(mean, std, labels trials learn): regression targets are standardized with the
-    training rows' statistics (the exported model scales its output back)."""
+    training rows' statistics (the exported model scales its output back); with transform
+    "log", log(1 + y) is (a target below 0 anywhere: DataError)."""
     if task != "regression":
+        if transform != "none":
+            raise DataError(f"target_transform = {transform!r} is for a regression target")
         return 0.0, 1.0, y
+    if transform == "log":
+        negative = int((y < 0).sum())
+        if negative:
+            raise DataError(
+                f'target_transform = "log" fits log(1 + y) and needs a target >= 0; '
+                f'{name} has {negative:,} values below 0 (use target_transform = "none")'
+            )
+        y = np.log1p(y.astype(np.float64))
     mean, std = float(y[train].mean()), float(y[train].std())
     std = std if std > 0 else 1.0
     return mean, std, ((y - mean) / std).astype(np.float32)
