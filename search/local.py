@@ -171,22 +171,32 @@ def open_study(plan: Plan) -> tuple[optuna.Study, bool]:
 
 
 def warm_start(plan: Plan, study: optuna.Study) -> None:
-    """--warm-start STUDY: its best configurations go first (once per study and source)."""
+    """--warm-start STUDY: its best configurations go first (once per study and source);
+    then, with [study] first_trials, the configurations known to be good for the data (once
+    per study)."""
     from search import studies
+    from search.first_trials import queue_first_trials
 
     source = plan.options.warm_start
-    if not source:
-        return
-    n, dropped = studies.warm_start(
-        study, studies.load_study(plan.storage, source), plan.config, n=WARM_START_TRIALS
-    )
-    plan.events.emit(
-        "warm_start",
-        f"warm start: {n} configuration(s) of study {source!r} queued"
-        + (f" (not in this space, left to the sampler: {', '.join(dropped)})" if dropped else "")
-        if n
-        else f"warm start: study {source!r} already queued here, or has no completed trial",
-        source=source,
-        queued=n,
-        dropped=dropped,
-    )
+    if source:
+        n, dropped = studies.warm_start(
+            study, studies.load_study(plan.storage, source), plan.config, n=WARM_START_TRIALS
+        )
+        left = f" (not in this space, left to the sampler: {', '.join(dropped)})"
+        plan.events.emit(
+            "warm_start",
+            f"warm start: {n} configuration(s) of study {source!r} queued"
+            + (left if dropped else "")
+            if n
+            else f"warm start: study {source!r} already queued here, or has no completed trial",
+            source=source,
+            queued=n,
+            dropped=dropped,
+        )
+    labels = queue_first_trials(study, plan.config, plan.split)
+    if labels:
+        plan.events.emit(
+            "first_trials",
+            f"first trials: {len(labels)} known configuration(s) queued: " + "; ".join(labels),
+            labels=labels,
+        )

@@ -53,6 +53,8 @@ class RunOptions:
     target: str | None = _forwarded()  # the label column of a table
     # Enqueue another study's best configurations (the parameters valid in this space) first.
     warm_start: str | None = _forwarded(to_workers=False)
+    # Queue configurations known to be good for the data first [config's first_trials].
+    first_trials: bool | None = _forwarded()
     sampler: str | None = _forwarded()
     pruner: str | None = _forwarded()
     seed: int | None = _forwarded()
@@ -110,7 +112,11 @@ class RunOptions:
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             flag = "--" + f.name.replace("_", "-")
-            if not f.metadata["to_workers"] or value is None or value is False:
+            if not f.metadata["to_workers"] or value is None:
+                continue
+            if value is False:
+                if f.default is None:  # a --x/--no-x flag whose default is the config's
+                    args.append("--no-" + flag[2:])
                 continue
             args += [flag] if value is True else [flag, str(value)]
         return args
@@ -191,7 +197,11 @@ def plan(
         cfg, text = workers.pinned_config(config)
     cfg = with_data_options(cfg, opts)
     cfg = cfg.replace_study(
-        name=opts.study, sampler=opts.sampler, pruner=opts.pruner, seed=opts.seed
+        name=opts.study,
+        sampler=opts.sampler,
+        pruner=opts.pruner,
+        seed=opts.seed,
+        first_trials=opts.first_trials,
     )
     grid = grid_search_space(cfg) if cfg.study.sampler == "grid" else None
     trials = opts.trials or (grid_size(cfg) if grid is not None else DEFAULT_TRIALS)

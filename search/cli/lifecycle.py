@@ -60,6 +60,16 @@ def run(
             "that exist in this space; the sampler fills in the rest).",
         ),
     ] = None,
+    first_trials: Annotated[
+        bool | None,
+        typer.Option(
+            "--first-trials/--no-first-trials",
+            help="Queue configurations known to be good for the data (the tabular MLPs' "
+            "published defaults; Fashion-MNIST's best earlier one) as a new study's first "
+            "trials [default: the config's first_trials].",
+            show_default=False,
+        ),
+    ] = None,
     sampler: Annotated[Sampler | None, typer.Option(help="Override the config's sampler.")] = None,
     pruner: Annotated[Pruner | None, typer.Option(help="Override the config's pruner.")] = None,
     seed: Annotated[int | None, typer.Option(help="Override the config's seed.")] = None,

@@ -1,0 +1,93 @@
+"""Strong first trials (issue #23, search/first_trials.py): configurations known to be good
+for the data, fitted to the study's space and queued once per study before the sampler."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from search import datasets
+from search.config import DataSettings
+from search.first_trials import ATTR_FIRST, Known, fitted, known_good, queue_first_trials
+from tests import datafiles
+from tests.helpers import invoke
+
+
+@pytest.fixture
+def wine(workdir):
+    datafiles.write_table(datafiles.wine_columns(), workdir / "wine.csv")
+    from search.data.init_toml import study_config
+
+    config, _, _ = study_config("wine.csv", "cultivar")
+    split = datasets.load_split(
+        DataSettings(source="wine.csv", target="cultivar", validation_fraction=0.2)
+    )
+    return config, split
+
+
+def test_realmlp_defaults_fit_the_table_space_with_the_nearest_batch_and_no_fixed_keys(wine):
+    config, split = wine
+    realmlp = known_good(split)[0]
+    assert realmlp.label.startswith("RealMLP-TD defaults")
+    params = fitted(realmlp, config)
+    assert params == {
+        "layers": 3,
+        "width": 256,
+        "activation": "selu",
+        "learning_rate": 1e-3,
+        "weight_decay": 2e-2,
+        "dropout": 0.15,
+        "label_smoothing": 0.1,
+        "numeric": "robust",
+        "embedding": "periodic",
+        "embedding_scale": 0.1,
+        "batch_size": 64,  # wine's space offers 32 and 64; 256 is nearest to 64
+    }  # optimizer (fixed adamw) and categories (no wide category) are not asked for
+
+
+def test_fitting_clips_ranges_drops_missing_choices_and_spreads_width_per_layer(wine):
+    config, _ = wine
+    odd = Known("odd", {"layers": 9, "width": 256, "activation": "gelu", "weight_decay": 0.0})
+    assert fitted(odd, config) == {"layers": 4, "width": 256, "weight_decay": 1e-5}
+    per_layer = dataclasses.replace(
+        config, model=dataclasses.replace(config.model, width_per_layer=True)
+    )
+    assert fitted(Known("w", {"layers": 2, "width": 64}), per_layer) == {
+        "layers": 2,
+        "width_1": 64,
+        "width_2": 64,
+    }
+
+
+def test_first_trials_are_queued_once_per_study_and_only_when_on(wine):
+    import optuna
+
+    config, split = wine
+    study = optuna.create_study(direction="maximize")
+    assert queue_first_trials(study, config, split) == []  # off by default
+    on = config.replace_study(first_trials=True)
+    labels = queue_first_trials(study, on, split)
+    assert len(labels) == 3
+    waiting = study.get_trials(states=(optuna.trial.TrialState.WAITING,))
+    assert [t.user_attrs["first_trial"] for t in waiting] == labels
+    assert study.user_attrs[ATTR_FIRST] == labels
+    assert queue_first_trials(study, on, split) == []  # a resumed run or another worker
+    assert len(study.trials) == 3
+
+
+def test_a_data_run_with_first_trials_trains_the_known_configurations_first(workdir):
+    datafiles.write_table(datafiles.wine_columns(), workdir / "wine.csv")
+    r = invoke(
+        "run", "--data", "wine.csv", "--target", "cultivar", "--trials", "2",
+        "--first-trials", "--no-export", "--seed", "1",
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert "first trials: 3 known configuration(s) queued: RealMLP-TD defaults" in r.output
+    from search.api import load_study
+
+    study = load_study("wine-mlp")
+    first = study.trials[0]
+    assert first.user_attrs["first_trial"].startswith("RealMLP-TD defaults")
+    assert first.params["numeric"] == "robust" and first.params["layers"] == 3
+    assert first.state.is_finished()
