@@ -37,9 +37,10 @@ from search import storage as st
 from search.config import DEFAULT_CONFIG_NAME, DEFAULT_REFIT, Config, validate_study_name
 from search.errors import ConfigError, StudyError
 from search.events import Events, Listener, printer
-from search.local import WARM_START_TRIALS, best_trial, run_here
+from search.local import WARM_START_TRIALS, run_here
 from search.planning import DEFAULT_TRIALS, Plan, RunOptions
 from search.pool import run_workers
+from search.studies import best_trial
 
 if TYPE_CHECKING:
     import optuna

@@ -14,6 +14,7 @@ from search.errors import StudyInterrupted
 from search.events import Events
 from search.metrics import of_study
 from search.planning import Plan
+from search.studies import best_trial
 
 if TYPE_CHECKING:
     import optuna
@@ -139,13 +140,6 @@ def say_done(
             finished=loop.finished,
             target=target,
         )
-
-
-def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
-    try:
-        return study.best_trial
-    except ValueError:  # no complete trial yet
-        return None
 
 
 def open_study(plan: Plan) -> tuple[optuna.Study, bool]:

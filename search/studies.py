@@ -37,6 +37,15 @@ def load_study(storage, name: str) -> optuna.Study:
     return optuna.load_study(study_name=name, storage=storage)
 
 
+def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
+    """Optuna's best trial (the best feasible one under constraints), None before the first
+    complete one. On a database Optuna reads it with one query."""
+    try:
+        return study.best_trial
+    except ValueError:  # no complete trial yet (or no feasible one)
+        return None
+
+
 def describe_change(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
     """Dotted keys whose values differ between two nested dicts."""
     out = []
