@@ -68,9 +68,21 @@ def arm_result(db: Path, launched: dt.datetime) -> dict:
     return out
 
 
-def run_arm(jobs: str, seed: int, args, tmp: Path) -> dict:
+# An arm is a --jobs value, optionally with "+first" (and --first-trials: the known
+# configurations queued first, search/first_trials.py), e.g. "auto+first".
+ARM_FLAGS = {"first": "--first-trials"}
+
+
+def arm_label(arm: str) -> str:
+    jobs, *extra = arm.split("+")
+    return " ".join([f"--jobs {jobs}", *(ARM_FLAGS[e] for e in extra)])
+
+
+def run_arm(arm: str, seed: int, args, tmp: Path) -> dict:
     exe = Path(sys.executable).parent / "fsearch"
-    db = tmp / f"jobs-{jobs}-{seed}.db"
+    jobs, *extra = arm.split("+")
+    flags = [ARM_FLAGS[e] for e in extra]
+    db = tmp / f"jobs-{arm}-{seed}.db"
     cmd = [
         str(exe),
         "run",
@@ -79,7 +91,7 @@ def run_arm(jobs: str, seed: int, args, tmp: Path) -> dict:
         "--storage",
         f"sqlite:///{db}",
         "--artifacts",
-        str(tmp / f"art-{jobs}-{seed}"),
+        str(tmp / f"art-{arm}-{seed}"),
         "--trials",
         str(args.trials),
         "--timeout",
@@ -88,6 +100,7 @@ def run_arm(jobs: str, seed: int, args, tmp: Path) -> dict:
         str(seed),
         "--jobs",
         jobs,
+        *flags,
         "--no-export",
     ]
     print("$", " ".join(cmd), flush=True)
@@ -96,7 +109,7 @@ def run_arm(jobs: str, seed: int, args, tmp: Path) -> dict:
     rc = subprocess.run(cmd, stdout=subprocess.DEVNULL).returncode
     wall = time.perf_counter() - t0
     if rc != 0:
-        sys.exit(f"--jobs {jobs}, seed {seed}: fsearch run exited {rc}")
+        sys.exit(f"{arm_label(arm)}, seed {seed}: fsearch run exited {rc}")
     res = arm_result(db, launched)
     res["wall"] = wall
     if args.keep:
@@ -104,7 +117,7 @@ def run_arm(jobs: str, seed: int, args, tmp: Path) -> dict:
 
         Path(args.keep).mkdir(parents=True, exist_ok=True)
         shutil.copy(db, Path(args.keep) / db.name)
-    print(f"--jobs {jobs} seed {seed}: {res}", flush=True)
+    print(f"{arm_label(arm)} seed {seed}: {res}", flush=True)
     if args.log:
         record = {
             "cpu": cpu_name(),
@@ -112,7 +125,7 @@ def run_arm(jobs: str, seed: int, args, tmp: Path) -> dict:
             "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "trials": args.trials,
             "budget": args.budget,
-            "arm": jobs,
+            "arm": arm,
             "seed": seed,
             # JSON keys are strings: the targets are stored as "0.89", read back by logged().
             "result": {str(k): v for k, v in res.items()},
@@ -154,7 +167,7 @@ def summarize(results: dict[str, list[dict]], args) -> str:
     rows = []
     seeds = sorted({r["seed"] for runs in results.values() for r in runs})
     for jobs, runs in results.items():
-        row = [f"--jobs {jobs}"]
+        row = [arm_label(jobs)]
         for target in TARGETS:
             per = [r[target] for r in runs]
             reached = [v for v in per if v is not None]
@@ -196,7 +209,11 @@ def main() -> None:
         default=str(Path(__file__).resolve().parent / "results" / "jobs.jsonl"),
         help="append each arm's result here; the section is written from all logged arms",
     )
-    ap.add_argument("--arms", default="1,auto", help="comma-separated --jobs values")
+    ap.add_argument(
+        "--arms",
+        default="1,auto",
+        help="comma-separated --jobs values, each optionally +first (--first-trials)",
+    )
     ap.add_argument("--no-write", action="store_true")
     ap.add_argument(
         "--keep", metavar="DIR", help="copy each arm's study database here (epochs_spent reads it)"
