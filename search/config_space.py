@@ -34,7 +34,9 @@ ACTIVATIONS = (
 # How a table's number columns reach the network (search/layers.py, the network's first layers):
 # standardize: (x - mean) / std, as before; robust: RealMLP's robust scaling and smooth clipping,
 # (x - median) / IQR then x / sqrt(1 + (x / 3)^2), so heavy tails and outliers arrive bounded.
-NUMERIC = ("standardize", "robust")
+# quantile: each number mapped through its training quantiles onto a normal distribution
+# (scikit-learn's QuantileTransformer, output normal: TabM's and RTDL's recipe).
+NUMERIC = ("standardize", "robust", "quantile")
 # none: each number is one input; periodic: each number also goes through learned sin/cos
 # features and a small linear map with ReLU (PLR embeddings, Gorishniy et al. 2022).
 EMBEDDINGS = ("none", "periodic")

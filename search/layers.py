@@ -3,7 +3,8 @@
 Keras has no layer that replaces a missing number (NaN) or marks it: every stock layer passes
 NaN on. A table whose columns can be blank is exported with FillMissing and MissingIndicator
 in front of the network, so `model.keras` takes raw rows, blanks included. A table's search
-can also choose RealMLP's robust scaling (RobustScaleClip), periodic embeddings of numbers
+can also choose RealMLP's robust scaling (RobustScaleClip), the quantile transform
+(QuantileNormal), periodic embeddings of numbers
 (PeriodicEmbedding), embeddings of wide categories' one-hot blocks (CategoryEmbedding) and
 label smoothing (SparseSmoothedCrossentropy), none of which Keras has in this form.
 They are registered with Keras under the package name "fsearch": importing this module (which
@@ -89,6 +90,81 @@ class RobustScaleClip(keras.layers.Layer):
             "columns": self.columns,
             "scale": self.scale,
             "offset": self.offset,
+            "width": self.width,
+        }
+
+
+# scikit-learn's QuantileTransformer clips u to [1e-7, 1 - 1e-7] (its BOUNDS_THRESHOLD).
+_BOUND = 1e-7
+
+
+@keras.saving.register_keras_serializable(package="fsearch")
+class QuantileNormal(keras.layers.Layer):
+    """The quantile transform of a table's number columns onto a normal distribution, inside
+    the network (space key `numeric = "quantile"`; scikit-learn's QuantileTransformer with
+    output_distribution "normal", the TabM / RTDL recipe). For each listed column of x (its
+    standardized value z), u = the training rows' share at or below z, interpolated linearly
+    between the column's knots (tables._quantiles) and clipped to [1e-7, 1 - 1e-7] as
+    scikit-learn clips it, then the normal quantile of u, sqrt(2) erfinv(2u - 1): bounded
+    however far out z is. Other columns pass unchanged. Keras has no such layer."""
+
+    def __init__(
+        self,
+        columns: list[int] = (),
+        knots: list[list[float]] = (),
+        levels: list[list[float]] = (),
+        width: int = 0,
+        **kwargs,
+    ) -> None:
+        super().__init__(**kwargs)
+        import numpy as np
+
+        self.columns = [int(c) for c in columns]
+        self.knots = [[float(v) for v in k] for k in knots]
+        self.levels = [[float(v) for v in lv] for lv in levels]
+        self.width = int(width)
+        mask = np.zeros(self.width, dtype="float32")
+        mask[self.columns] = 1.0
+        place = np.zeros((len(self.columns), self.width), dtype="float32")
+        place[np.arange(len(self.columns)), self.columns] = 1.0
+        self._mask, self._place = mask, place
+
+    def _one(self, z, knots, levels):
+        if len(knots) < 2:  # a constant column (or none known): its middle
+            return ops.zeros_like(z)
+        # float64: in float32, u = 1 - 1e-7 rounds and erfinv near +-1 is off by 0.03.
+        out_dtype, z = z.dtype, ops.cast(z, "float64")
+        k = ops.convert_to_tensor(knots, dtype="float64")
+        lv = ops.convert_to_tensor(levels, dtype="float64")
+        i = ops.clip(ops.searchsorted(k, z, side="right"), 1, len(knots) - 1)
+        lo, hi = ops.take(k, i - 1), ops.take(k, i)
+        t = ops.clip((z - lo) / (hi - lo), 0.0, 1.0)
+        u = ops.take(lv, i - 1) + t * (ops.take(lv, i) - ops.take(lv, i - 1))
+        u = ops.clip(u, _BOUND, 1.0 - _BOUND)
+        return ops.cast(2.0**0.5 * ops.erfinv(2.0 * u - 1.0), out_dtype)
+
+    def call(self, x):
+        if not self.columns:
+            return x
+        # searchsorted wants contiguous values: each column's transform, then placed back.
+        z = [
+            self._one(ops.take(x, c, axis=1), k, lv)
+            for c, k, lv in zip(self.columns, self.knots, self.levels, strict=True)
+        ]
+        t = ops.stack(z, axis=1)
+        mask = ops.convert_to_tensor(self._mask, dtype=x.dtype)
+        place = ops.convert_to_tensor(self._place, dtype=x.dtype)
+        return x * (1.0 - mask) + ops.matmul(t, place)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self) -> dict:
+        return {
+            **super().get_config(),
+            "columns": self.columns,
+            "knots": self.knots,
+            "levels": self.levels,
             "width": self.width,
         }
 

@@ -92,11 +92,20 @@ def _table_layers(hp: Hyperparams, x, table):
             f"categories = {hp.categories!r} acts on a table's category columns with 20 or "
             "more values; this data has none"
         )
-    from search.layers import CategoryEmbedding, PeriodicEmbedding, RobustScaleClip
+    from search.layers import (
+        CategoryEmbedding,
+        PeriodicEmbedding,
+        QuantileNormal,
+        RobustScaleClip,
+    )
 
     if hp.numeric == "robust":
         x = RobustScaleClip(
             table.columns, table.scale, table.offset, hp.inputs, name="robust_numbers"
+        )(x)
+    if hp.numeric == "quantile":
+        x = QuantileNormal(
+            table.columns, table.knots, table.levels, hp.inputs, name="quantile_numbers"
         )(x)
     if hp.embedding == "periodic":
         x = PeriodicEmbedding(

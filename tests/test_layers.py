@@ -31,7 +31,7 @@ LAYERS: list[list[str]] = [
     # one trial
     ["outcomes", "constraints", "training", "objective"],
     # persistence
-    ["storage", "_optuna", "studies", "artifacts", "proxy"],
+    ["storage", "_optuna", "studies", "first_trials", "artifacts", "proxy"],
     # the run: the search loop, processes, devices, the bar
     [
         "runner",

@@ -76,6 +76,43 @@ def test_robust_layer_gives_realmlps_scaled_and_clipped_numbers_and_passes_categ
     assert np.abs(got[:, list(numbers.columns)]).max() < 3.0
 
 
+def test_quantile_layer_matches_scikit_learns_quantile_transformer_to_normal(workdir):
+    import keras
+    from sklearn.preprocessing import QuantileTransformer
+
+    from search.model import build_model
+
+    split = _wine_split(workdir)
+    table = split.preprocessing.table
+    hp = _tables_hp(split, numeric="quantile")
+    layer = build_model(hp, table=table).get_layer("quantile_numbers")
+    numbers = [f for f in split.preprocessing.features if f.kind == "number"]
+    got = np.asarray(layer(keras.ops.convert_to_tensor(split.x_val)))
+    for f, at in zip(numbers, table.columns, strict=True):
+        train_z = split.x_train[:, at].astype(np.float64)
+        qt = QuantileTransformer(
+            n_quantiles=min(max(len(train_z) // 30, 10), 1000), output_distribution="normal"
+        ).fit(train_z.reshape(-1, 1))
+        want = qt.transform(split.x_val[:, at].astype(np.float64).reshape(-1, 1)).reshape(-1)
+        np.testing.assert_allclose(got[:, at], want, atol=2e-3, err_msg=f.name)
+    others = [i for i in range(split.input_dim) if i not in table.columns]
+    np.testing.assert_array_equal(got[:, others], split.x_val[:, others])
+    assert np.abs(got[:, list(table.columns)]).max() <= 5.2  # the normal quantile of 1e-7: 5.1993
+
+
+def test_quantile_knots_keep_one_knot_per_repeated_value_at_the_mean_level():
+    from search.data.tables import _quantiles
+
+    # 10 levels (0, 1/9, ..., 1): 0 is the quantile at the first three, 1 at two, 2 at three;
+    # the others fall between values (np.quantile's linear interpolation, as scikit-learn's).
+    knots, levels = _quantiles(np.array([0.0] * 10 + [1.0] * 10 + [2.0] * 10))
+    assert all(a < b for a, b in zip(knots, knots[1:], strict=False))
+    at = dict(zip(knots, levels, strict=True))
+    assert at[0.0] == pytest.approx(1 / 9) and at[1.0] == pytest.approx(0.5)
+    assert at[2.0] == pytest.approx(8 / 9) and len(knots) == 5
+    assert _quantiles(np.array([])) == ((), ())
+
+
 def test_robust_factor_is_one_over_the_iqr_with_pytabkits_fallbacks():
     from search.data.tables import _robust
 
@@ -257,7 +294,7 @@ def test_init_writes_the_table_space_for_a_table_and_the_default_one_for_arrays(
     assert r.exit_code == 0, r.output
     for line in (
         'optimizer = "adamw"',
-        'numeric = ["standardize", "robust"]',
+        'numeric = ["standardize", "robust", "quantile"]',
         'embedding = ["none", "periodic"]',
         "label_smoothing = { low = 0.0, high = 0.2 }",
     ):
@@ -279,11 +316,16 @@ def test_data_time_budget_grows_with_rows_between_five_minutes_and_an_hour():
 
 
 @pytest.mark.slow
-def test_a_table_study_with_every_table_layer_exports_and_predicts_the_cards_accuracy(workdir):
-    """The parts a table's search can choose, all on (robust scaling, periodic embeddings,
-    category embeddings, AdamW, label smoothing): export (kept members rebuilt into an
-    ensemble, no refit) and `fsearch predict` on the held-out rows give the card's accuracy,
-    and the model says which of fsearch's layers it needs."""
+@pytest.mark.parametrize(
+    ("numeric", "scaling_layer"), [("robust", "RobustScaleClip"), ("quantile", "QuantileNormal")]
+)
+def test_a_table_study_with_every_table_layer_exports_and_predicts_the_cards_accuracy(
+    workdir, numeric, scaling_layer
+):
+    """The parts a table's search can choose, all on (robust scaling or the quantile
+    transform, periodic embeddings, category embeddings, AdamW, label smoothing): export
+    (kept members rebuilt into an ensemble, no refit) and `fsearch predict` on the held-out
+    rows give the card's accuracy, and the model says which of fsearch's layers it needs."""
     datafiles.write_table(_wine_with_grower(), workdir / "wine.csv")
     (workdir / "w.toml").write_text(
         textwrap.dedent(
@@ -311,21 +353,23 @@ def test_a_table_study_with_every_table_layer_exports_and_predicts_the_cards_acc
             reg_strength = 0.0
             dropout = 0.1
             label_smoothing = 0.1
-            numeric = "robust"
+            numeric = "{numeric}"
             embedding = "periodic"
             embedding_scale = { low = 0.05, high = 1.0, log = true }
             categories = "embed"
             batch_size = 32
             epochs = 4
             """
-        )
+        ).replace("{numeric}", numeric)
     )
     r = invoke("run", "--config", "w.toml", "--trials", "2", "--no-refit", "--ensemble", "2")
     assert r.exit_code == 0, r.output
     best = workdir / "studies/wine-tables/best"
     card = json.loads((best / "model-card.json").read_text())
-    assert card["fsearch_layers"] == ["CategoryEmbedding", "PeriodicEmbedding", "RobustScaleClip"]
-    assert card["hyperparams"]["numeric"] == "robust"
+    assert card["fsearch_layers"] == sorted(
+        ["CategoryEmbedding", "PeriodicEmbedding", scaling_layer]
+    )
+    assert card["hyperparams"]["numeric"] == numeric
     rows = datasets.held_out_rows(
         DataSettings(source="wine.csv", target="cultivar", validation_fraction=0.25)
     )

@@ -45,6 +45,10 @@ class TableColumns:
     scale: tuple[float, ...] = ()
     offset: tuple[float, ...] = ()
     categories: tuple[tuple[int, int], ...] = ()
+    # Per number column, its training quantiles in z units (tables.Feature.knots / levels),
+    # for `numeric = "quantile"`.
+    knots: tuple[tuple[float, ...], ...] = ()
+    levels: tuple[tuple[float, ...], ...] = ()
 
     @property
     def category_widths(self) -> tuple[int, ...]:
@@ -132,15 +136,20 @@ class Columns(Preprocessing):
     @property
     def table(self) -> TableColumns:
         cols, scale, offset, wide, at = [], [], [], [], 0
+        knots, levels = [], []
         for f in self.features:
             if f.kind == "number":
                 cols.append(at)
                 scale.append(f.robust_factor * f.std)
                 offset.append(f.robust_factor * (f.mean - f.median))
+                knots.append(f.knots)
+                levels.append(f.levels)
             elif len(f.vocabulary) >= EMBED_CATEGORIES_FROM:
                 wide.append((at, f.width))
             at += f.width
-        return TableColumns(tuple(cols), tuple(scale), tuple(offset), tuple(wide))
+        return TableColumns(
+            tuple(cols), tuple(scale), tuple(offset), tuple(wide), tuple(knots), tuple(levels)
+        )
 
     def layers(self, keras, ns: str) -> tuple[Any, Any]:
         inputs, parts = {}, []

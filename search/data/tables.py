@@ -58,6 +58,11 @@ class Feature:
     # RobustScaleSmoothClipTransform computes it.
     median: float = 0.0
     robust_factor: float = 1.0
+    # number: the training rows' quantiles for numeric = "quantile" (search/layers.py
+    # QuantileNormal), in standardized units z = (v - mean) / std: strictly increasing knots
+    # and the share of training values at or below each (levels in [0, 1]).
+    knots: tuple[float, ...] = ()
+    levels: tuple[float, ...] = ()
 
     @property
     def width(self) -> int:
@@ -224,6 +229,7 @@ def _encode_column(
     std = float(np.nanstd(tv)) if (~np.isnan(tv)).any() else 1.0
     std = std if std > 0 else 1.0
     median, factor = _robust(tv[~np.isnan(tv)])
+    knots, levels = _quantiles((tv[~np.isnan(tv)] - mean) / std)
     blank = np.isnan(v)
     v = np.where(blank, mean, v)
     # As Keras' Normalization layer computes it: (x - mean) / max(sqrt(variance), epsilon).
@@ -240,8 +246,26 @@ def _encode_column(
         indicator=indicator,
         median=median,
         robust_factor=factor,
+        knots=knots,
+        levels=levels,
     )
     return feature, block
+
+
+def _quantiles(z: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """(knots, levels) of a column's training values for the quantile transform: as many
+    quantiles as TabM's and RTDL's recipe takes (n // 30, between 10 and 1,000), at evenly
+    spaced levels; a value repeated across several knots (a count, a rounded amount) keeps
+    one knot at the mean of their levels, as scikit-learn's QuantileTransformer averages
+    its two interpolations there. Empty for a column without known values."""
+    if not len(z):
+        return (), ()
+    n = int(min(max(len(z) // 30, 10), 1000))
+    levels = np.linspace(0.0, 1.0, n)
+    q = np.quantile(z, levels)
+    knots, inverse = np.unique(q, return_inverse=True)
+    mean_levels = np.bincount(inverse, weights=levels) / np.bincount(inverse)
+    return tuple(map(float, knots)), tuple(map(float, mean_levels))
 
 
 def _robust(v: np.ndarray) -> tuple[float, float]:
