@@ -38,8 +38,10 @@ ACTIVATIONS = (
 # (scikit-learn's QuantileTransformer, output normal: TabM's and RTDL's recipe).
 NUMERIC = ("standardize", "robust", "quantile")
 # none: each number is one input; periodic: each number also goes through learned sin/cos
-# features and a small linear map with ReLU (PLR embeddings, Gorishniy et al. 2022).
-EMBEDDINGS = ("none", "periodic")
+# features and a small linear map with ReLU (PLR embeddings, Gorishniy et al. 2022);
+# piecewise: through its piecewise-linear encoding over 48 quantile bins and a small linear
+# map with ReLU (Q-LR embeddings, the same paper).
+EMBEDDINGS = ("none", "periodic", "piecewise")
 # How a table's category columns with 20 values or more reach the network (preprocessing.
 # EMBED_CATEGORIES_FROM): onehot: their one-hot block goes to the first Dense layer; embed: a
 # learned embedding of 8 values each (layers.CategoryEmbedding) goes instead, as tabular

@@ -4,7 +4,7 @@ Keras has no layer that replaces a missing number (NaN) or marks it: every stock
 NaN on. A table whose columns can be blank is exported with FillMissing and MissingIndicator
 in front of the network, so `model.keras` takes raw rows, blanks included. A table's search
 can also choose RealMLP's robust scaling (RobustScaleClip), the quantile transform
-(QuantileNormal), periodic embeddings of numbers
+(QuantileNormal), periodic and piecewise-linear embeddings of numbers
 (PeriodicEmbedding), embeddings of wide categories' one-hot blocks (CategoryEmbedding) and
 label smoothing (SparseSmoothedCrossentropy), none of which Keras has in this form.
 They are registered with Keras under the package name "fsearch": importing this module (which
@@ -279,6 +279,64 @@ class CategoryEmbedding(keras.layers.Layer):
             "blocks": [list(b) for b in self.blocks],
             "dim": self.dim,
         }
+
+
+@keras.saving.register_keras_serializable(package="fsearch")
+class PiecewiseLinearEmbedding(keras.layers.Layer):
+    """Piecewise-linear embeddings of a table's number columns (space key `embedding =
+    "piecewise"`), Q-LR of Gorishniy, Rubachev and Babenko, "On Embeddings for Numerical
+    Features in Tabular Deep Learning" (NeurIPS 2022): each listed column v is encoded over
+    its T quantile bins (edges from the training rows, tables.Feature.bins) as
+    e_t = (v - b_{t-1}) / (b_t - b_{t-1}), clipped to [0, 1] (the first bin's lower side and
+    the last bin's upper side unclipped, as published), an empty bin (equal edges) giving 0;
+    then ReLU(W_j e + b_j), a per-column linear map to `dim` values. The output is x itself
+    followed by every column's embedding, like PeriodicEmbedding's."""
+
+    def __init__(self, columns: list[int] = (), bins: list[list[float]] = (), dim: int = 8, **kw):
+        super().__init__(**kw)
+        import numpy as np
+
+        self.columns = [int(c) for c in columns]
+        self.bins = [[float(b) for b in edges] for edges in bins]
+        self.dim = int(dim)
+        edges = np.asarray(self.bins, dtype="float64").reshape(len(self.columns), -1)
+        width = np.diff(edges, axis=1)
+        self._low = edges[:, :-1].astype("float32")
+        self._inv = np.divide(1.0, width, out=np.zeros_like(width), where=width > 0)
+        self._inv = self._inv.astype("float32")
+        t = width.shape[1]
+        self._floor = np.where(np.arange(t) == 0, -np.inf, 0.0).astype("float32")
+        self._ceil = np.where(np.arange(t) == t - 1, np.inf, 1.0).astype("float32")
+
+    def build(self, input_shape):
+        n, t, d = len(self.columns), self._low.shape[1], self.dim
+        # Each column's linear map initialized as a torch Linear(t, d): U(-1/sqrt(t), ...).
+        bound = 1.0 / t**0.5
+        self.w = self.add_weight(
+            name="kernel",
+            shape=(n, t, d),
+            initializer=keras.initializers.RandomUniform(-bound, bound),
+        )
+        self.b = self.add_weight(
+            name="bias", shape=(n, d), initializer=keras.initializers.RandomUniform(-bound, bound)
+        )
+
+    def call(self, x):
+        v = ops.expand_dims(ops.take(x, self.columns, axis=1), -1)  # (batch, n, 1)
+        low, inv, floor, ceil = (
+            ops.convert_to_tensor(a, dtype=x.dtype)
+            for a in (self._low, self._inv, self._floor, self._ceil)
+        )
+        e = ops.minimum(ops.maximum((v - low) * inv, floor), ceil)  # (batch, n, t)
+        e = ops.where(inv > 0, e, ops.zeros_like(e))
+        out = ops.relu(ops.einsum("bnt,ntd->bnd", e, self.w) + self.b)
+        return ops.concatenate([x, ops.reshape(out, (-1, len(self.columns) * self.dim))], axis=1)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], input_shape[1] + len(self.columns) * self.dim)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "columns": self.columns, "bins": self.bins, "dim": self.dim}
 
 
 @keras.saving.register_keras_serializable(package="fsearch")

@@ -23,9 +23,9 @@ if TYPE_CHECKING:
 INPUT_DIM = 784
 N_CLASSES = 10
 # The periodic embedding's size per number column (embedding = "periodic"): 16 frequencies,
-# 8 values out. Fixed, not searched: the "lite" scale of the PLR embeddings' paper for small
-# tables; the search tunes the frequencies' initial scale (embedding_scale), which that paper
-# found to matter most.
+# 8 values out (8 is also the piecewise-linear embedding's output). Fixed, not searched: the
+# "lite" scale of the PLR embeddings' paper for small tables; the search tunes the
+# frequencies' initial scale (embedding_scale), which that paper found to matter most.
 PERIODIC_FREQUENCIES = 16
 PERIODIC_DIM = 8
 # The embedding's size per wide category column (categories = "embed"): RealMLP-TD's 8.
@@ -95,6 +95,7 @@ def _table_layers(hp: Hyperparams, x, table):
     from search.layers import (
         CategoryEmbedding,
         PeriodicEmbedding,
+        PiecewiseLinearEmbedding,
         QuantileNormal,
         RobustScaleClip,
     )
@@ -114,6 +115,10 @@ def _table_layers(hp: Hyperparams, x, table):
             dim=PERIODIC_DIM,
             sigma=hp.embedding_scale,
             name="periodic_numbers",
+        )(x)
+    if hp.embedding == "piecewise":
+        x = PiecewiseLinearEmbedding(
+            table.columns, table.bins, dim=PERIODIC_DIM, name="piecewise_numbers"
         )(x)
     if hp.categories == "embed":
         x = CategoryEmbedding(table.categories, dim=CATEGORY_DIM, name="category_embeddings")(x)
@@ -177,6 +182,11 @@ def count_params(hp: Hyperparams) -> int:
         k, d = PERIODIC_FREQUENCIES, PERIODIC_DIM
         extra = hp.numbers * (k + 2 * k * d + d)
         first += hp.numbers * d
+    if hp.embedding == "piecewise":  # layers.PiecewiseLinearEmbedding: kernel, bias
+        from search.data.tables import PIECEWISE_BINS
+
+        extra = hp.numbers * (PIECEWISE_BINS * PERIODIC_DIM + PERIODIC_DIM)
+        first += hp.numbers * PERIODIC_DIM
     if hp.categories == "embed":  # layers.CategoryEmbedding: one (width, dim) table each
         extra += sum(hp.wide_categories) * CATEGORY_DIM
         first += len(hp.wide_categories) * CATEGORY_DIM - sum(hp.wide_categories)

@@ -164,6 +164,42 @@ def test_category_embedding_replaces_each_wide_one_hot_block_by_its_row_of_the_t
         build_model(_tables_hp(_wine_split(workdir), categories="embed"))
 
 
+def test_piecewise_embedding_is_relu_of_a_linear_map_of_the_published_encoding(workdir):
+    import keras
+
+    from search.data.tables import PIECEWISE_BINS
+    from search.model import PERIODIC_DIM, build_model, count_params
+
+    split = _wine_split(workdir)
+    table = split.preprocessing.table
+    hp = _tables_hp(split, embedding="piecewise")
+    model = build_model(hp, table=table)
+    layer = model.get_layer("piecewise_numbers")
+    assert count_params(hp) == model.count_params()
+    x = split.x_val
+    got = np.asarray(layer(keras.ops.convert_to_tensor(x)))
+    assert got.shape == (len(x), split.input_dim + hp.numbers * PERIODIC_DIM)
+    np.testing.assert_array_equal(got[:, : split.input_dim], x)
+    w, b = (np.asarray(v) for v in (layer.w, layer.b))
+    for j, (col, edges) in enumerate(zip(table.columns, table.bins, strict=True)):
+        assert len(edges) == PIECEWISE_BINS + 1
+        v = x[:, col].astype(np.float64)
+        enc = np.zeros((len(v), PIECEWISE_BINS))
+        for t in range(PIECEWISE_BINS):  # Gorishniy et al. 2022, eq. for PLE
+            lo, hi = edges[t], edges[t + 1]
+            if hi == lo:
+                continue
+            r = (v - lo) / (hi - lo)
+            if t > 0:
+                r = np.maximum(r, 0.0)
+            if t < PIECEWISE_BINS - 1:
+                r = np.minimum(r, 1.0)
+            enc[:, t] = r
+        want = np.maximum(enc @ w[j] + b[j], 0.0)
+        at = split.input_dim + j * PERIODIC_DIM
+        np.testing.assert_allclose(got[:, at : at + PERIODIC_DIM], want, rtol=1e-4, atol=1e-5)
+
+
 def test_smoothed_crossentropy_equals_keras_categorical_crossentropy_with_label_smoothing():
     import keras
 
@@ -295,7 +331,7 @@ def test_init_writes_the_table_space_for_a_table_and_the_default_one_for_arrays(
     for line in (
         'optimizer = "adamw"',
         'numeric = ["standardize", "robust", "quantile"]',
-        'embedding = ["none", "periodic"]',
+        'embedding = ["none", "periodic", "piecewise"]',
         "label_smoothing = { low = 0.0, high = 0.2 }",
     ):
         assert line in r.output
@@ -317,13 +353,22 @@ def test_data_time_budget_grows_with_rows_between_five_minutes_and_an_hour():
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    ("numeric", "scaling_layer"), [("robust", "RobustScaleClip"), ("quantile", "QuantileNormal")]
+    ("numeric", "embedding", "layers"),
+    [
+        ("robust", "periodic", ["CategoryEmbedding", "PeriodicEmbedding", "RobustScaleClip"]),
+        (
+            "quantile",
+            "piecewise",
+            ["CategoryEmbedding", "PiecewiseLinearEmbedding", "QuantileNormal"],
+        ),
+    ],
 )
 def test_a_table_study_with_every_table_layer_exports_and_predicts_the_cards_accuracy(
-    workdir, numeric, scaling_layer
+    workdir, numeric, embedding, layers
 ):
     """The parts a table's search can choose, all on (robust scaling or the quantile
-    transform, periodic embeddings, category embeddings, AdamW, label smoothing): export
+    transform, periodic or piecewise-linear embeddings, category embeddings, AdamW, label
+    smoothing): export
     (kept members rebuilt into an ensemble, no refit) and `fsearch predict` on the held-out
     rows give the card's accuracy, and the model says which of fsearch's layers it needs."""
     datafiles.write_table(_wine_with_grower(), workdir / "wine.csv")
@@ -354,21 +399,21 @@ def test_a_table_study_with_every_table_layer_exports_and_predicts_the_cards_acc
             dropout = 0.1
             label_smoothing = 0.1
             numeric = "{numeric}"
-            embedding = "periodic"
+            embedding = "{embedding}"
             embedding_scale = { low = 0.05, high = 1.0, log = true }
             categories = "embed"
             batch_size = 32
             epochs = 4
             """
-        ).replace("{numeric}", numeric)
+        )
+        .replace("{numeric}", numeric)
+        .replace("{embedding}", embedding)
     )
     r = invoke("run", "--config", "w.toml", "--trials", "2", "--no-refit", "--ensemble", "2")
     assert r.exit_code == 0, r.output
     best = workdir / "studies/wine-tables/best"
     card = json.loads((best / "model-card.json").read_text())
-    assert card["fsearch_layers"] == sorted(
-        ["CategoryEmbedding", "PeriodicEmbedding", scaling_layer]
-    )
+    assert card["fsearch_layers"] == layers
     assert card["hyperparams"]["numeric"] == numeric
     rows = datasets.held_out_rows(
         DataSettings(source="wine.csv", target="cultivar", validation_fraction=0.25)

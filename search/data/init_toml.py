@@ -129,11 +129,11 @@ def table_space(split, *, batches: list[int], epochs: int, widths: int) -> dict[
     "Revisiting Deep Learning Models for Tabular Data"), ReLU / SELU / Mish (RealMLP-TD uses
     SELU and Mish), dropout up to 0.5, label smoothing up to 0.2 for classes (RealMLP-TD: 0.1),
     and the choices the search makes per study on validation: numbers standardized, robust
-    scaled with smooth clipping (RealMLP) or quantile transformed (TabM, RTDL); periodic
-    embeddings of numbers or none (MLP-PLR, with the frequencies' scale searched over the
-    paper's range, cut at 10); wide categories one-hot or embedded. L1/L2 stay out: weight
-    decay does their work. Arrays keep the default study's space (the other branch of
-    study_document)."""
+    scaled with smooth clipping (RealMLP) or quantile transformed (TabM, RTDL); periodic or
+    piecewise-linear embeddings of numbers or none (MLP-PLR and MLP-Q-LR, with the periodic
+    frequencies' scale searched over the paper's range, cut at 10); wide categories one-hot
+    or embedded. L1/L2 stay out: weight decay does their work. Arrays keep the default
+    study's space (the other branch of study_document)."""
     space: dict[str, Any] = {
         "layers": {"low": 1, "high": 4},
         "width": {"low": 32, "high": widths, "log": True},
@@ -151,7 +151,7 @@ def table_space(split, *, batches: list[int], epochs: int, widths: int) -> dict[
     table = split.preprocessing.table
     if table and table.columns:
         space["numeric"] = ["standardize", "robust", "quantile"]
-        space["embedding"] = ["none", "periodic"]
+        space["embedding"] = ["none", "periodic", "piecewise"]
         space["embedding_scale"] = {"low": 0.01, "high": 10.0, "log": True}
     if table and table.categories:
         space["categories"] = ["onehot", "embed"]

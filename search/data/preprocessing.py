@@ -49,6 +49,8 @@ class TableColumns:
     # for `numeric = "quantile"`.
     knots: tuple[tuple[float, ...], ...] = ()
     levels: tuple[tuple[float, ...], ...] = ()
+    # Per number column, its quantile bins' edges (z units) for `embedding = "piecewise"`.
+    bins: tuple[tuple[float, ...], ...] = ()
 
     @property
     def category_widths(self) -> tuple[int, ...]:
@@ -136,7 +138,7 @@ class Columns(Preprocessing):
     @property
     def table(self) -> TableColumns:
         cols, scale, offset, wide, at = [], [], [], [], 0
-        knots, levels = [], []
+        knots, levels, bins = [], [], []
         for f in self.features:
             if f.kind == "number":
                 cols.append(at)
@@ -144,11 +146,18 @@ class Columns(Preprocessing):
                 offset.append(f.robust_factor * (f.mean - f.median))
                 knots.append(f.knots)
                 levels.append(f.levels)
+                bins.append(f.bins)
             elif len(f.vocabulary) >= EMBED_CATEGORIES_FROM:
                 wide.append((at, f.width))
             at += f.width
         return TableColumns(
-            tuple(cols), tuple(scale), tuple(offset), tuple(wide), tuple(knots), tuple(levels)
+            tuple(cols),
+            tuple(scale),
+            tuple(offset),
+            tuple(wide),
+            tuple(knots),
+            tuple(levels),
+            tuple(bins),
         )
 
     def layers(self, keras, ns: str) -> tuple[Any, Any]:

@@ -33,6 +33,9 @@ from search.errors import DataError, UnusableColumn
 # A text column with more distinct values than this (or one value per row, nearly) is an
 # identifier or free text, not a category: it must be dropped or encoded by the user.
 MAX_CATEGORIES = 1000
+# Quantile bins per number column for its piecewise-linear encoding: TabM's default
+# (pytabkit TABM_D num_emb_n_bins).
+PIECEWISE_BINS = 48
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,9 @@ class Feature:
     # and the share of training values at or below each (levels in [0, 1]).
     knots: tuple[float, ...] = ()
     levels: tuple[float, ...] = ()
+    # number: the edges of its PIECEWISE_BINS quantile bins (z units) for embedding =
+    # "piecewise" (layers.PiecewiseLinearEmbedding); equal edges make empty bins.
+    bins: tuple[float, ...] = ()
 
     @property
     def width(self) -> int:
@@ -229,7 +235,9 @@ def _encode_column(
     std = float(np.nanstd(tv)) if (~np.isnan(tv)).any() else 1.0
     std = std if std > 0 else 1.0
     median, factor = _robust(tv[~np.isnan(tv)])
-    knots, levels = _quantiles((tv[~np.isnan(tv)] - mean) / std)
+    known_z = (tv[~np.isnan(tv)] - mean) / std
+    knots, levels = _quantiles(known_z)
+    bins = np.quantile(known_z, np.linspace(0, 1, PIECEWISE_BINS + 1)) if len(known_z) else None
     blank = np.isnan(v)
     v = np.where(blank, mean, v)
     # As Keras' Normalization layer computes it: (x - mean) / max(sqrt(variance), epsilon).
@@ -248,6 +256,7 @@ def _encode_column(
         robust_factor=factor,
         knots=knots,
         levels=levels,
+        bins=tuple(map(float, bins)) if bins is not None else (0.0,) * (PIECEWISE_BINS + 1),
     )
     return feature, block
 
