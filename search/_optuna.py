@@ -75,6 +75,16 @@ def study_id(study: optuna.Study) -> int:
     return study._study_id
 
 
+# TPE over a window of the history (search/tpe_window.py): the TPESampler method it wraps
+# and the Study method through which that method reads the trials, with their parameters.
+TPE_PRIVATE_METHODS: dict[str, tuple[str, ...]] = {
+    "_sample": ("self", "study", "trial", "search_space"),
+}
+STUDY_PRIVATE_METHODS: dict[str, tuple[str, ...]] = {
+    "_get_trials": ("self", "deepcopy", "states", "use_cache"),
+}
+
+
 # Keras (search/_tf.py): under JAX or torch, Keras is told TensorFlow is absent so it does not
 # import it to seed each trial. The module and attribute it sets:
 KERAS_TF_AVAILABLE = ("keras.src.utils.module_utils", "tensorflow", "_available")

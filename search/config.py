@@ -93,6 +93,10 @@ class StudySettings:
     # (search/first_trials.py: the tabular MLPs' published defaults, Fashion-MNIST's best
     # earlier configuration), queued before the sampler starts.
     first_trials: bool = False
+    # TPE over the most recent N finished trials (plus the 25 best) instead of all of them
+    # (search/tpe_window.py): for studies of many thousand trials, where TPE's time per
+    # suggestion grows with the study (BENCHMARKS.md `tpe-cost`). 0 = all trials.
+    tpe_window: int = 0
 
 
 @dataclass(frozen=True)
@@ -317,9 +321,14 @@ def validate_study(s: StudySettings, *, where: str = "study") -> None:
         ("max_consecutive_failures", 1),
         ("max_params", 0),
         ("max_latency_ms", 0),
+        ("tpe_window", 0),
     ):
         if getattr(s, key) < low:
             raise ConfigError(f"{where}: {key} must be >= {low}, got {getattr(s, key)}")
+    if 0 < s.tpe_window < 100:
+        raise ConfigError(
+            f"{where}: tpe_window must be 0 (every trial) or at least 100, got {s.tpe_window}"
+        )
 
 
 def validate_grid(s: StudySettings, space: dict[str, Param], *, where: str) -> None:

@@ -61,7 +61,7 @@ def make_sampler(s: StudySettings, *, seed: int, grid: dict[str, list] | None = 
         # Multivariate + group: models parameters jointly and copes with the conditional space
         # (momentum only for SGD, width_k only for k <= layers). constant_liar keeps parallel
         # workers from sampling the same point while trials run.
-        return optuna.samplers.TPESampler(
+        options = dict(
             seed=seed,
             n_startup_trials=s.startup_trials,
             multivariate=True,
@@ -69,6 +69,11 @@ def make_sampler(s: StudySettings, *, seed: int, grid: dict[str, list] | None = 
             constant_liar=True,
             constraints_func=constraints,
         )
+        if s.tpe_window:
+            from search.tpe_window import windowed_tpe
+
+            return windowed_tpe(s.tpe_window, **options)
+        return optuna.samplers.TPESampler(**options)
     if s.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if s.sampler == "cmaes":

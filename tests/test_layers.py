@@ -34,6 +34,7 @@ LAYERS: list[list[str]] = [
     ["storage", "_optuna", "studies", "first_trials", "artifacts", "proxy"],
     # the run: the search loop, processes, devices, the bar
     [
+        "tpe_window",
         "runner",
         "planning",
         "local",

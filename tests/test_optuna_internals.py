@@ -47,6 +47,21 @@ def test_our_overrides_replace_the_methods_optuna_calls():
         assert name in _optuna.RDB_PRIVATE_METHODS
 
 
+def test_tpe_and_study_private_methods_tpe_window_relies_on_exist():
+    for cls, methods in (
+        (optuna.samplers.TPESampler, _optuna.TPE_PRIVATE_METHODS),
+        (optuna.Study, _optuna.STUDY_PRIVATE_METHODS),
+    ):
+        for name, want in methods.items():
+            method = getattr(cls, name, None)
+            assert method is not None, f"{cls.__name__}.{name} is gone (Optuna upgrade?)"
+            params = tuple(inspect.signature(method).parameters)
+            assert params == want, f"{cls.__name__}.{name}{params}"
+    # _sample reads the history only through study._get_trials: a windowed study is seen.
+    source = inspect.getsource(optuna.samplers.TPESampler._sample)
+    assert "study._get_trials(" in source
+
+
 def test_keras_lazy_tensorflow_module_has_the_available_flag_we_set():
     import importlib
 
