@@ -215,6 +215,7 @@ def main() -> None:
         help="comma-separated --jobs values, each optionally +first (--first-trials)",
     )
     ap.add_argument("--no-write", action="store_true")
+    ap.add_argument("--section", default="jobs", help="the BENCHMARKS.md section written")
     ap.add_argument(
         "--keep", metavar="DIR", help="copy each arm's study database here (epochs_spent reads it)"
     )
@@ -232,10 +233,12 @@ def main() -> None:
     print(body)
     if not args.no_write:
         write_section(
-            "jobs",
+            args.section,
             body,
             f"python -m benchmarks.jobs --budget {args.budget:g} --trials {args.trials} "
-            f"--first-seed S --seeds 1 --arms {','.join(arms)}  # once per seed logged",
+            f"--first-seed S --seeds 1 --arms {','.join(arms)}"
+            + (f" --section {args.section}" if args.section != "jobs" else "")
+            + "  # once per seed logged",
         )
 
 
