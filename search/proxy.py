@@ -171,7 +171,7 @@ def make_server(url: str | None, *, host: str, port: int, threads: int = SERVER_
     info = st.parse_url(st.resolve_url(url))
     if is_proxy_url(info.url):
         raise StorageError("`fsearch proxy --storage` needs the database's URL, not a grpc:// one")
-    backend = ProxyBackend(st.open_storage(info.url, heartbeat=True))
+    backend = ProxyBackend(st.open_storage(info.url, heartbeat=True, connections=threads))
     server = grpc.server(ThreadPoolExecutor(max_workers=threads))
     api_pb2_grpc.add_StorageServiceServicer_to_server(_servicer(backend), server)
     try:

@@ -198,6 +198,36 @@ def test_terminated_connections_are_replaced(pg_url):
     assert study_states(study) == {"COMPLETE": 2}
 
 
+def test_a_worker_storage_keeps_one_connection_open_after_two_threads_called_at_once(pg_url):
+    """A worker's storage keeps WORKER_CONNECTIONS (1) open between calls: a second thread
+    calling during the first one's transaction (the heartbeat, mid-trial) opens a second
+    connection that is closed again (SQLAlchemy's default pool kept both)."""
+    import threading
+
+    from search import storage as st
+    from search.storage._open import WORKER_CONNECTIONS
+
+    storage = st.open_storage(pg_url)
+    pool = storage.engine.pool
+    assert (pool.size(), WORKER_CONNECTIONS) == (1, 1)
+    study = optuna.create_study(storage=storage)
+    inside, release = threading.Event(), threading.Event()
+
+    def hold():  # the main thread, mid-transaction
+        with storage.engine.connect():
+            inside.set()
+            release.wait(10)
+
+    t = threading.Thread(target=hold)
+    t.start()
+    inside.wait(10)
+    study.tell(study.ask(), 0.5)  # another thread's calls meanwhile: an overflow connection
+    assert pool.checkedout() == 1
+    release.set()
+    t.join()
+    assert pool.checkedout() == 0 and pool.checkedin() == 1  # one kept, the other closed
+
+
 # ---------------------------------------------------------------------------- bad input
 
 

@@ -81,12 +81,25 @@ def _schema_lock(info: StorageInfo):
         engine.dispose()
 
 
+# Database connections a worker (or a CLI command) keeps open between calls: its main thread
+# calls the storage, and the heartbeat thread borrows a second connection for each beat,
+# closed after it, instead of holding one idle for the whole run. With SQLAlchemy's default
+# pool (5 kept) every worker held both: PostgreSQL's 100 connections ran out near 45 direct
+# workers (BENCHMARKS.md `scale`). The proxy keeps one per server thread.
+WORKER_CONNECTIONS = 1
+
+
 def open_storage(
-    url: str | None, *, must_exist: bool = False, heartbeat: bool = False
+    url: str | None,
+    *,
+    must_exist: bool = False,
+    heartbeat: bool = False,
+    connections: int = WORKER_CONNECTIONS,
 ) -> ResilientStorage | ProxyClient:
     """Our RDBStorage for the URL, after checking it is well-formed and reachable; for
     grpc://HOST:PORT, the client of an `fsearch proxy` (search/proxy.py), which keeps the
-    same guarantees through the proxy's own ResilientStorage."""
+    same guarantees through the proxy's own ResilientStorage. `connections`: kept open to a
+    database server between calls (see WORKER_CONNECTIONS)."""
     info = parse_url(resolve_url(url))
     if info.dialect == "grpc":
         from search.proxy import open_client
@@ -106,7 +119,9 @@ def open_storage(
 
     def opened() -> ResilientStorage:
         with _schema_lock(info):
-            return ResilientStorage(info.url, engine_kwargs=engine_kwargs(info), **kwargs)
+            return ResilientStorage(
+                info.url, engine_kwargs=engine_kwargs(info, connections=connections), **kwargs
+            )
 
     def cannot_open(reason: str) -> StorageError:
         return StorageError(f"cannot open storage {info.masked}: {reason}")
