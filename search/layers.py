@@ -103,16 +103,18 @@ class QuantileNormal(keras.layers.Layer):
     """The quantile transform of a table's number columns onto a normal distribution, inside
     the network (space key `numeric = "quantile"`; scikit-learn's QuantileTransformer with
     output_distribution "normal", the TabM / RTDL recipe). For each listed column of x (its
-    standardized value z), u = the training rows' share at or below z, interpolated linearly
-    between the column's knots (tables._quantiles) and clipped to [1e-7, 1 - 1e-7] as
-    scikit-learn clips it, then the normal quantile of u, sqrt(2) erfinv(2u - 1): bounded
-    however far out z is. Other columns pass unchanged. Keras has no such layer."""
+    standardized value z), u = the training rows' quantile level of z as scikit-learn
+    interpolates it between the column's knots (tables._quantiles: each knot's lowest and
+    highest level; from the highest to the next knot's lowest, their mean at a knot, 0 at or
+    below the first and 1 at or above the last), clipped to [1e-7, 1 - 1e-7] as scikit-learn
+    clips it, then the normal quantile of u, sqrt(2) erfinv(2u - 1): bounded however far out
+    z is. Other columns pass unchanged. Keras has no such layer."""
 
     def __init__(
         self,
         columns: list[int] = (),
         knots: list[list[float]] = (),
-        levels: list[list[float]] = (),
+        levels: list[list[list[float]]] = (),
         width: int = 0,
         **kwargs,
     ) -> None:
@@ -121,7 +123,7 @@ class QuantileNormal(keras.layers.Layer):
 
         self.columns = [int(c) for c in columns]
         self.knots = [[float(v) for v in k] for k in knots]
-        self.levels = [[float(v) for v in lv] for lv in levels]
+        self.levels = [[[float(lo), float(hi)] for lo, hi in lv] for lv in levels]
         self.width = int(width)
         mask = np.zeros(self.width, dtype="float32")
         mask[self.columns] = 1.0
@@ -132,14 +134,21 @@ class QuantileNormal(keras.layers.Layer):
     def _one(self, z, knots, levels):
         if len(knots) < 2:  # a constant column (or none known): its middle
             return ops.zeros_like(z)
-        # float64: in float32, u = 1 - 1e-7 rounds and erfinv near +-1 is off by 0.03.
+        # float64: float32 rounds 1 - 1e-7, and erfinv near +-1 is then visibly off.
         out_dtype, z = z.dtype, ops.cast(z, "float64")
         k = ops.convert_to_tensor(knots, dtype="float64")
-        lv = ops.convert_to_tensor(levels, dtype="float64")
-        i = ops.clip(ops.searchsorted(k, z, side="right"), 1, len(knots) - 1)
-        lo, hi = ops.take(k, i - 1), ops.take(k, i)
-        t = ops.clip((z - lo) / (hi - lo), 0.0, 1.0)
-        u = ops.take(lv, i - 1) + t * (ops.take(lv, i) - ops.take(lv, i - 1))
+        low = ops.convert_to_tensor([lv[0] for lv in levels], dtype="float64")
+        high = ops.convert_to_tensor([lv[1] for lv in levels], dtype="float64")
+        n = len(knots)
+        i = ops.clip(ops.searchsorted(k, z, side="right"), 1, n - 1)
+        a, b = ops.take(k, i - 1), ops.take(k, i)
+        t = ops.clip((z - a) / (b - a), 0.0, 1.0)
+        u = ops.take(high, i - 1) + t * (ops.take(low, i) - ops.take(high, i - 1))
+        j = ops.clip(ops.searchsorted(k, z, side="left"), 0, n - 1)
+        at_knot = ops.take(k, j) == z
+        u = ops.where(at_knot, 0.5 * (ops.take(low, j) + ops.take(high, j)), u)
+        # scikit-learn: at or below the first knot 0, at or above the last 1 (within 1e-7).
+        u = ops.where(z - _BOUND < knots[0], 0.0, ops.where(z + _BOUND > knots[-1], 1.0, u))
         u = ops.clip(u, _BOUND, 1.0 - _BOUND)
         return ops.cast(2.0**0.5 * ops.erfinv(2.0 * u - 1.0), out_dtype)
 

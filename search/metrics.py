@@ -111,8 +111,10 @@ def score(
     y, out = np.asarray(y), np.asarray(outputs, dtype=np.float64)
     if metric.key == "rmse":
         if y_log:
-            to_units = lambda z: np.expm1(z * y_std + y_mean)  # noqa: E731
-            err = to_units(out.reshape(-1)) - to_units(y.astype(np.float64))
+            logs_y = y.astype(np.float64) * y_std + y_mean
+            # A wild prediction would overflow exp: capped at e^10 times the largest target.
+            logs_out = np.minimum(out.reshape(-1) * y_std + y_mean, logs_y.max() + 10.0)
+            err = np.expm1(logs_out) - np.expm1(logs_y)
         else:
             err = (out.reshape(-1) - y) * y_std
         return float(np.sqrt(np.mean(err**2)))

@@ -75,10 +75,11 @@ def _optimizer(hp: Hyperparams, train_size: int | None = None):
 
 
 def _table_layers(hp: Hyperparams, x, table):
-    """The network's first layers for a table's columns, as the space chose them: robust
-    scaling of numbers, their periodic embeddings (appended after x), then the wide
-    categories' one-hot blocks replaced by embeddings (their positions in x are unchanged by
-    the two before). x itself where the space chose none."""
+    """The network's first layers for a table's columns, as the space chose them: the
+    piecewise-linear embeddings of the standardized numbers (appended after x), the numbers'
+    robust scaling or quantile transform in place, their periodic embeddings (appended), then
+    the wide categories' one-hot blocks replaced by embeddings (their positions in x are
+    unchanged by the layers before). x itself where the space chose none."""
     on_numbers = hp.numeric != "standardize" or hp.embedding != "none"
     if on_numbers and (not table or not table.columns or len(table.columns) != hp.numbers):
         raise ValueError(
@@ -100,25 +101,29 @@ def _table_layers(hp: Hyperparams, x, table):
         RobustScaleClip,
     )
 
-    if hp.numeric == "robust":
-        x = RobustScaleClip(
-            table.columns, table.scale, table.offset, hp.inputs, name="robust_numbers"
+    width = hp.inputs
+    if hp.embedding == "piecewise":
+        # On the standardized values, before `numeric` changes them: its bins are quantiles
+        # of those (tables.Feature.bins). Appended after x, so no column moves.
+        x = PiecewiseLinearEmbedding(
+            table.columns, table.bins, dim=PERIODIC_DIM, name="piecewise_numbers"
         )(x)
+        width += hp.numbers * PERIODIC_DIM
+    if hp.numeric == "robust":
+        x = RobustScaleClip(table.columns, table.scale, table.offset, width, name="robust_numbers")(
+            x
+        )
     if hp.numeric == "quantile":
         x = QuantileNormal(
-            table.columns, table.knots, table.levels, hp.inputs, name="quantile_numbers"
+            table.columns, table.knots, table.levels, width, name="quantile_numbers"
         )(x)
-    if hp.embedding == "periodic":
+    if hp.embedding == "periodic":  # on the numbers as `numeric` made them
         x = PeriodicEmbedding(
             table.columns,
             frequencies=PERIODIC_FREQUENCIES,
             dim=PERIODIC_DIM,
             sigma=hp.embedding_scale,
             name="periodic_numbers",
-        )(x)
-    if hp.embedding == "piecewise":
-        x = PiecewiseLinearEmbedding(
-            table.columns, table.bins, dim=PERIODIC_DIM, name="piecewise_numbers"
         )(x)
     if hp.categories == "embed":
         x = CategoryEmbedding(table.categories, dim=CATEGORY_DIM, name="category_embeddings")(x)

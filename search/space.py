@@ -34,8 +34,8 @@ class Hyperparams:
     lr_schedule: str = "constant"
     weight_decay: float = 0.0  # adamw only
     label_smoothing: float = 0.0  # classification only
-    numeric: str = "standardize"  # tables: standardize | robust (config_space.NUMERIC)
-    embedding: str = "none"  # tables: none | periodic (config_space.EMBEDDINGS)
+    numeric: str = "standardize"  # tables: standardize | robust | quantile (config_space)
+    embedding: str = "none"  # tables: none | periodic | piecewise (config_space.EMBEDDINGS)
     embedding_scale: float = 0.0  # periodic only: the frequencies' initial std
     categories: str = "onehot"  # tables: onehot | embed (config_space.CATEGORIES)
     # The data's width in and out (Fashion-MNIST: 784 pixels, 10 classes; regression: 1), how
@@ -179,8 +179,10 @@ def short(hp: Hyperparams) -> str:
         parts.append(f"ls={hp.label_smoothing:.2f}")
     if hp.numeric != "standardize":
         parts.append(hp.numeric)
-    if hp.embedding != "none":
+    if hp.embedding == "periodic":
         parts.append(f"{hp.embedding}({hp.embedding_scale:.2g})")
+    elif hp.embedding != "none":
+        parts.append(hp.embedding)
     if hp.categories != "onehot":
         parts.append(f"categories={hp.categories}")
     parts.append(f"bs={hp.batch_size}")

@@ -94,23 +94,29 @@ def test_quantile_layer_matches_scikit_learns_quantile_transformer_to_normal(wor
             n_quantiles=min(max(len(train_z) // 30, 10), 1000), output_distribution="normal"
         ).fit(train_z.reshape(-1, 1))
         want = qt.transform(split.x_val[:, at].astype(np.float64).reshape(-1, 1)).reshape(-1)
-        np.testing.assert_allclose(got[:, at], want, atol=2e-3, err_msg=f.name)
+        np.testing.assert_allclose(got[:, at], want, atol=1e-5, err_msg=f.name)
     others = [i for i in range(split.input_dim) if i not in table.columns]
     np.testing.assert_array_equal(got[:, others], split.x_val[:, others])
     assert np.abs(got[:, list(table.columns)]).max() <= 5.2  # the normal quantile of 1e-7: 5.1993
 
 
-def test_quantile_knots_keep_one_knot_per_repeated_value_at_the_mean_level():
-    from search.data.tables import _quantiles
+def test_quantile_layer_matches_scikit_learn_exactly_on_a_count_column_with_ties():
+    import keras
+    from sklearn.preprocessing import QuantileTransformer
 
-    # 10 levels (0, 1/9, ..., 1): 0 is the quantile at the first three, 1 at two, 2 at three;
-    # the others fall between values (np.quantile's linear interpolation, as scikit-learn's).
-    knots, levels = _quantiles(np.array([0.0] * 10 + [1.0] * 10 + [2.0] * 10))
-    assert all(a < b for a, b in zip(knots, knots[1:], strict=False))
-    at = dict(zip(knots, levels, strict=True))
-    assert at[0.0] == pytest.approx(1 / 9) and at[1.0] == pytest.approx(0.5)
-    assert at[2.0] == pytest.approx(8 / 9) and len(knots) == 5
-    assert _quantiles(np.array([])) == ((), ())
+    from search.data.tables import _quantiles
+    from search.layers import QuantileNormal
+
+    rng = np.random.default_rng(0)
+    train = rng.poisson(2.0, size=600).astype(np.float64)  # 0, 1, 2, ...: many ties
+    knots, levels = _quantiles(train)
+    assert len(knots) < min(max(len(train) // 30, 10), 1000)  # repeated values share a knot
+    layer = QuantileNormal([0], [knots], [levels], 1)
+    probe = np.concatenate([np.arange(-1.0, 12.0, 0.25), train[:50]])
+    got = np.asarray(layer(keras.ops.convert_to_tensor(probe.reshape(-1, 1).astype("float32"))))
+    qt = QuantileTransformer(n_quantiles=20, output_distribution="normal").fit(train[:, None])
+    want = qt.transform(probe[:, None])
+    np.testing.assert_allclose(got, want, atol=1e-5)
 
 
 def test_robust_factor_is_one_over_the_iqr_with_pytabkits_fallbacks():
@@ -198,6 +204,31 @@ def test_piecewise_embedding_is_relu_of_a_linear_map_of_the_published_encoding(w
         want = np.maximum(enc @ w[j] + b[j], 0.0)
         at = split.input_dim + j * PERIODIC_DIM
         np.testing.assert_allclose(got[:, at : at + PERIODIC_DIM], want, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("numeric", ["robust", "quantile"])
+def test_piecewise_embeddings_read_the_standardized_numbers_before_robust_or_quantile(
+    workdir, numeric
+):
+    import keras
+
+    from search.model import PERIODIC_DIM, build_model
+
+    split = _wine_split(workdir)
+    table = split.preprocessing.table
+    model = build_model(_tables_hp(split, embedding="piecewise", numeric=numeric), table=table)
+    alone = build_model(_tables_hp(split, embedding="piecewise"), table=table)
+    alone.get_layer("piecewise_numbers").set_weights(
+        model.get_layer("piecewise_numbers").get_weights()
+    )
+    x = keras.ops.convert_to_tensor(split.x_val)
+    both = keras.Model(model.inputs, model.get_layer(f"{numeric}_numbers").output)(x)
+    ple = keras.Model(alone.inputs, alone.get_layer("piecewise_numbers").output)(x)
+    n = split.input_dim
+    # The embeddings come from z as in a model without `numeric`; only z's columns change.
+    np.testing.assert_allclose(np.asarray(both)[:, n:], np.asarray(ple)[:, n:], rtol=1e-6)
+    assert np.asarray(both).shape[1] == n + len(table.columns) * PERIODIC_DIM
+    assert not np.allclose(np.asarray(both)[:, list(table.columns)], split.x_val[:, table.columns])
 
 
 def test_smoothed_crossentropy_equals_keras_categorical_crossentropy_with_label_smoothing():

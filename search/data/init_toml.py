@@ -110,8 +110,8 @@ SKEW_HINT = 1.0
 
 
 def _positive_skew(split) -> float | None:
-    """The training part's target skewness, for a regression target >= 0 skewed more than
-    SKEW_HINT; else None."""
+    """The target's skewness over the training and validation rows (never the test part),
+    for a regression target >= 0 skewed more than SKEW_HINT; else None."""
     if split.task != "regression" or split.y_log:
         return None
     y = np.concatenate([split.y_train, split.y_val]).astype(np.float64) * split.y_std

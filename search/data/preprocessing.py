@@ -48,7 +48,7 @@ class TableColumns:
     # Per number column, its training quantiles in z units (tables.Feature.knots / levels),
     # for `numeric = "quantile"`.
     knots: tuple[tuple[float, ...], ...] = ()
-    levels: tuple[tuple[float, ...], ...] = ()
+    levels: tuple[tuple[tuple[float, float], ...], ...] = ()
     # Per number column, its quantile bins' edges (z units) for `embedding = "piecewise"`.
     bins: tuple[tuple[float, ...], ...] = ()
 

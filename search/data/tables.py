@@ -63,9 +63,10 @@ class Feature:
     robust_factor: float = 1.0
     # number: the training rows' quantiles for numeric = "quantile" (search/layers.py
     # QuantileNormal), in standardized units z = (v - mean) / std: strictly increasing knots
-    # and the share of training values at or below each (levels in [0, 1]).
+    # and for each the lowest and highest quantile level it is the quantile at (equal but
+    # where a value repeats: a count, a rounded amount).
     knots: tuple[float, ...] = ()
-    levels: tuple[float, ...] = ()
+    levels: tuple[tuple[float, float], ...] = ()
     # number: the edges of its PIECEWISE_BINS quantile bins (z units) for embedding =
     # "piecewise" (layers.PiecewiseLinearEmbedding); equal edges make empty bins.
     bins: tuple[float, ...] = ()
@@ -261,20 +262,23 @@ def _encode_column(
     return feature, block
 
 
-def _quantiles(z: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """(knots, levels) of a column's training values for the quantile transform: as many
-    quantiles as TabM's and RTDL's recipe takes (n // 30, between 10 and 1,000), at evenly
-    spaced levels; a value repeated across several knots (a count, a rounded amount) keeps
-    one knot at the mean of their levels, as scikit-learn's QuantileTransformer averages
-    its two interpolations there. Empty for a column without known values."""
+def _quantiles(z: np.ndarray) -> tuple[tuple[float, ...], tuple[tuple[float, float], ...]]:
+    """(knots, (low, high) level of each) of a column's training values for the quantile
+    transform: as many quantiles as TabM's and RTDL's recipe takes (n // 30, between 10 and
+    1,000), at evenly spaced levels, as scikit-learn's QuantileTransformer computes them. A
+    value that is the quantile at several levels (a count, a rounded amount) is one knot with
+    the lowest and highest of them: scikit-learn interpolates from the highest to the next
+    knot and gives their mean at the knot itself (layers.QuantileNormal does the same).
+    Empty for a column without known values."""
     if not len(z):
         return (), ()
     n = int(min(max(len(z) // 30, 10), 1000))
     levels = np.linspace(0.0, 1.0, n)
     q = np.quantile(z, levels)
-    knots, inverse = np.unique(q, return_inverse=True)
-    mean_levels = np.bincount(inverse, weights=levels) / np.bincount(inverse)
-    return tuple(map(float, knots)), tuple(map(float, mean_levels))
+    knots, first = np.unique(q, return_index=True)
+    last = np.append(first[1:] - 1, n - 1)
+    pairs = tuple((float(levels[a]), float(levels[b])) for a, b in zip(first, last, strict=True))
+    return tuple(map(float, knots)), pairs
 
 
 def _robust(v: np.ndarray) -> tuple[float, float]:
