@@ -41,12 +41,13 @@ LightGBM in accuracy points (+ = fsearch better) or RMSE % (- = fsearch better).
 
 --ablation: per set four more studies of the same budget. Three fix one preprocessing choice
 of the search in the TOML `fsearch init --data train.csv --target T` writes: [space] numeric
-= "standardize" (instead of searching standardize | robust), embedding = "none" (instead of
-none | periodic) and categories = "onehot" (instead of onehot | embed, written only for a
-table with a 20-value category); one is the default run with `--first-trials` (the tabular
-MLPs' published defaults queued first). Each row gives the study's best validation value
-(what a design choice must rest on) beside the exported model's test metric (shown, not
-chosen on). Where `fsearch init` writes no such key, that ablation is skipped with a note.
+= "standardize" (instead of searching standardize | robust | quantile), embedding = "none"
+(instead of none | periodic | piecewise) and categories = "onehot" (instead of onehot |
+embed, written only for a table with a 20-value category); one is the default run with
+`--first-trials` (the tabular MLPs' published defaults queued first). Each row gives the
+study's best validation value (what a design choice must rest on) beside the exported
+model's test metric (shown, not chosen on). Where `fsearch init` writes no such key, that
+ablation is skipped with a note.
 --section NAME writes another BENCHMARKS.md section (a run on some of the sets).
 
 The sets (rows and columns after the preparation said; columns = features, target apart):

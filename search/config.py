@@ -95,7 +95,7 @@ class StudySettings:
     first_trials: bool = False
     # TPE over the most recent N finished trials (plus the 25 best) instead of all of them
     # (search/tpe_window.py): for studies of many thousand trials, where TPE's time per
-    # suggestion grows with the study (BENCHMARKS.md `tpe-cost`). 0 = all trials.
+    # suggestion grows with the study (BENCHMARKS.md `tpe-cost`). 0 = all trials; else 250+.
     tpe_window: int = 0
 
 
@@ -325,9 +325,10 @@ def validate_study(s: StudySettings, *, where: str = "study") -> None:
     ):
         if getattr(s, key) < low:
             raise ConfigError(f"{where}: {key} must be >= {low}, got {getattr(s, key)}")
-    if 0 < s.tpe_window < 100:
+    if 0 < s.tpe_window < 250:
+        # Below 250 trials in view TPE's good group shrinks below its 25 (search/tpe_window.py).
         raise ConfigError(
-            f"{where}: tpe_window must be 0 (every trial) or at least 100, got {s.tpe_window}"
+            f"{where}: tpe_window must be 0 (every trial) or at least 250, got {s.tpe_window}"
         )
 
 

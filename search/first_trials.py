@@ -43,8 +43,8 @@ def _tables(task: str) -> tuple[Known, ...]:
     """The published default configurations of tabular MLPs, in this search's space (pytabkit
     1.8's models/sklearn/default_params.py). What does not carry over: RealMLP's learning rate
     (0.04 / 0.2) belongs to its NTK parametrization and scaling layer, so it takes the
-    RTDL MLPs' Adam rate 1e-3; TabM's ensemble of 32 and quantile transform, and the
-    quantile transform of MLP-PLR, have no counterpart here (robust scaling is the nearest)."""
+    RTDL MLPs' Adam rate 1e-3; TabM's ensemble of 32 networks is one network here; MLP-PLR's
+    128-256-128 layers are three of 256 (the table space shares one width)."""
     classes = task == "classification"
     return (
         Known(
@@ -78,7 +78,7 @@ def _tables(task: str) -> tuple[Known, ...]:
                 "weight_decay": 1e-2,  # torch AdamW's default, which MLP_PLR_D leaves as is
                 "dropout": 0.1,
                 "label_smoothing": 0.0,
-                "numeric": "robust",
+                "numeric": "quantile",
                 "embedding": "periodic",
                 "embedding_scale": 0.01,
                 "categories": "embed",
@@ -96,7 +96,7 @@ def _tables(task: str) -> tuple[Known, ...]:
                 "weight_decay": 0.0,
                 "dropout": 0.1,
                 "label_smoothing": 0.0,
-                "numeric": "robust",
+                "numeric": "quantile",
                 "embedding": "none",
                 "categories": "onehot",
                 "batch_size": 256,
@@ -119,6 +119,7 @@ def fitted(known: Known, config: Config) -> dict[str, Any]:
     clipped into ranges, the nearest batch size (log scale), choices it lacks left out."""
     from optuna.distributions import CategoricalDistribution
 
+    from search.config import Fixed
     from search.space import distributions, fits
 
     dists = distributions(config)
@@ -126,7 +127,11 @@ def fitted(known: Known, config: Config) -> dict[str, Any]:
     width = params.pop("width", None)
     if width is not None:
         if config.model.width_per_layer:
-            params.update({f"width_{i + 1}": width for i in range(int(params.get("layers", 1)))})
+            fixed = config.space["layers"]
+            layers = fixed.value if isinstance(fixed, Fixed) else params.get("layers", 1)
+            d = dists.get("layers")
+            layers = _in_range(d, layers) if d is not None else layers
+            params.update({f"width_{i + 1}": width for i in range(int(layers))})
         else:
             params["width"] = width
     out = {}
@@ -143,30 +148,46 @@ def fitted(known: Known, config: Config) -> dict[str, Any]:
             if value in d.choices:
                 out[name] = value
             continue
-        value = min(max(value, d.low), d.high)
-        if isinstance(value, float) and type(d.low) is int:
-            value = round(value)
+        value = _in_range(d, value)
         if fits(d, value):
             out[name] = value
     return out
 
 
-def queue_first_trials(study: optuna.Study, config: Config, split: Split) -> list[str]:
-    """Queue the known configurations in a study that has none queued yet (`first_trials`
-    on; not for the grid sampler, whose trials are its grid). Returns their labels (empty:
-    already queued, off, or none known for this data)."""
-    if not config.study.first_trials or config.study.sampler == "grid":
+def _in_range(d: Any, value: float) -> Any:
+    """The value clipped into a range distribution, on its step (an int range's value an
+    int)."""
+    value = min(max(value, d.low), d.high)
+    if d.step:
+        value = d.low + round((value - d.low) / d.step) * d.step
+        value = min(value, d.high)
+    if type(d.low) is int:
+        value = int(round(value))
+    return value
+
+
+def queue_first_trials(study: optuna.Study, config: Config, split: Split | None) -> list[str]:
+    """Queue the known configurations as a new study's first trials (`first_trials` on; not
+    for the grid sampler, whose trials are its grid). Once per study: the first process to
+    claim the study's ATTR_FIRST attribute (in one locked transaction, so two workers
+    starting together cannot both queue) queues them; a study that already has finished
+    trials, made before first_trials existed, gets none. Returns the labels queued (empty:
+    already claimed, off, none known for this data, or split None: a --jobs parent leaves
+    it to its workers, which load the data)."""
+    from search.storage import update_study_user_attr
+
+    if not config.study.first_trials or config.study.sampler == "grid" or split is None:
         return []
     if study.user_attrs.get(ATTR_FIRST) is not None:
         return []
-    labels = []
-    for known in known_good(split):
-        params = fitted(known, config)
-        if params:
-            # skip_if_exists: two workers starting together queue each configuration once.
-            study.enqueue_trial(
-                params, user_attrs={"first_trial": known.label}, skip_if_exists=True
-            )
-            labels.append(known.label)
-    study.set_user_attr(ATTR_FIRST, labels)
+    entries = [(k.label, fitted(k, config)) for k in known_good(split)]
+    entries = [(label, params) for label, params in entries if params]
+    if any(t.state.is_finished() for t in study.get_trials(deepcopy=False)):
+        entries = []  # not a new study: its first trials ran long ago
+    labels = [label for label, _ in entries]
+    old, _ = update_study_user_attr(study, ATTR_FIRST, lambda old: labels if old is None else old)
+    if old is not None:
+        return []  # another process claimed it first
+    for label, params in entries:
+        study.enqueue_trial(params, user_attrs={"first_trial": label})
     return labels

@@ -223,7 +223,7 @@ def plan(
     if opts.warm_start:
         validate_study_name(opts.warm_start, where="--warm-start study")
     store_path = artifact_dir(url, opts.artifacts)
-    storage = st.open_storage(url, heartbeat=True)
+    storage = st.open_storage(url, heartbeat=True, connections=st.WORKER_CONNECTIONS)
     return Plan(
         config=cfg,
         config_path=Path(path) if path is not None else None,

@@ -60,6 +60,42 @@ def test_fitting_clips_ranges_drops_missing_choices_and_spreads_width_per_layer(
     }
 
 
+def test_fitting_uses_a_fixed_layer_count_and_snaps_to_a_range_step(wine):
+    from search.config import Fixed, IntRange
+
+    config, _ = wine
+    space = {**config.space, "layers": Fixed(2), "width": IntRange(16, 1024, step=16)}
+    per_layer = dataclasses.replace(
+        config,
+        space=space,
+        model=dataclasses.replace(config.model, width_per_layer=True),
+    )
+    got = fitted(Known("w", {"layers": 3, "width": 250}), per_layer)
+    assert got == {"width_1": 256, "width_2": 256}  # layers fixed at 2: not asked, two widths
+
+
+def test_a_study_with_finished_trials_gets_no_first_trials_and_a_jobs_parent_none(wine):
+    import optuna
+
+    config, split = wine
+    on = config.replace_study(first_trials=True)
+    study = optuna.create_study(direction="maximize")
+    assert queue_first_trials(study, on, None) == []  # --jobs: the workers load the data
+    assert ATTR_FIRST not in study.user_attrs
+    study.tell(study.ask(), 0.5)
+    assert queue_first_trials(study, on, split) == []  # resumed: its first trials are past
+    assert study.user_attrs[ATTR_FIRST] == [] and len(study.trials) == 1
+
+
+def test_jobs_workers_are_told_no_first_trials_when_the_run_was(wine):
+    from search.planning import RunOptions
+
+    assert "--no-first-trials" in RunOptions(first_trials=False).worker_args(config=None, trials=5)
+    assert "--first-trials" in RunOptions(first_trials=True).worker_args(config=None, trials=5)
+    args = RunOptions().worker_args(config=None, trials=5)
+    assert not any("first-trials" in a for a in args)  # the config's value
+
+
 def test_first_trials_are_queued_once_per_study_and_only_when_on(wine):
     import optuna
 
@@ -76,7 +112,7 @@ def test_first_trials_are_queued_once_per_study_and_only_when_on(wine):
     assert len(study.trials) == 3
 
 
-def test_a_data_run_with_first_trials_trains_the_known_configurations_first(workdir):
+def test_a_data_run_with_first_trials_trains_the_first_two_known_configurations_first(workdir):
     datafiles.write_table(datafiles.wine_columns(), workdir / "wine.csv")
     r = invoke(
         "run", "--data", "wine.csv", "--target", "cultivar", "--trials", "2",
@@ -87,7 +123,9 @@ def test_a_data_run_with_first_trials_trains_the_known_configurations_first(work
     from search.api import load_study
 
     study = load_study("wine-mlp")
-    first = study.trials[0]
+    first, second = study.trials[:2]
     assert first.user_attrs["first_trial"].startswith("RealMLP-TD defaults")
     assert first.params["numeric"] == "robust" and first.params["layers"] == 3
-    assert first.state.is_finished()
+    assert second.user_attrs["first_trial"].startswith("MLP-PLR defaults")
+    assert second.params["numeric"] == "quantile" and second.params["embedding"] == "periodic"
+    assert first.state.is_finished() and second.state.is_finished()

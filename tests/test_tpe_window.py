@@ -72,10 +72,10 @@ def test_the_windowed_sampler_suggests_from_the_window_and_the_study_is_untouche
     assert len(study.trials) == 401
 
 
-def test_tpe_window_below_100_is_refused_with_its_key():
+def test_tpe_window_below_250_is_refused_with_its_key():
     raw = raw_config()
-    raw["study"]["tpe_window"] = 50
-    with pytest.raises(ConfigError, match="tpe_window must be 0 .every trial. or at least 100"):
+    raw["study"]["tpe_window"] = 100
+    with pytest.raises(ConfigError, match="tpe_window must be 0 .every trial. or at least 250"):
         parse_config(raw)
     raw["study"]["tpe_window"] = 2000
     from search.runner import make_sampler

@@ -30,7 +30,7 @@ Import from `search.storage`; the modules are private.
 """
 
 from search.storage._budget import TrialBudget, TrialBudgetReached, limit_trials
-from search.storage._open import ResilientStorage, open_storage
+from search.storage._open import WORKER_CONNECTIONS, ResilientStorage, open_storage
 from search.storage._retry import (
     RETRY_DEADLINE_S,
     RETRY_FIRST_DELAY_S,
@@ -75,6 +75,7 @@ __all__ = [
     "RETRY_DEADLINE_S",
     "RETRY_FIRST_DELAY_S",
     "RETRY_MAX_DELAY_S",
+    "WORKER_CONNECTIONS",
     "AtomicStudyAttrs",
     "ResilientStorage",
     "RetryingStorage",

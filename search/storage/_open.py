@@ -81,11 +81,12 @@ def _schema_lock(info: StorageInfo):
         engine.dispose()
 
 
-# Database connections a worker (or a CLI command) keeps open between calls: its main thread
-# calls the storage, and the heartbeat thread borrows a second connection for each beat,
-# closed after it, instead of holding one idle for the whole run. With SQLAlchemy's default
-# pool (5 kept) every worker held both: PostgreSQL's 100 connections ran out near 45 direct
-# workers (BENCHMARKS.md `scale`). The proxy keeps one per server thread.
+# Database connections a worker keeps open between calls: its main thread calls the storage,
+# and the heartbeat thread borrows a second connection for a beat that meets a call of the
+# main thread, closed after it, instead of holding one idle for the whole run. With
+# SQLAlchemy's default pool every worker held both, and connections were what broke first
+# at 64 direct workers (BENCHMARKS.md `scale`). The proxy keeps one per server thread; the
+# dashboard and the CLI's readers keep SQLAlchemy's default pool.
 WORKER_CONNECTIONS = 1
 
 
@@ -94,12 +95,13 @@ def open_storage(
     *,
     must_exist: bool = False,
     heartbeat: bool = False,
-    connections: int = WORKER_CONNECTIONS,
+    connections: int | None = None,
 ) -> ResilientStorage | ProxyClient:
     """Our RDBStorage for the URL, after checking it is well-formed and reachable; for
     grpc://HOST:PORT, the client of an `fsearch proxy` (search/proxy.py), which keeps the
     same guarantees through the proxy's own ResilientStorage. `connections`: kept open to a
-    database server between calls (see WORKER_CONNECTIONS)."""
+    database server between calls (WORKER_CONNECTIONS for a worker; None: SQLAlchemy's
+    default pool)."""
     info = parse_url(resolve_url(url))
     if info.dialect == "grpc":
         from search.proxy import open_client

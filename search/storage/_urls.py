@@ -126,15 +126,15 @@ def parse_url(url: str) -> StorageInfo:
 
 def engine_kwargs(info: StorageInfo, *, connections: int | None = None) -> dict[str, Any]:
     """SQLAlchemy engine options for the URL's database. `connections`: how many the process
-    keeps open between calls (SQLAlchemy's pool_size); connections + 1 more may open for a
-    moment when its threads (a worker's: main, heartbeat, progress) all call at once, and
-    close again. None: SQLAlchemy's default pool."""
+    keeps open between calls (SQLAlchemy's pool_size); 2 more may open for a moment when its
+    threads all call at once (a worker's heartbeat and progress threads beside its trial),
+    and close again. None: SQLAlchemy's default pool (5 kept, 10 more)."""
     if info.dialect == "sqlite":
         # Wait for a lock instead of failing at once when another process writes.
         return {"connect_args": {"timeout": 60}}
     kwargs: dict[str, Any] = {"pool_pre_ping": True}
     if connections is not None:
-        kwargs.update(pool_size=connections, max_overflow=connections + 1)
+        kwargs.update(pool_size=connections, max_overflow=2)
     if info.dialect == "postgresql":
         kwargs["connect_args"] = {"connect_timeout": 10}
     return kwargs
