@@ -129,3 +129,12 @@ def test_a_data_run_with_first_trials_trains_the_first_two_known_configurations_
     assert second.user_attrs["first_trial"].startswith("MLP-PLR defaults")
     assert second.params["numeric"] == "quantile" and second.params["embedding"] == "periodic"
     assert first.state.is_finished() and second.state.is_finished()
+
+
+def test_fashion_mnists_known_configuration_fits_the_default_space_whole():
+    from search.config import default_config_path, load_config
+    from search.first_trials import FASHION
+
+    config = load_config(default_config_path())
+    (known,) = FASHION
+    assert fitted(known, config) == known.params  # every parameter kept as it was
