@@ -128,7 +128,9 @@ def assert_exactly(study: optuna.Study, n: int) -> None:
 @pytest.mark.postgres
 def test_killed_worker_trial_is_rerun_and_study_ends_at_n(pg_url, tiny_config, real_data_dir):
     """3 workers; one is SIGKILLed in the middle of a trial."""
-    tiny_config.write_text(tiny_config.read_text().replace("epochs = 2", "epochs = 4"))
+    # Eight-epoch trials: with four, the 7 trials once all ended before the 0.3 s poll saw
+    # three training at the same time (a CI run, 2026-12-03), and the test never killed one.
+    tiny_config.write_text(tiny_config.read_text().replace("epochs = 2", "epochs = 8"))
     name, n = f"kill-{uuid.uuid4().hex[:6]}", 7
     # Beats every 2 s, dead after 10 s without one: three TF workers on 2 cores can starve a
     # heartbeat thread for a few seconds, which must not make a live trial look dead.
