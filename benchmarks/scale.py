@@ -250,7 +250,8 @@ def worker_main(
     try:
         cfg = config(name)
         t0 = time.perf_counter()
-        storage = st.open_storage(url, heartbeat=True)
+        # As planning.plan opens a worker's storage (its pool: st.WORKER_CONNECTIONS).
+        storage = st.open_storage(url, heartbeat=True, connections=st.WORKER_CONNECTIONS)
         existing = len(studies.load_study(storage, name).get_trials(deepcopy=False))
         seed = runner.process_seed(cfg.study, n_existing=existing, worker=worker)
         sampler = runner.make_sampler(cfg.study, seed=seed)
