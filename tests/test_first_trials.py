@@ -138,3 +138,14 @@ def test_fashion_mnists_known_configuration_fits_the_default_space_whole():
     config = load_config(default_config_path())
     (known,) = FASHION
     assert fitted(known, config) == known.params  # every parameter kept as it was
+
+
+def test_init_offers_first_trials_commented_out_for_a_table_only(workdir):
+    datafiles.write_table(datafiles.wine_columns(), workdir / "wine.csv")
+    r = invoke("init", "--data", "wine.csv", "--target", "cultivar")
+    assert r.exit_code == 0, r.output
+    study_table = r.stdout[r.stdout.index("[study]") : r.stdout.index("[data]")]
+    assert "# first_trials = true" in study_table
+    datafiles.write_digits_npz(workdir / "digits.npz")
+    r = invoke("init", "--data", "digits.npz")
+    assert r.exit_code == 0 and "first_trials" not in r.stdout  # none known for arrays

@@ -195,7 +195,7 @@ _HINTS = {
         "# categorical = []          # number columns to one-hot encode as categories",
         "# drop = []                 # columns that are not features (ids, free text)",
         '# missing = "error"         # stop at a blank value instead of filling it in the model',
-    ]
+    ],
 }
 
 
@@ -216,6 +216,10 @@ def study_toml(source: str, target: str = "", *, name: str | None = None) -> tup
             note = comments.get((table, key))
             lines.append(f"{line:<28}# {note}" if note else line)
         lines += _HINTS.get(table, [])
+        if table == "study" and "weight_decay" in document.get("space", {}):  # a table's space
+            lines.append(
+                "# first_trials = true       # the tabular MLPs' published defaults go first"
+            )
         if table == "data" and entries.get("task") == "regression":
             lines.append(
                 '# target_transform = "log"  # fit log(1 + y): for a skewed target >= 0 (prices)'
