@@ -49,8 +49,15 @@ class EpochLog:
 
 
 def _make_callback(trial: optuna.Trial, log: EpochLog, metric: Metric, split: Split):
-    """A Keras callback reporting to Optuna; built lazily so Keras is imported only to train."""
+    """A Keras callback reporting to Optuna; built lazily so Keras is imported only to train.
+
+    A first trial (search/first_trials.py: a configuration known to be good, queued first)
+    reports every epoch but is never pruned: as one of a study's first trials, Hyperband's
+    bootstrap_count would stop it at its first rung before any other trial got there (as it
+    did in benchmarks.jobs --arms auto+first, section `first-trials`)."""
     import keras
+
+    prunable = "first_trial" not in trial.user_attrs
 
     class OptunaEpochCallback(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
@@ -95,7 +102,7 @@ def _make_callback(trial: optuna.Trial, log: EpochLog, metric: Metric, split: Sp
                 log.best_weights = self.model.get_weights()
             # Step = epochs trained, so Hyperband's resource is the epoch budget.
             trial.report(score, step=epoch + 1)
-            if trial.should_prune():
+            if prunable and trial.should_prune():
                 log.end_reason = "pruned"
                 log.detail = (
                     f"pruned after epoch {epoch + 1} ({metric.name} {metric.format(score)})"

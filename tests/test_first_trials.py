@@ -131,6 +131,29 @@ def test_a_data_run_with_first_trials_trains_the_first_two_known_configurations_
     assert first.state.is_finished() and second.state.is_finished()
 
 
+def test_first_trials_are_never_pruned_even_by_hyperbands_bootstrap(workdir):
+    """bootstrap_count = 3 stops the first three trials at every rung; first trials must train
+    every epoch anyway (the first-trials benchmark lost its known configuration that way)."""
+    datafiles.write_table(datafiles.wine_columns(), workdir / "wine.csv")
+    r = invoke("init", "--data", "wine.csv", "--target", "cultivar")
+    text = r.stdout[r.stdout.index("# A study of") :]
+    text = text.replace("bootstrap_count = 0", "bootstrap_count = 3").replace(
+        "epochs = 40", "epochs = 6"
+    )
+    assert "bootstrap_count = 3" in text and "epochs = 6" in text
+    (workdir / "w.toml").write_text(text)
+    r = invoke("run", "--config", "w.toml", "--trials", "4", "--first-trials", "--no-export")
+    assert r.exit_code == 0, r.output
+    from search.api import load_study
+
+    trials = load_study("wine-mlp").trials
+    first = [t for t in trials if "first_trial" in t.user_attrs]
+    assert len(first) == 3
+    assert all(t.state.name == "COMPLETE" and t.user_attrs["epochs_run"] == 6 for t in first)
+    # The sampler's trial after them met the bootstrap: pruned at its first rung.
+    assert trials[3].state.name == "PRUNED" and trials[3].user_attrs["epochs_run"] == 1
+
+
 def test_fashion_mnists_known_configuration_fits_the_default_space_whole():
     from search.config import default_config_path, load_config
     from search.first_trials import FASHION
