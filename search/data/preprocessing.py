@@ -10,6 +10,7 @@ pixels are scaled before the network (`FashionPixels`, no layers); arrays are di
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -135,7 +136,9 @@ class Columns(Preprocessing):
 
     features: tuple[Feature, ...]
 
-    @property
+    # Cached: every trial reads it (Split.dims, the model's first layers), and it carries each
+    # number column's quantile knots.
+    @functools.cached_property
     def table(self) -> TableColumns:
         cols, scale, offset, wide, at = [], [], [], [], 0
         knots, levels, bins = [], [], []
