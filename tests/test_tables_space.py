@@ -45,19 +45,24 @@ def _tables_hp(split, **kw) -> Hyperparams:
     return Hyperparams(widths=(8,), optimizer="adam", learning_rate=0.01, **split.dims, **kw)
 
 
-def test_robust_layer_gives_realmlps_scaled_and_clipped_numbers_and_passes_categories(workdir):
+def _on_validation_rows(split, layer_name: str, **kw):
+    """(hp, model, its layer `layer_name`, that layer's output on the validation rows) for a
+    model of _tables_hp(split, **kw)."""
     import keras
 
-    import search.layers  # noqa: F401
     from search.model import build_model
 
+    hp = _tables_hp(split, **kw)
+    model = build_model(hp, table=split.preprocessing.table)
+    layer = model.get_layer(layer_name)
+    return hp, model, layer, np.asarray(layer(keras.ops.convert_to_tensor(split.x_val)))
+
+
+def test_robust_layer_gives_realmlps_scaled_and_clipped_numbers_and_passes_categories(workdir):
     split = _wine_split(workdir)
     numbers = split.preprocessing.table
-    hp = _tables_hp(split, numeric="robust")
-    model = build_model(hp, table=numbers)
-    layer = model.get_layer("robust_numbers")
+    _, _, _, got = _on_validation_rows(split, "robust_numbers", numeric="robust")
     x = split.x_val
-    got = np.asarray(layer(keras.ops.convert_to_tensor(x)))
     # pytabkit's RobustScaleSmoothClipTransform from the raw column values of the same rows.
     cols = datafiles.wine_columns()
     for feature, at in zip(
@@ -77,17 +82,12 @@ def test_robust_layer_gives_realmlps_scaled_and_clipped_numbers_and_passes_categ
 
 
 def test_quantile_layer_matches_scikit_learns_quantile_transformer_to_normal(workdir):
-    import keras
     from sklearn.preprocessing import QuantileTransformer
-
-    from search.model import build_model
 
     split = _wine_split(workdir)
     table = split.preprocessing.table
-    hp = _tables_hp(split, numeric="quantile")
-    layer = build_model(hp, table=table).get_layer("quantile_numbers")
+    _, _, _, got = _on_validation_rows(split, "quantile_numbers", numeric="quantile")
     numbers = [f for f in split.preprocessing.features if f.kind == "number"]
-    got = np.asarray(layer(keras.ops.convert_to_tensor(split.x_val)))
     for f, at in zip(numbers, table.columns, strict=True):
         train_z = split.x_train[:, at].astype(np.float64)
         qt = QuantileTransformer(
@@ -144,7 +144,6 @@ def test_periodic_embedding_adds_dim_values_per_number_and_count_params_matches_
 
 
 def test_category_embedding_replaces_each_wide_one_hot_block_by_its_row_of_the_table(workdir):
-    import keras
 
     from search.model import CATEGORY_DIM, build_model, count_params
 
@@ -154,12 +153,9 @@ def test_category_embedding_replaces_each_wide_one_hot_block_by_its_row_of_the_t
     assert len(grower.vocabulary) == 24
     (start, width), = table.categories  # fmt: skip
     assert width == 25  # 24 values and the slot for an unseen one; region (2 values) stays
-    hp = _tables_hp(split, categories="embed")
+    hp, model, layer, got = _on_validation_rows(split, "category_embeddings", categories="embed")
     assert hp.wide_categories == (25,)
-    model = build_model(hp, table=table)
-    layer = model.get_layer("category_embeddings")
     x = split.x_val
-    got = np.asarray(layer(keras.ops.convert_to_tensor(x)))
     keep = [i for i in range(x.shape[1]) if not start <= i < start + width]
     assert got.shape == (len(x), len(keep) + CATEGORY_DIM)
     np.testing.assert_array_equal(got[:, : len(keep)], x[:, keep])
@@ -171,19 +167,15 @@ def test_category_embedding_replaces_each_wide_one_hot_block_by_its_row_of_the_t
 
 
 def test_piecewise_embedding_is_relu_of_a_linear_map_of_the_published_encoding(workdir):
-    import keras
 
     from search.data.tables import PIECEWISE_BINS
-    from search.model import PERIODIC_DIM, build_model, count_params
+    from search.model import PERIODIC_DIM, count_params
 
     split = _wine_split(workdir)
     table = split.preprocessing.table
-    hp = _tables_hp(split, embedding="piecewise")
-    model = build_model(hp, table=table)
-    layer = model.get_layer("piecewise_numbers")
+    hp, model, layer, got = _on_validation_rows(split, "piecewise_numbers", embedding="piecewise")
     assert count_params(hp) == model.count_params()
     x = split.x_val
-    got = np.asarray(layer(keras.ops.convert_to_tensor(x)))
     assert got.shape == (len(x), split.input_dim + hp.numbers * PERIODIC_DIM)
     np.testing.assert_array_equal(got[:, : split.input_dim], x)
     w, b = (np.asarray(v) for v in (layer.w, layer.b))
