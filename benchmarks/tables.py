@@ -95,7 +95,7 @@ import tempfile
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from benchmarks.common import markdown_table, write_section
@@ -350,6 +350,26 @@ def summary_markdown(per_set: list[tuple[str, list[Result]]]) -> str:
         + " (accuracy: + = fsearch better; RMSE: - = fsearch better).",
     ]
     return "\n".join(lines)
+
+
+def arm_summaries(done: list[dict]) -> str:
+    """The summary again for each `fsearch run` flag arm that ran (ARMS), its exported model
+    in the default run's place, on the same sets and peers; empty when none ran."""
+    parts = []
+    for tag, flags in ARMS:
+        per_set = []
+        for r in done:
+            arm = next((a for a in r["ablations"] if a.result.tool.endswith(" ".join(flags))), None)
+            if arm is None:
+                continue
+            peers = [x for x in r["results"] if x.tool != FSEARCH]
+            per_set.append((r["set"].task, [replace(arm.result, tool=FSEARCH), *peers]))
+        if per_set:
+            parts.append(
+                f"#### Summary with `fsearch run {' '.join(flags)}` ({tag} arm, "
+                f"{len(per_set)} sets)\n\n" + summary_markdown(per_set) + "\n\n"
+            )
+    return "".join(parts)
 
 
 def score(task: str, pred, y) -> float:
@@ -935,6 +955,7 @@ def main() -> None:
         "#### Summary\n\n"
         + summary_markdown(per_set)
         + "\n\n"
+        + arm_summaries(done)
         + "\n\n".join(set_markdown(r, args.ablation) for r in done)
     )
     if failed:
