@@ -91,8 +91,11 @@ class StudySettings:
     max_latency_ms: float = 0.0
     # A new study's first trials are configurations known to be good for its kind of data
     # (search/first_trials.py: the tabular MLPs' published defaults, Fashion-MNIST's best
-    # earlier configuration), queued before the sampler starts.
-    first_trials: bool = False
+    # earlier configuration), queued before the sampler starts. true | false | "auto": on
+    # for tables, where BENCHMARKS.md `tables` (its `--first-trials` rows) chose it on
+    # validation; off for Fashion-MNIST until a 200-trial study shows it does not lower the
+    # best.
+    first_trials: bool | str = "auto"
     # TPE over the most recent N finished trials (plus the 25 best) instead of all of them
     # (search/tpe_window.py): for studies of many thousand trials, where TPE's time per
     # suggestion grows with the study (BENCHMARKS.md `tpe-cost`). 0 = all trials; else 250+.
@@ -291,6 +294,8 @@ def _section(cls: type, table: Any, where: str) -> Any:
     defaults = cls()
     for key, value in table.items():
         want = type(getattr(defaults, key))
+        if key in _BOOL_OR_AUTO and isinstance(value, bool):
+            want = bool
         values[key] = _coerce(value, want, f"{where} {key}")
     return cls(**values)
 
@@ -304,8 +309,16 @@ def validate_study_name(name: str, *, where: str = "study name") -> str:
     return name
 
 
+# Keys that take true, false or "auto" (each key's "auto" is said where it is read).
+_BOOL_OR_AUTO = {"first_trials"}
+
+
 def validate_study(s: StudySettings, *, where: str = "study") -> None:
     validate_study_name(s.name, where=f"{where} name")
+    if s.first_trials not in (True, False, "auto"):
+        raise ConfigError(
+            f'{where}: first_trials must be true, false or "auto", got {s.first_trials!r}'
+        )
     if s.sampler not in SAMPLERS:
         raise ConfigError(
             f"{where}: sampler {s.sampler!r} unknown; use one of {', '.join(SAMPLERS)}"

@@ -96,12 +96,13 @@ def test_jobs_workers_are_told_no_first_trials_when_the_run_was(wine):
     assert not any("first-trials" in a for a in args)  # the config's value
 
 
-def test_first_trials_are_queued_once_per_study_and_only_when_on(wine):
+def test_first_trials_are_queued_once_per_study_and_not_when_off(wine):
     import optuna
 
     config, split = wine
     study = optuna.create_study(direction="maximize")
-    assert queue_first_trials(study, config, split) == []  # off by default
+    assert queue_first_trials(study, config.replace_study(first_trials=False), split) == []
+    assert ATTR_FIRST not in study.user_attrs
     on = config.replace_study(first_trials=True)
     labels = queue_first_trials(study, on, split)
     assert len(labels) == 3
@@ -154,6 +155,38 @@ def test_first_trials_are_never_pruned_even_by_hyperbands_bootstrap(workdir):
     assert trials[3].state.name == "PRUNED" and trials[3].user_attrs["epochs_run"] == 1
 
 
+def test_auto_first_trials_are_on_for_a_table_and_off_for_fashion_mnist_and_arrays(wine):
+    from search.config import default_config_path, load_config
+    from search.first_trials import wanted
+
+    config, split = wine
+    assert config.study.first_trials == "auto"  # the default
+    assert wanted(config, split)
+    fashion = load_config(default_config_path())
+    assert fashion.study.first_trials == "auto"
+    for kind in ("fashion-mnist", "arrays"):
+        assert not wanted(fashion, dataclasses.replace(split, kind=kind))
+        assert wanted(
+            fashion.replace_study(first_trials=True), dataclasses.replace(split, kind=kind)
+        )
+    assert not wanted(config.replace_study(first_trials=False), split)
+
+
+def test_first_trials_in_toml_takes_true_false_or_auto_and_refuses_the_rest(workdir):
+    from search.config import ConfigError, default_config_path, load_config
+
+    base = workdir / "w.toml"
+    text = default_config_path().read_text()
+    assert "[study]\n" in text
+    for value, expect in (("true", True), ("false", False), ('"auto"', "auto")):
+        base.write_text(text.replace("[study]\n", f"[study]\nfirst_trials = {value}\n", 1))
+        assert load_config(base).study.first_trials == expect
+    for bad in ('"yes"', "1"):
+        base.write_text(text.replace("[study]\n", f"[study]\nfirst_trials = {bad}\n", 1))
+        with pytest.raises(ConfigError, match="first_trials"):
+            load_config(base)
+
+
 def test_fashion_mnists_known_configuration_fits_the_default_space_whole():
     from search.config import default_config_path, load_config
     from search.first_trials import FASHION
@@ -168,7 +201,7 @@ def test_init_offers_first_trials_commented_out_for_a_table_only(workdir):
     r = invoke("init", "--data", "wine.csv", "--target", "cultivar")
     assert r.exit_code == 0, r.output
     study_table = r.stdout[r.stdout.index("[study]") : r.stdout.index("[data]")]
-    assert "# first_trials = true" in study_table
+    assert '# first_trials = "auto"' in study_table
     datafiles.write_digits_npz(workdir / "digits.npz")
     r = invoke("init", "--data", "digits.npz")
     assert r.exit_code == 0 and "first_trials" not in r.stdout  # none known for arrays

@@ -66,7 +66,7 @@ def run(
             "--first-trials/--no-first-trials",
             help="Queue configurations known to be good for the data (the tabular MLPs' "
             "published defaults; Fashion-MNIST's best earlier one) as a new study's first "
-            "trials [default: the config's first_trials].",
+            'trials [default: the config\'s first_trials, "auto": on for tables].',
             show_default=False,
         ),
     ] = None,
