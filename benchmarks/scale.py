@@ -1,7 +1,7 @@
 """How a shared study scales: workers 1 -> 64 and study size 1k -> 50k, on the local PostgreSQL,
 directly and through `fsearch proxy` (issue #24). Results go to BENCHMARKS.md, section `scale`.
 
-    nice -n 19 .venv/bin/python -m benchmarks.scale            # ~15 min on 2 shared cores
+    nice -n 19 .venv/bin/python -m benchmarks.scale    # ~15 min alone on 2 cores (2026-12-03)
 
 Workers are real fsearch workers with training replaced: each is a process that opens the
 storage (storage.open_storage, heartbeats on), makes the default study's sampler and pruner
@@ -695,7 +695,8 @@ def size_curve(
                     "empty_bytes": empty,
                 }
                 point["add_s"] = add_s
-                point["queries"] = query_ms(db_url, name)
+                if via == "direct":  # the database's own query times: once, not per route
+                    point["queries"] = query_ms(db_url, name)
                 point["cli"] = {
                     "trials": cli_cost(
                         ["trials", "--study", name, "--format", "csv"], url, cli_timeout

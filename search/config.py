@@ -294,8 +294,9 @@ def _section(cls: type, table: Any, where: str) -> Any:
     defaults = cls()
     for key, value in table.items():
         want = type(getattr(defaults, key))
-        if key in _BOOL_OR_AUTO and isinstance(value, bool):
-            want = bool
+        if key in _BOOL_OR_AUTO:  # true, false or "auto": validate_study says which is wrong
+            values[key] = value
+            continue
         values[key] = _coerce(value, want, f"{where} {key}")
     return cls(**values)
 
@@ -315,7 +316,7 @@ _BOOL_OR_AUTO = {"first_trials"}
 
 def validate_study(s: StudySettings, *, where: str = "study") -> None:
     validate_study_name(s.name, where=f"{where} name")
-    if s.first_trials not in (True, False, "auto"):
+    if not (isinstance(s.first_trials, bool) or s.first_trials == "auto"):  # not 1 or 0
         raise ConfigError(
             f'{where}: first_trials must be true, false or "auto", got {s.first_trials!r}'
         )

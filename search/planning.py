@@ -102,6 +102,12 @@ class RunOptions:
             raise ConfigError(f"--timeout must be a positive number of seconds, got {self.timeout}")
         if self.ensemble is not None and self.ensemble < 1:
             raise ConfigError(f"--ensemble must be at least 1, got {self.ensemble}")
+        if self.first_trials is not None and not isinstance(self.first_trials, bool):
+            # "auto" is the config's default, not a run option: None leaves it to the config.
+            raise ConfigError(
+                "first_trials must be True, False or None (the config's), "
+                f"got {self.first_trials!r}"
+            )
 
     def worker_args(self, *, config: Path | None, trials: int) -> list[str]:
         """The `fsearch run` arguments of each --jobs worker (it adds its own --worker K):

@@ -183,7 +183,7 @@ def test_first_trials_in_toml_takes_true_false_or_auto_and_refuses_the_rest(work
         assert load_config(base).study.first_trials == expect
     for bad in ('"yes"', "1"):
         base.write_text(text.replace("[study]\n", f"[study]\nfirst_trials = {bad}\n", 1))
-        with pytest.raises(ConfigError, match="first_trials"):
+        with pytest.raises(ConfigError, match='first_trials must be true, false or "auto"'):
             load_config(base)
 
 
@@ -201,7 +201,18 @@ def test_init_offers_first_trials_commented_out_for_a_table_only(workdir):
     r = invoke("init", "--data", "wine.csv", "--target", "cultivar")
     assert r.exit_code == 0, r.output
     study_table = r.stdout[r.stdout.index("[study]") : r.stdout.index("[data]")]
-    assert '# first_trials = "auto"' in study_table
+    assert "# first_trials = false" in study_table and '"auto"' in study_table
     datafiles.write_digits_npz(workdir / "digits.npz")
     r = invoke("init", "--data", "digits.npz")
     assert r.exit_code == 0 and "first_trials" not in r.stdout  # none known for arrays
+
+
+def test_a_run_option_of_first_trials_other_than_a_bool_or_none_is_refused():
+    from search.config import ConfigError
+    from search.planning import RunOptions
+
+    for ok in (None, True, False):
+        RunOptions(first_trials=ok).check()
+    for bad in ("auto", 1):
+        with pytest.raises(ConfigError, match="first_trials must be True, False or None"):
+            RunOptions(first_trials=bad).check()

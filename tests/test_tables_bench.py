@@ -133,21 +133,22 @@ def test_space_with_refuses_a_key_the_space_table_lacks():
         tables.space_with(INIT_TOML, "dropout", "0.1")
 
 
-def test_arm_summary_scores_the_first_trials_arm_in_the_default_runs_place():
+def test_arm_summary_scores_the_no_first_trials_arm_in_the_default_runs_place():
     def done(task, main, arm, lgbm):
         results = [Result(FSEARCH, main, 1.0), Result("LightGBM", lgbm, 1.0)]
-        arm_run = tables.FsearchRun(Result("fsearch --first-trials", arm, 1.0), 0.5, 3)
+        arm_run = tables.FsearchRun(Result("fsearch --no-first-trials", arm, 1.0), 0.5, 3)
+        other = tables.FsearchRun(Result("fsearch --first-trials", 0.0, 1.0), 0.5, 3)
         return {
             "set": dataclasses.replace(tables.BY_NAME["credit"], task=task),
             "results": results,
-            "ablations": [tables.FsearchRun(results[0]), arm_run],
+            "ablations": [tables.FsearchRun(results[0]), other, arm_run],  # the label, exactly
         }
 
     # the default run loses to LightGBM on both sets; the arm wins one and ties none
     text = tables.arm_summaries(
         [done("classification", 0.70, 0.80, 0.75), done("classification", 0.60, 0.62, 0.65)]
     )
-    assert "`fsearch run --first-trials` (first-trials arm, 2 sets)" in text
+    assert "`fsearch run --no-first-trials` (no-first-trials arm, 2 sets)" in text
     assert "| fsearch vs LightGBM | 1 | 1 | 0 | 0 |" in text
     assert "+1.00 accuracy points over 2 classification sets" in text
     assert tables.arm_summaries([{**done("regression", 1.0, 1.0, 1.0), "ablations": []}]) == ""

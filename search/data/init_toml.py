@@ -218,7 +218,7 @@ def study_toml(source: str, target: str = "", *, name: str | None = None) -> tup
         lines += _HINTS.get(table, [])
         if table == "study" and "weight_decay" in document.get("space", {}):  # a table's space
             lines.append(
-                '# first_trials = "auto"     # on for tables: the tabular MLPs\' defaults go first'
+                '# first_trials = false      # default "auto": the tabular MLPs\' defaults go first'
             )
         if table == "data" and entries.get("task") == "regression":
             lines.append(
