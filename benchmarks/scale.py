@@ -839,7 +839,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--json", default="/tmp/fsearch-scale.json")
     ap.add_argument("--no-write", action="store_true")
     a = ap.parse_args(argv)
-    if bad := sorted({v.strip() for v in a.size_via.split(",") if v.strip()} - {"direct", "proxy"}):
+    vias = [v.strip() for v in a.size_via.split(",") if v.strip()]
+    if bad := sorted(set(vias) - {"direct", "proxy"}):
         ap.error(f"--size-via: unknown {', '.join(bad)}; use direct, proxy or direct,proxy")
     SERVER = a.server
     a.load = os.getloadavg()
@@ -863,7 +864,7 @@ def main(argv: list[str] | None = None) -> None:
     sizes = [int(s) for s in a.sizes.split(",") if s]
     size_points = [
         p
-        for via in (v.strip() for v in a.size_via.split(",") if v.strip() and sizes)
+        for via in (vias if sizes else [])
         for p in size_curve(
             a.server,
             sizes,
@@ -895,11 +896,12 @@ def render(points, size_points, a) -> str:
             if p["errors"] or p["warnings"]:
                 example = (p["errors"] or [p["warning_example"]])[0]
                 parts.append(f"- {p['via']} x{p['workers']}: e.g. `{example}`")
+    direct = [p for p in size_points if p["via"] == "direct"]
     if size_points:
         per10k = ""
-        direct = [p for p in size_points if p["via"] == "direct"] or size_points
-        if len(direct) >= 2:
-            a0, b0 = direct[0], direct[-1]
+        grown = direct or size_points
+        if len(grown) >= 2:
+            a0, b0 = grown[0], grown[-1]
             grow = (b0["db"]["bytes"] - a0["db"]["bytes"]) / (b0["finished"] - a0["finished"])
             per10k = f" Database size: **{grow * 10_000 / 2**20:.0f} MiB per 10k trials**."
         parts.append(
@@ -909,7 +911,7 @@ def render(points, size_points, a) -> str:
             "processes, peak RSS; via proxy: a fresh `fsearch proxy` per size, workers and "
             f"CLI through it):{per10k}\n\n" + size_table(size_points)
         )
-    if direct := [p for p in size_points if p["via"] == "direct"]:
+    if direct:
         keys = list(direct[0]["queries"])
         header = ["trials in study"] + [f"{k} ms (as is / indexed)" for k in keys]
         rows = [

