@@ -14,6 +14,11 @@ the data load and the worker start-up count):
     .venv/bin/python -m benchmarks.jobs --budget 900 --seeds 1
     .venv/bin/python -m benchmarks.jobs --trials 200 --budget 4000 --seeds 3   # the issue's
 
+The export is not part of an arm (`--no-export`: the issue's target is the search's minutes).
+`--export-kept DIR` exports each study that `--keep DIR` kept, as `fsearch run` would at its
+end (`fsearch export`: the 3 best refit on train + validation and averaged), and logs its
+test accuracy and seconds beside the arm's row; run it after the arms, alone too.
+
 Six 200-trial studies take longer than one sitting, so each arm's result is also appended to
 `--log` (JSON lines, committed) and the section is written from every logged arm measured on
 this kind of CPU with the same `--trials` and `--budget`: seeds can be run on different days
@@ -119,27 +124,56 @@ def run_arm(arm: str, seed: int, args, tmp: Path) -> dict:
         shutil.copy(db, Path(args.keep) / db.name)
     print(f"{arm_label(arm)} seed {seed}: {res}", flush=True)
     if args.log:
-        record = {
-            "cpu": cpu_name(),
-            "cores": os.cpu_count(),
-            "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-            "trials": args.trials,
-            "budget": args.budget,
-            "arm": arm,
-            "seed": seed,
-            # JSON keys are strings: the targets are stored as "0.89", read back by logged().
-            "result": {str(k): v for k, v in res.items()},
-        }
-        Path(args.log).parent.mkdir(parents=True, exist_ok=True)
-        with open(args.log, "a") as f:
-            f.write(json.dumps(record) + "\n")
+        # JSON keys are strings: the targets are stored as "0.89", read back by logged().
+        _log(args, arm, seed, "result", {str(k): v for k, v in res.items()})
     return res
+
+
+def _log(args, arm: str, seed: int, key: str, value: dict) -> None:
+    """Append one record (an arm's `result`, or its kept study's `export`) to --log."""
+    record = {
+        "cpu": cpu_name(),
+        "cores": os.cpu_count(),
+        "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "trials": args.trials,
+        "budget": args.budget,
+        "arm": arm,
+        "seed": seed,
+        key: value,
+    }
+    Path(args.log).parent.mkdir(parents=True, exist_ok=True)
+    with open(args.log, "a") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+def export_kept(args, arms: list[str], tmp: Path) -> None:
+    """`fsearch export` of each study `--keep` kept (jobs-ARM-SEED.db) for these arms, timed;
+    its card's test accuracy goes to --log."""
+    exe = Path(sys.executable).parent / "fsearch"
+    if not args.log:
+        sys.exit("--export-kept logs its results: give --log")
+    for db in sorted(Path(args.export_kept).glob("jobs-*.db")):
+        arm, _, seed = db.stem[len("jobs-") :].rpartition("-")
+        if arm not in arms or not seed.isdigit():
+            continue
+        out = tmp / f"export-{arm}-{seed}"
+        cmd = [str(exe), "export", "--study", "jobs", "--storage", f"sqlite:///{db}"]
+        cmd += ["--artifacts", str(tmp / "no-kept-models"), "--out", str(out)]
+        print("$", " ".join(cmd), flush=True)
+        t0 = time.perf_counter()
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+        card = json.loads((out / "model-card.json").read_text())
+        res = {"test_accuracy": card["test_accuracy"], "seconds": time.perf_counter() - t0}
+        print(f"{arm_label(arm)} seed {seed}: export {res}", flush=True)
+        _log(args, arm, int(seed), "export", res)
 
 
 def logged(args, arms: list[str]) -> dict[str, list[dict]]:
     """Every arm in `--log` measured on this CPU with these `--trials` and `--budget`, by arm,
-    in seed order (a seed measured twice: the later run)."""
+    in seed order (a seed measured twice: the later run), with its kept study's export where
+    one was logged (`test`, `export s`)."""
     by_arm: dict[str, dict[int, dict]] = {a: {} for a in arms}
+    exports: dict[tuple[str, int], dict] = {}
     if not args.log or not Path(args.log).exists():
         return {a: [] for a in arms}
     for line in Path(args.log).read_text().splitlines():
@@ -150,12 +184,18 @@ def logged(args, arms: list[str]) -> dict[str, list[dict]]:
             args.trials,
             args.budget,
         )
-        if same and r["arm"] in by_arm:
+        if same and r["arm"] in by_arm and "export" in r:
+            exports[r["arm"], r["seed"]] = r["export"]
+        elif same and r["arm"] in by_arm:
+            exports.pop((r["arm"], r["seed"]), None)  # an export of an earlier run's study
             res = {k: v for k, v in r["result"].items()}
             for t in TARGETS:
                 res[t] = res.pop(str(t))
             res["seed"] = r["seed"]
             by_arm[r["arm"]][r["seed"]] = res
+    for (arm, seed), export in exports.items():
+        if seed in by_arm[arm]:
+            by_arm[arm][seed] |= {"test": export["test_accuracy"], "export s": export["seconds"]}
     return {a: [runs[s] for s in sorted(runs)] for a, runs in by_arm.items()}
 
 
@@ -166,6 +206,7 @@ def _minutes(v: float | None, budget: float) -> str:
 def summarize(results: dict[str, list[dict]], args) -> str:
     rows = []
     seeds = sorted({r["seed"] for runs in results.values() for r in runs})
+    exported = any("test" in r for runs in results.values() for r in runs)
     for jobs, runs in results.items():
         row = [arm_label(jobs)]
         for target in TARGETS:
@@ -182,16 +223,28 @@ def summarize(results: dict[str, list[dict]], args) -> str:
         row.append(", ".join(f"{r['finished']} ({r['complete']})" for r in runs))
         row.append(", ".join(f"{r['wall'] / 60:.1f}" for r in runs))
         row.append(", ".join(f"{r['best']:.4f}" for r in runs))
+        if exported:
+            row.append(", ".join(f"{r['test']:.4f}" if "test" in r else "-" for r in runs))
+            row.append(", ".join(f"{r['export s'] / 60:.1f}" if "test" in r else "-" for r in runs))
         rows.append(row)
     header = ["arm", *(f"min to {t} val acc" for t in TARGETS)]
     header += [f"trials by {m} min" for m in MARKS_MIN if m * 60 <= args.budget]
     header += ["trials finished (complete)", "wall min", "best val acc (complete trials)"]
+    if exported:
+        header += ["exported test acc", "export min"]
     body = (
         f"The default study, seed(s) {', '.join(map(str, seeds))}, at most "
         f"{args.trials} trials or {args.budget / 60:.0f} min per arm; the arms ran one after "
         "the other with the whole machine each. Times are minutes from the command's start "
         "(import, data load and worker start-up included); one value per seed. "
         + WHAT_REACHES_COUNTS
+        + (
+            " Exported: `fsearch export` of the arm's study after the search (`--export-kept`: "
+            "the 3 best refit on train + validation and averaged, as `fsearch run` exports); "
+            "its minutes are not in the wall time; - where not exported."
+            if exported
+            else ""
+        )
         + "\n\n"
         + markdown_table(header, rows)
     )
@@ -215,6 +268,12 @@ def main() -> None:
         help="comma-separated --jobs values, each optionally +first (--first-trials)",
     )
     ap.add_argument("--no-write", action="store_true")
+    ap.add_argument(
+        "--export-kept",
+        metavar="DIR",
+        help="export the studies --keep DIR kept (these --arms) and log their test accuracy; "
+        "with --seeds 0 only that",
+    )
     ap.add_argument("--section", default="jobs", help="the BENCHMARKS.md section written")
     ap.add_argument(
         "--keep", metavar="DIR", help="copy each arm's study database here (epochs_spent reads it)"
@@ -227,6 +286,8 @@ def main() -> None:
             for jobs in arms:
                 res = run_arm(jobs, seed, args, Path(tmp))
                 results[jobs].append({**res, "seed": seed})
+        if args.export_kept:  # after the arms: this run's kept studies too
+            export_kept(args, arms, Path(tmp))
     if args.log:
         results = logged(args, arms)
     body = summarize(results, args)
@@ -238,7 +299,7 @@ def main() -> None:
             f"python -m benchmarks.jobs --budget {args.budget:g} --trials {args.trials} "
             f"--first-seed S --seeds 1 --arms {','.join(arms)}"
             + (f" --section {args.section}" if args.section != "jobs" else "")
-            + "  # once per seed logged",
+            + " --keep DIR  # once per seed logged; then the same with --seeds 0 --export-kept DIR",
         )
 
 

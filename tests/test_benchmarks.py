@@ -293,6 +293,28 @@ def test_jobs_arm_result_measures_from_the_launch_and_counts_trials_by_the_minut
     assert got["best"] == 0.901
 
 
+def test_jobs_log_joins_a_kept_studys_export_to_its_arm_and_seed_and_shows_it(tmp_path):
+    import argparse
+
+    from benchmarks import jobs
+
+    args = argparse.Namespace(log=str(tmp_path / "j.jsonl"), trials=200, budget=600.0)
+    res = {"finished": 9, "complete": 2, "0.89": 60.0, "0.9": None, "10 min": 9}
+    res |= {"30 min": 9, "best": 0.9, "wall": 620.0}
+    for arm, seed in [("auto", 1), ("auto", 2), ("1", 1)]:
+        jobs._log(args, arm, seed, "result", res)
+    jobs._log(args, "auto", 2, "export", {"test_accuracy": 0.9011, "seconds": 150.0})
+    jobs._log(args, "auto", 3, "export", {"test_accuracy": 0.5, "seconds": 1.0})  # no run
+    jobs._log(args, "1", 1, "export", {"test_accuracy": 0.5, "seconds": 1.0})
+    jobs._log(args, "1", 1, "result", res)  # run again after that export: not its model
+    got = jobs.logged(args, ["auto", "1"])
+    assert [r.get("test") for r in got["auto"]] == [None, 0.9011] and "test" not in got["1"][0]
+    assert got["auto"][1]["export s"] == 150.0 and len(got["auto"]) == 2
+    table = jobs.summarize(got, args)
+    assert "| exported test acc | export min |" in table
+    assert "| -, 0.9011 | -, 2.5 |" in table and "| 0.9000 | - | - |" in table
+
+
 def test_epochs_spent_splits_epochs_and_seconds_by_outcome_and_stop_epoch():
     from benchmarks.epochs_spent import analyse
 
