@@ -18,11 +18,53 @@ ENV_CPUS = "FSEARCH_CPUS"  # the cores of this worker (set by --jobs): "0,1"
 
 
 def cores() -> int:
-    """CPU cores this process may use (respects taskset / container CPU sets)."""
+    """CPU cores this process may use: taskset / container CPU sets, and a container's CPU
+    quota (`docker run --cpus 1`, a Kubernetes CPU limit), which the affinity mask does not
+    show: --jobs auto must not start two workers on one core's worth of quota."""
     try:
-        return len(os.sched_getaffinity(0))
+        n = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
-        return os.cpu_count() or 1
+        n = os.cpu_count() or 1
+    quota = cgroup_cpu_quota()
+    return max(1, min(n, int(quota))) if quota is not None else n
+
+
+def cgroup_cpu_quota(
+    root: str = "/sys/fs/cgroup", self_cgroup: str = "/proc/self/cgroup"
+) -> float | None:
+    """The CPUs' worth of time this process's cgroup may use (quota / period), or None when
+    unlimited or not readable. cgroup v2: the tightest `cpu.max` ("max 100000" or "150000
+    100000") from this process's own cgroup (the "0::" line of /proc/self/cgroup: a
+    systemd-run slice, a container sharing the host's namespace) up to the root; else v1's
+    `cpu/cpu.cfs_quota_us` (-1 for none). Neither os.cpu_count nor os.process_cpu_count reads
+    it."""
+    from pathlib import Path
+
+    here = "/"
+    with contextlib.suppress(OSError):
+        for line in Path(self_cgroup).read_text().splitlines():
+            if line.startswith("0::"):
+                here = line[3:] or "/"
+    quotas, found = [], False
+    node = Path(root, here.lstrip("/"))
+    for folder in [node, *node.parents]:
+        try:
+            quota, period = Path(folder, "cpu.max").read_text().split()[:2]
+            found = True
+            if quota != "max":
+                quotas.append(int(quota) / int(period))
+        except (OSError, ValueError):
+            pass
+        if folder == Path(root):
+            break
+    if found:
+        return min(quotas) if quotas else None
+    try:
+        quota_us = int(Path(root, "cpu", "cpu.cfs_quota_us").read_text())
+        period_us = int(Path(root, "cpu", "cpu.cfs_period_us").read_text())
+    except (OSError, ValueError):
+        return None
+    return quota_us / period_us if quota_us > 0 and period_us > 0 else None
 
 
 # --jobs auto. CPU only: one worker per core up to CPU_WORKERS_MAX. On 2 cores, 2 workers of

@@ -111,8 +111,9 @@ class RunOptions:
 
     def worker_args(self, *, config: Path | None, trials: int) -> list[str]:
         """The `fsearch run` arguments of each --jobs worker (it adds its own --worker K):
-        these options with --trials resolved and --no-export (the parent exports once)."""
-        args = ["run", "--no-export", "--trials", str(trials)]
+        these options with --trials resolved, --no-export (the parent exports once) and
+        --jobs 1 (a worker starts no workers of its own, whatever the default or FSEARCH_JOBS)."""
+        args = ["run", "--no-export", "--jobs", "1", "--trials", str(trials)]
         if config is not None:
             args += ["--config", str(config)]
         for f in dataclasses.fields(self):
@@ -218,14 +219,13 @@ def plan(
     pruner = runner.make_pruner(cfg.study, max_epochs=cfg.max_epochs)
     worker = workers.parse_worker(opts.worker)
     timeout, restart_every = workers.deadline_timeout(opts.timeout), workers.restart_every()
-    # --jobs workers load their own copy; this process does not hold one meanwhile.
-    target = datasets.target_of(cfg.data, read_whole=opts.jobs == 1)
+    # The target is checked here, before any worker starts; --jobs workers load their own
+    # copy of the data and print its notes (this process does not hold one meanwhile).
+    datasets.target_of(cfg.data, read_whole=opts.jobs == 1)
     split = None if opts.jobs > 1 else datasets.load_split(cfg.data, opts.data_dir)
     if split is not None:
         for note in split.notes:
             events.emit("note", note)
-    elif target.note:
-        events.emit("note", target.note)
     if opts.warm_start:
         validate_study_name(opts.warm_start, where="--warm-start study")
     store_path = artifact_dir(url, opts.artifacts)

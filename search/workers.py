@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import re
 import signal
 import socket
 import subprocess
@@ -50,6 +51,7 @@ from search.restarts import (  # noqa: F401
 from search.signals import STOP_SIGNALS, StopRequest, interrupts_caught  # noqa: F401
 
 ENV_WORKER = "FSEARCH_WORKER"
+TRIAL_LINE = re.compile(r"#\d+\s")  # a trial's line as runner.trial_line prints it
 ENV_NO_BAR = "FSEARCH_NO_BAR"  # set by --jobs: the parent shows the one progress bar
 ENV_PARENT = "FSEARCH_PARENT_PID"  # set by --jobs: the worker ends when this process does
 
@@ -112,6 +114,28 @@ def child_env(
     return env
 
 
+def shown_once(echo: Callable[[str], None]) -> Callable[[int, str], None]:
+    """show(i, text): echo worker i's line as `wI | text`. Until a worker's first trial line
+    (`#N ...`), a line another worker already showed is left out: the data notes and the
+    study line every worker prints as it starts. After it, every line shows (a restart
+    line each time, tracebacks whole). Thread-safe (one pump thread per worker)."""
+    lock = threading.Lock()
+    shown: set[str] = set()
+    trained: set[int] = set()
+
+    def show(i: int, text: str) -> None:
+        with lock:
+            if i not in trained and TRIAL_LINE.match(text):
+                trained.add(i)
+            if i not in trained and text.strip():
+                if text in shown:
+                    return
+                shown.add(text)
+            echo(f"w{i} | {text}")
+
+    return show
+
+
 def run_local_workers(
     args: Sequence[str],
     *,
@@ -122,7 +146,8 @@ def run_local_workers(
 ) -> list[int]:
     """Run `fsearch run ARGS --worker K` in `jobs` child processes; return their exit codes.
 
-    Output lines are prefixed with the worker (`w1 | ...`). Children run in their own process
+    Output lines are prefixed with the worker (`w1 | ...`); the start-up lines every worker
+    prints alike show once (shown_once). Children run in their own process
     group, so Ctrl-C in a terminal reaches only this parent, which forwards exactly one
     SIGINT to each child (a second one could interrupt the child while it closes its trial).
     SIGTERM (docker stop) and SIGHUP (a closed terminal) are forwarded the same way, and a
@@ -132,13 +157,12 @@ def run_local_workers(
     threads = threads_per_worker(jobs)
     gpus = detect_gpus()
     procs: list[subprocess.Popen] = []
-    lock = threading.Lock()
+    show = shown_once(echo)
 
     def pump(i: int, proc: subprocess.Popen) -> None:
         assert proc.stdout is not None
         for line in proc.stdout:
-            with lock:
-                echo(f"w{i} | {line.rstrip()}")
+            show(i, line.rstrip())
 
     for i in range(jobs):
         worker = base_worker * jobs + i

@@ -20,6 +20,9 @@ from tests.helpers import PG_SERVER_DEFAULT, TINY_TOML, data_dir, pg_connect
 from tests.tiny_study import TinyStudy, build_tiny_study
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# `fsearch run --jobs` reads FSEARCH_JOBS: the tests' runs stay in one process, whatever the
+# developer's shell says, unless a test asks for workers (tests/test_devices.py checks the env).
+os.environ["FSEARCH_JOBS"] = "1"
 
 
 def in_ci() -> bool:

@@ -37,6 +37,8 @@ def test_worker_args_forward_the_options_but_never_the_storage_url():
     assert args == [
         "run",
         "--no-export",
+        "--jobs",
+        "1",
         "--trials",
         "7",
         "--config",

@@ -63,6 +63,7 @@ def _env(backend: str, *, block_tensorflow: Path | None = None) -> dict[str, str
     env = {k: v for k, v in os.environ.items() if not k.startswith("FSEARCH_")}
     env["KERAS_BACKEND"] = backend
     env["FSEARCH_RECYCLE_TRIALS"] = "0"
+    env["FSEARCH_JOBS"] = "1"  # one process: this test is about the backend, not workers
     if block_tensorflow is not None:
         env["PYTHONPATH"] = os.pathsep.join(
             p for p in (str(block_tensorflow), env.get("PYTHONPATH", "")) if p

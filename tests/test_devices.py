@@ -184,6 +184,117 @@ def test_cli_accepts_jobs_auto(monkeypatch):
     assert seen["o"].jobs == 5 and seen["o"].trials == 3
 
 
+def test_cli_run_reads_fsearch_jobs_and_the_flag_wins_over_it(monkeypatch):
+    """conftest sets FSEARCH_JOBS=1 for the suite; without it `fsearch run` means --jobs 1."""
+    from search import api
+
+    seen = []
+    monkeypatch.setattr(workers, "auto_jobs", lambda: 5)
+    monkeypatch.setattr(api, "run", lambda config, options, console: seen.append(options.jobs))
+    monkeypatch.delenv("FSEARCH_JOBS")
+    assert invoke("run", "--trials", 3).exit_code == 0
+    monkeypatch.setenv("FSEARCH_JOBS", "auto")
+    assert invoke("run", "--trials", 3).exit_code == 0
+    assert invoke("run", "--trials", 3, "--jobs", 2).exit_code == 0
+    assert seen == [1, 5, 2]
+
+
+def test_jobs_workers_are_started_with_jobs_1_whatever_fsearch_jobs_says(monkeypatch):
+    """A worker's own command line says --jobs 1, which wins over FSEARCH_JOBS in its env."""
+    from search import api
+
+    args = RunOptions.of(jobs=2).worker_args(config=None, trials=4)
+    assert args[args.index("--jobs") + 1] == "1"
+    seen = []
+    monkeypatch.setattr(api, "run", lambda config, options, console: seen.append(options.jobs))
+    monkeypatch.setenv("FSEARCH_JOBS", "3")
+    assert invoke(*args).exit_code == 0 and seen == [1]
+
+
+@pytest.mark.parametrize(
+    ("files", "quota"),
+    [
+        ({"cpu.max": "max 100000\n"}, None),
+        ({"cpu.max": "150000 100000\n"}, 1.5),
+        ({"cpu.max": "100000 100000\n"}, 1.0),
+        ({"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, None),
+        ({"cpu/cpu.cfs_quota_us": "200000\n", "cpu/cpu.cfs_period_us": "100000\n"}, 2.0),
+        ({}, None),
+        ({"cpu.max": "garbage\n"}, None),
+        # v2 is read first: a v1 file beside it (a hybrid host) does not count.
+        (
+            {
+                "cpu.max": "max 100000\n",
+                "cpu/cpu.cfs_quota_us": "100000\n",
+                "cpu/cpu.cfs_period_us": "100000\n",
+            },
+            None,
+        ),  # fmt: skip
+        (
+            {
+                "cpu.max": "300000 100000\n",
+                "cpu/cpu.cfs_quota_us": "100000\n",
+                "cpu/cpu.cfs_period_us": "100000\n",
+            },
+            3.0,
+        ),  # fmt: skip
+    ],
+)
+def test_cgroup_cpu_quota_reads_v2_then_v1(tmp_path, files, quota):
+    from search.cpus import cgroup_cpu_quota
+
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    assert cgroup_cpu_quota(str(tmp_path), str(tmp_path / "no-proc")) == quota
+
+
+def test_cgroup_cpu_quota_is_the_tightest_from_this_process_cgroup_up_to_the_root(tmp_path):
+    from search.cpus import cgroup_cpu_quota
+
+    for folder, text in [("", "max 100000"), ("a", "100000 100000"), ("a/b", "200000 100000")]:
+        (tmp_path / folder).mkdir(parents=True, exist_ok=True)
+        (tmp_path / folder / "cpu.max").write_text(text + "\n")
+    proc = tmp_path / "self-cgroup"
+    proc.write_text("0::/a/b\n")
+    assert cgroup_cpu_quota(str(tmp_path), str(proc)) == 1.0
+    proc.write_text("0::/\n")  # a container's own namespace: its root is its cgroup
+    assert cgroup_cpu_quota(str(tmp_path), str(proc)) is None
+
+
+def test_cores_is_capped_by_a_containers_cpu_quota(monkeypatch):
+    from search import cpus
+
+    monkeypatch.setattr(cpus.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    monkeypatch.setattr(cpus, "cgroup_cpu_quota", lambda: 1.5)
+    assert cpus.cores() == 1 and workers.auto_jobs(n_gpus=0) == 1
+    monkeypatch.setattr(cpus, "cgroup_cpu_quota", lambda: None)
+    assert cpus.cores() == 4 and workers.auto_jobs(n_gpus=0) == 2
+
+
+def test_a_start_up_line_every_worker_prints_is_shown_once_and_later_lines_always():
+    lines = []
+    show = workers.shown_once(lines.append)
+    for i, text in [
+        (0, "t.csv: 400 rows"),
+        (1, "t.csv: 400 rows"),  # the same start-up line: left out
+        (1, "#0    COMPLETE"),
+        (0, "#1    PRUNED"),
+        (0, "restarting this worker"),
+        (1, "restarting this worker"),  # after their first trial: both show
+        (1, "t.csv: 400 rows"),
+    ]:
+        show(i, text)
+    assert lines == [
+        "w0 | t.csv: 400 rows",
+        "w1 | #0    COMPLETE",
+        "w0 | #1    PRUNED",
+        "w0 | restarting this worker",
+        "w1 | restarting this worker",
+        "w1 | t.csv: 400 rows",
+    ]
+
+
 def test_cli_refuses_a_bad_jobs_value_in_one_line(workdir):
     r = invoke("run", "--jobs", "banana")
     assert r.exit_code == 2

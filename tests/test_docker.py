@@ -71,8 +71,10 @@ def test_compose_services():
         assert not any("postgresql" in c for c in command), "URLs (passwords) go by env"
 
 
-def test_compose_worker_command_exists():
-    check_args(compose()["services"]["worker"]["command"])
+def test_compose_worker_command_exists_and_runs_one_worker_process_per_replica():
+    command = compose()["services"]["worker"]["command"]
+    check_args(command)
+    assert command[command.index("--jobs") + 1] == "1"  # replicas are the workers
 
 
 def test_compose_dashboard_command_exists_and_is_read_only():
@@ -86,7 +88,7 @@ def k8s_docs() -> list[dict]:
     return [d for d in yaml.safe_load_all((DOCKER / "k8s" / "fsearch.yaml").read_text()) if d]
 
 
-def test_k8s_indexed_job_and_postgres_service():
+def test_k8s_indexed_job_of_one_process_workers_and_postgres_service():
     docs = k8s_docs()
     kinds = {d["kind"] for d in docs}
     assert {"Job", "Service", "Deployment", "PersistentVolumeClaim"} <= kinds
@@ -94,6 +96,7 @@ def test_k8s_indexed_job_and_postgres_service():
     assert job["spec"]["completionMode"] == "Indexed"
     (container,) = job["spec"]["template"]["spec"]["containers"]
     check_args(container["args"])
+    assert container["args"][container["args"].index("--jobs") + 1] == "1"  # pods are workers
     env = {e["name"]: e for e in container["env"]}
     assert "job-completion-index" in str(env["FSEARCH_WORKER"])
     assert "secretKeyRef" in str(env["DB_PASSWORD"])

@@ -102,8 +102,10 @@ def run(
             "--jobs",
             "-j",
             metavar="N|auto",
+            envvar="FSEARCH_JOBS",
             help="Worker processes on this machine; they split its cores (and GPUs) and share "
-            "--trials. 'auto': the number measured fastest for this machine's cores and GPUs.",
+            "--trials. 'auto': the number measured fastest for this machine's cores and GPUs "
+            "(2 on a CPU-only machine of 2 or more cores); 1: this process only.",
         ),
     ] = "1",
     worker: Annotated[
