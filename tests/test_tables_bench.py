@@ -152,3 +152,28 @@ def test_arm_summary_scores_the_no_first_trials_arm_in_the_default_runs_place():
     assert "| fsearch vs LightGBM | 1 | 1 | 0 | 0 |" in text
     assert "+1.00 accuracy points over 2 classification sets" in text
     assert tables.arm_summaries([{**done("regression", 1.0, 1.0, 1.0), "ablations": []}]) == ""
+
+
+def test_over_seeds_means_each_tools_metric_over_the_logged_split_seeds(tmp_path):
+    import argparse
+
+    credit = tables.BY_NAME["credit"]
+    log = tmp_path / "tables.jsonl"
+
+    def logged(seed: int, ours: float, lgbm: float, floor: float = 120.0) -> None:
+        args = argparse.Namespace(split_seed=seed, budget_floor=floor, jobs=None, log=str(log))
+        results = [Result(FSEARCH, ours, 130.0), Result("LightGBM", lgbm, 0.1)]
+        results += [Result(p, 0.70, 1.0) for p in ("HistGradientBoosting", "RealMLP-TD", "linear")]
+        r = {"set": credit, "results": results, "ablations": [None], "budget": 120}
+        tables.log_set(r, args)
+
+    logged(0, 0.80, 0.82)
+    logged(1, 0.90, 0.83)
+    logged(1, 0.84, 0.83)  # seed 1 again: the latest run counts
+    logged(2, 0.10, 0.99, floor=60.0)  # other settings: left out
+    text = tables.over_seeds(log, 120.0, None)
+    # means: fsearch (0.80 + 0.84) / 2 = 0.82 against LightGBM 0.825 -> a loss; 0.82 > 0.70.
+    assert "| fsearch vs LightGBM | 0 | 1 | 0 | 0 |" in text
+    assert "| fsearch vs RealMLP-TD | 1 | 0 | 0 | 0 |" in text
+    assert "| credit | fsearch | 0, 1 | 0.8000, 0.8400 | 0.8200 |" in text
+    assert tables.over_seeds(log, 30.0, None) == "Nothing logged with these settings."
