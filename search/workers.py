@@ -51,9 +51,9 @@ from search.restarts import (  # noqa: F401
 from search.signals import STOP_SIGNALS, StopRequest, interrupts_caught  # noqa: F401
 
 ENV_WORKER = "FSEARCH_WORKER"
-TRIAL_LINE = re.compile(r"#\d+\s")  # a trial's line as runner.trial_line prints it
 ENV_NO_BAR = "FSEARCH_NO_BAR"  # set by --jobs: the parent shows the one progress bar
 ENV_PARENT = "FSEARCH_PARENT_PID"  # set by --jobs: the worker ends when this process does
+TRIAL_LINE = re.compile(r"#\d+\s")  # a trial's line as runner.trial_line prints it
 
 
 def parse_worker(value: str | None) -> int:
