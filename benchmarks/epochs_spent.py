@@ -89,7 +89,8 @@ def main() -> None:
         write_section(
             args.section,
             body,
-            f"python -m benchmarks.epochs_spent --storage {args.storage} --study {args.study}",
+            f"python -m benchmarks.epochs_spent --storage {args.storage} --study {args.study}"
+            + (f" --section {args.section}" if args.section != "epochs-spent" else ""),
         )
 
 
