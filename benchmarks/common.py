@@ -22,6 +22,21 @@ def cpu_name() -> str:
     return platform.processor() or "unknown CPU"
 
 
+def append_record(log: str | Path, record: dict) -> None:
+    """Append one JSON line to a benchmark's committed log (benchmarks/results/*.jsonl),
+    stamped with the time (UTC) and the machine (CPU, cores) it was measured on."""
+    import json
+
+    stamp = {
+        "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "cpu": cpu_name(),
+        "cores": os.cpu_count(),
+    }
+    Path(log).parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "a") as f:
+        f.write(json.dumps(stamp | record) + "\n")
+
+
 def machine_line() -> str:
     from search.exporting import package_versions
 

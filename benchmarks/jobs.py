@@ -38,7 +38,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import WHAT_REACHES_COUNTS, cpu_name, markdown_table, write_section
+from benchmarks.common import (
+    WHAT_REACHES_COUNTS,
+    append_record,
+    cpu_name,
+    markdown_table,
+    write_section,
+)
 
 TARGETS = (0.89, 0.90)
 MARKS_MIN = (10, 30)
@@ -131,19 +137,8 @@ def run_arm(arm: str, seed: int, args, tmp: Path) -> dict:
 
 def _log(args, arm: str, seed: int, key: str, value: dict) -> None:
     """Append one record (an arm's `result`, or its kept study's `export`) to --log."""
-    record = {
-        "cpu": cpu_name(),
-        "cores": os.cpu_count(),
-        "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "trials": args.trials,
-        "budget": args.budget,
-        "arm": arm,
-        "seed": seed,
-        key: value,
-    }
-    Path(args.log).parent.mkdir(parents=True, exist_ok=True)
-    with open(args.log, "a") as f:
-        f.write(json.dumps(record) + "\n")
+    record = {"trials": args.trials, "budget": args.budget, "arm": arm, "seed": seed, key: value}
+    append_record(args.log, record)
 
 
 def export_kept(args, arms: list[str], tmp: Path) -> None:

