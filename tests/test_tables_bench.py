@@ -164,7 +164,8 @@ def test_over_seeds_means_each_tools_metric_over_the_logged_split_seeds(tmp_path
         args = argparse.Namespace(split_seed=seed, budget_floor=floor, jobs=None, log=str(log))
         results = [Result(FSEARCH, ours, 130.0), Result("LightGBM", lgbm, 0.1)]
         results += [Result(p, 0.70, 1.0) for p in ("HistGradientBoosting", "RealMLP-TD", "linear")]
-        r = {"set": credit, "results": results, "ablations": [None], "budget": 120}
+        main = tables.FsearchRun(results[0])
+        r = {"set": credit, "results": results, "ablations": [main], "budget": 120}
         tables.log_set(r, args)
 
     logged(0, 0.80, 0.82)
@@ -177,3 +178,12 @@ def test_over_seeds_means_each_tools_metric_over_the_logged_split_seeds(tmp_path
     assert "| fsearch vs RealMLP-TD | 1 | 0 | 0 | 0 |" in text
     assert "| credit | fsearch | 0, 1 | 0.8000, 0.8400 | 0.8200 |" in text
     assert tables.over_seeds(log, 30.0, None) == "Nothing logged with these settings."
+
+
+def test_card_verdict_reproduced_only_on_equal_accuracy_or_rmse_within_1e6():
+    assert "0.8053 reproduced" in tables.card_verdict("classification", 0.8053, 0.8053, 713, 40)
+    assert "NOT reproduced" in tables.card_verdict("classification", 0.8053, 0.8039, 713, 40)
+    assert " reproduced" in tables.card_verdict("regression", 1000.0, 1000.0005, 500, 0)
+    assert "NOT reproduced" in tables.card_verdict("regression", 1000.0, 1000.01, 500, 0)
+    assert "could not run" in tables.card_verdict("regression", 1000.0, None, 500, 0)
+    assert "(40 with blanks)" in tables.card_verdict("classification", 0.8, 0.8, 713, 40)
