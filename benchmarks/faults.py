@@ -82,6 +82,8 @@ class Run:
         cmd += ["--trials", str(N), "--artifacts", str(self.work / "artifacts")]
         if self.data_dir:
             cmd += ["--data-dir", self.data_dir]
+        if "--jobs" not in more:  # one worker unless the scenario says: whatever the default
+            cmd += ["--jobs", "1"]
         return cmd + [str(m) for m in more]
 
     def start(self, *more: object) -> subprocess.Popen:

@@ -219,6 +219,8 @@ def scale(args) -> None:
             "none",
             "--storage",
             f"sqlite:///{work}/big.db",
+            "--jobs",
+            "1",
             "--no-refit",  # the measurement is reading, encoding and one trial, not a refit
             "--ensemble",
             "1",

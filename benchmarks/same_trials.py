@@ -31,8 +31,10 @@ def run_tree(tree: Path, work: Path, args) -> tuple[list[str], float, dict]:
     """Trial lines, wall seconds and (with --data) the card of one tree's run."""
     work.mkdir(parents=True, exist_ok=True)
     storage = f"sqlite:///{work / 'f.db'}"
+    # One worker: the trial lines come in one order, whatever the default --jobs.
     cmd = [sys.executable, "-m", "search.cli", "run", "--trials", str(args.trials),
-           "--storage", storage, "--artifacts", str(work / "artifacts")]  # fmt: skip
+           "--storage", storage, "--artifacts", str(work / "artifacts"),
+           "--jobs", "1"]  # fmt: skip
     if args.data:
         cmd += ["--data", str(Path(args.data).resolve()), "--target", args.target,
                 "--no-refit", "--ensemble", "1", "--export-dir", str(work / "best")]  # fmt: skip

@@ -181,6 +181,7 @@ def _memory_arm(trials: int, recycle: str, tmp: Path) -> tuple[list[float], floa
     exe = Path(sys.executable).parent / "fsearch"
     cmd = [str(exe), "run", "--config", str(cfg_path), "--storage", f"sqlite:///{db}"]
     cmd += ["--artifacts", str(tmp / f"art-{recycle}"), "--trials", str(trials), "--no-export"]
+    cmd += ["--jobs", "1"]  # RSS after each trial of one process, whatever the default
     env = {**os.environ, "FSEARCH_RECYCLE_TRIALS": recycle}
     t0 = time.perf_counter()
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, env=env)

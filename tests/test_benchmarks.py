@@ -340,3 +340,20 @@ def test_epochs_spent_splits_epochs_and_seconds_by_outcome_and_stop_epoch():
     assert a["by_state"]["PRUNED"]["seconds"] == 40
     assert a["stops"] == {1: 2, 3: 1}
     assert a["per_epoch"][(">256", 256)] == [6.0] and a["per_epoch"][("<=64", 512)] == [1.0]
+
+
+def test_one_worker_benchmarks_pass_jobs_1_and_a_faults_scenario_can_ask_for_2(tmp_path):
+    # Their figures are one worker's (RSS per trial, trial lines in order, the lab's timings),
+    # so they must not follow a change of `fsearch run`'s default --jobs.
+    from pathlib import Path
+
+    from benchmarks.faults import Run
+
+    run = Run("sqlite:///x.db", tmp_path, tmp_path / "c.toml", None)
+    assert run.cmd()[-2:] == ["--jobs", "1"]
+    two = run.cmd("--jobs", 2)
+    assert two.count("--jobs") == 1 and two[-2:] == ["--jobs", "2"]
+    root = Path(__file__).resolve().parent.parent
+    for path in ("benchmarks/study.py", "benchmarks/same_trials.py", "scripts/seed-lab.sh"):
+        text = (root / path).read_text()
+        assert '"--jobs", "1"' in text or "--jobs 1" in text, path
