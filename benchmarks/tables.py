@@ -876,6 +876,14 @@ def log_set(r: dict, args) -> None:
     append_record(args.log, record)
 
 
+def logged_seeds(log: Path, budget_floor: float, jobs: str | None) -> list[int]:
+    """The split seeds --log holds a run of with these settings."""
+    recs = [json.loads(line) for line in log.read_text().splitlines()]
+    return sorted(
+        {r["split_seed"] for r in recs if r["budget_floor"] == budget_floor and r["jobs"] == jobs}
+    )
+
+
 def over_seeds(log: Path, budget_floor: float, jobs: str | None) -> str:
     """The summary over split seeds from the log: per set and tool the mean test metric over
     the seeds logged for every tool of that set (latest run per seed), then win/loss and
@@ -1044,13 +1052,16 @@ def main() -> None:
         body = over_seeds(Path(args.log), args.budget_floor, args.jobs)
         print(body)
         if not args.no_write:
+            same = (
+                f" --budget-floor {args.budget_floor:g}" if args.budget_floor != 120 else ""
+            ) + (f" --jobs {args.jobs}" if args.jobs else "")
+            seeds = " ".join(map(str, logged_seeds(Path(args.log), args.budget_floor, args.jobs)))
             write_section(
                 "tables-seeds",
                 body,
-                ".venv-bench/bin/python -m benchmarks.tables --split-seed S  # each seed, then:\n"
-                ".venv-bench/bin/python -m benchmarks.tables --over-seeds"
-                + (f" --budget-floor {args.budget_floor:g}" if args.budget_floor != 120 else "")
-                + (f" --jobs {args.jobs}" if args.jobs else ""),
+                f"for S in {seeds}; do .venv-bench/bin/python -m benchmarks.tables --split-seed $S"
+                f"{same} --no-write; done; .venv-bench/bin/python -m benchmarks.tables "
+                f"--over-seeds{same}",
             )
         return
     names = [n.strip() for n in args.sets.split(",") if n.strip()]

@@ -178,6 +178,7 @@ def test_over_seeds_means_each_tools_metric_over_the_logged_split_seeds(tmp_path
     assert "| fsearch vs RealMLP-TD | 1 | 0 | 0 | 0 |" in text
     assert "| credit | fsearch | 0, 1 | 0.8000, 0.8400 | 0.8200 |" in text
     assert tables.over_seeds(log, 30.0, None) == "Nothing logged with these settings."
+    assert tables.logged_seeds(log, 120.0, None) == [0, 1]
 
 
 def test_card_verdict_reproduced_only_on_equal_accuracy_or_rmse_within_1e6():
