@@ -67,7 +67,7 @@ def run_here(plan: Plan) -> tuple[optuna.Study, bool, dict[str, int]]:
         show=not os.environ.get(workers.ENV_NO_BAR),
         metric=of_study(study),
     )
-    with workers.interrupts_caught() as interrupted:
+    with workers.interrupts_caught(workers.stop_grace()) as interrupted:
         try:
             with progress as bar:
                 loop = runner.run_study(

@@ -4,6 +4,7 @@ way, as a KeyboardInterrupt inside the block of interrupts_caught."""
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import os
 import signal
 import sys
@@ -31,8 +32,20 @@ class StopRequest:
         return self.requested
 
 
+def exit_watchdog(seconds: float) -> None:
+    """From now on, a process still alive `seconds` later prints every thread's stack to
+    stderr and exits with status 1 (faulthandler's watchdog thread, which needs neither the
+    GIL nor a lock of ours). For a process that must end: a --jobs worker told to stop once
+    its parent is gone, which once hung on its way out with both threads in futex waits (CI,
+    2026-12-05), holding its share of the cores for good. Armed again, the clock restarts."""
+    try:
+        faulthandler.dump_traceback_later(seconds, exit=True, file=sys.__stderr__)
+    except (AttributeError, ValueError, RuntimeError, OSError):
+        pass  # no stderr with a file descriptor (an embedded interpreter): nothing to arm
+
+
 @contextlib.contextmanager
-def interrupts_caught() -> Iterator[StopRequest]:
+def interrupts_caught(exit_within: float | None = None) -> Iterator[StopRequest]:
     """Within the block, STOP_SIGNALS raise KeyboardInterrupt (the running trial is closed as
     FAIL, not left RUNNING) and mark the yielded StopRequest; the previous handlers (a
     notebook's, say) are back after it.
@@ -44,11 +57,17 @@ def interrupts_caught() -> Iterator[StopRequest]:
     interrupt would vanish mid-trial. So such a dropped interrupt is not printed but delivered
     again 50 ms later, when the main thread is elsewhere; and the search loop stops after the
     trial should every attempt land badly (StopRequest.is_set).
+
+    exit_within: after the first stop signal the process ends within this many seconds,
+    whatever it is doing then (exit_watchdog): for --jobs workers, which nobody is left to
+    kill when their parent died.
     """
     stop = StopRequest()
 
     def handler(signum: int, frame: object) -> None:
         stop.requested, stop.signum = True, signum
+        if exit_within is not None and not stop.redelivered and stop.armed:
+            exit_watchdog(exit_within)
         if stop.armed:
             stop.armed = False
             raise KeyboardInterrupt

@@ -48,11 +48,20 @@ from search.restarts import (  # noqa: F401
     RestartState,
     restart_process,
 )
-from search.signals import STOP_SIGNALS, StopRequest, interrupts_caught  # noqa: F401
+from search.signals import (  # noqa: F401
+    STOP_SIGNALS,
+    StopRequest,
+    exit_watchdog,
+    interrupts_caught,
+)
 
 ENV_WORKER = "FSEARCH_WORKER"
 ENV_NO_BAR = "FSEARCH_NO_BAR"  # set by --jobs: the parent shows the one progress bar
 ENV_PARENT = "FSEARCH_PARENT_PID"  # set by --jobs: the worker ends when this process does
+# A --jobs worker told to stop, or done, ends within this many seconds whatever it is doing
+# (signals.exit_watchdog): enough to close its trial through the storage's 60 s of retries
+# (search/storage/_retry.py) and exit, and no worker outlives its run by more.
+EXIT_GRACE_S = 120.0
 TRIAL_LINE = re.compile(r"#\d+\s")  # a trial's line as runner.trial_line prints it
 
 
@@ -206,6 +215,16 @@ def run_local_workers(
     for t in pumps:
         t.join(timeout=5)
     return codes
+
+
+def is_worker() -> bool:
+    """This process is a worker that `fsearch run --jobs N` started."""
+    return bool(os.environ.get(ENV_PARENT))
+
+
+def stop_grace() -> float | None:
+    """interrupts_caught's exit_within for this process: EXIT_GRACE_S in a --jobs worker."""
+    return EXIT_GRACE_S if is_worker() else None
 
 
 def follow_parent() -> None:

@@ -13,6 +13,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import time
 import uuid
 
@@ -376,6 +377,66 @@ def test_a_second_stop_signal_only_marks_the_request_and_never_raises_again():
         os.kill(os.getpid(), signal.SIGINT)
         time.sleep(0.2)
         assert stop.is_set() and stop.signum == signal.SIGINT
+
+
+_HANGS_AFTER_A_STOP = """
+import signal, sys, threading
+from search.signals import interrupts_caught
+grace = None if sys.argv[1] == "none" else float(sys.argv[1])
+try:
+    with interrupts_caught(grace):
+        print("ready", flush=True)
+        threading.Event().wait(60)
+except KeyboardInterrupt:
+    # A hang on the way out: a non-daemon thread that never ends (joined at exit).
+    threading.Thread(target=threading.Event().wait).start()
+    print("stopping", flush=True)
+"""
+
+
+def _stopped_hanging_process(grace: str) -> tuple[int | None, str, float]:
+    """A process that hangs after its stop signal: (exit status or None if still alive
+    15 s after SIGTERM, its stderr, seconds from the signal to its end)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _HANGS_AFTER_A_STOP, grace],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        proc.send_signal(signal.SIGTERM)
+        t0 = time.monotonic()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            return None, "", time.monotonic() - t0
+        return proc.returncode, proc.stderr.read(), time.monotonic() - t0
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_a_stopped_process_that_hangs_on_its_way_out_ends_at_its_exit_grace_with_stacks():
+    """interrupts_caught(exit_within): the worker hang seen in CI (alive 17 minutes after its
+    parent's SIGKILL) ends after the grace, with every thread's stack on stderr."""
+    code, err, seconds = _stopped_hanging_process("1")
+    assert code == 1, err
+    assert "most recent call first" in err, err
+    assert 0.5 <= seconds < 15
+
+
+def test_without_an_exit_grace_a_stopped_process_that_hangs_is_not_ended():
+    """The control: without exit_within the same process is still alive after 15 s."""
+    code, _, _ = _stopped_hanging_process("none")
+    assert code is None
+
+
+def test_only_a_jobs_worker_has_a_stop_grace(monkeypatch):
+    monkeypatch.delenv(workers.ENV_PARENT, raising=False)
+    assert not workers.is_worker() and workers.stop_grace() is None
+    monkeypatch.setenv(workers.ENV_PARENT, "1")
+    assert workers.is_worker() and workers.stop_grace() == workers.EXIT_GRACE_S
 
 
 @pytest.mark.postgres

@@ -38,8 +38,14 @@ __all__ = [
 
 
 def main() -> None:
-    from search.workers import allow_restarts, follow_parent
+    from search.workers import EXIT_GRACE_S, allow_restarts, exit_watchdog, follow_parent, is_worker
 
     allow_restarts()  # a real process: `run` may restart itself (never under CliRunner)
     follow_parent()  # a --jobs worker ends with its parent
-    app()
+    try:
+        app()
+    finally:
+        if is_worker():
+            # What remains is the interpreter's exit (threads joined, atexit, TensorFlow's
+            # teardown): a worker that hangs there would hold its cores with nobody to end it.
+            exit_watchdog(EXIT_GRACE_S)
