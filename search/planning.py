@@ -64,6 +64,9 @@ class RunOptions:
     # configuration trained again on train + validation, and/or the mean of the K best.
     refit: bool = _forwarded(DEFAULT_REFIT, to_workers=False)
     ensemble: int | None = _forwarded(None, to_workers=False)  # [3; 1 under max_params]
+    # Cross-validate the `ensemble` best on K folds of train + validation; export the best
+    # one's K fold models averaged (exporting.bag_best). For small tables.
+    folds: int | None = _forwarded(None, to_workers=False)
     allow_space_change: bool = _forwarded(False)  # continue a study whose space changed
     # cmaes on a shared database: its sampler unpickles what others wrote there (see check_trusted).
     trust_storage: bool = _forwarded(False)
@@ -102,6 +105,13 @@ class RunOptions:
             raise ConfigError(f"--timeout must be a positive number of seconds, got {self.timeout}")
         if self.ensemble is not None and self.ensemble < 1:
             raise ConfigError(f"--ensemble must be at least 1, got {self.ensemble}")
+        if self.folds is not None and self.folds < 2:
+            raise ConfigError(f"--folds must be at least 2, got {self.folds}")
+        if self.folds is not None and not self.refit:
+            raise ConfigError(
+                "--folds trains each configuration again on K folds; it cannot be combined "
+                "with --no-refit"
+            )
         if self.first_trials is not None and not isinstance(self.first_trials, bool):
             # "auto" is the config's default, not a run option: None leaves it to the config.
             raise ConfigError(

@@ -26,13 +26,17 @@ if TYPE_CHECKING:
 # a reseed must not repeat the search's random draws (the reseed measures another seed on
 # purpose). Values kept from before the one training unit, so seeded studies and their
 # exports reproduce.
-SEED_OFFSETS = {"search": 0, "refit": 7919, "reseed": 1_000_003}
+SEED_OFFSETS = {"search": 0, "refit": 7919, "reseed": 1_000_003, "fold": 2_000_029}
+_PART_STRIDE = 7_368_787  # apart from any trial number: fold f of trial n is not trial n + f
 
 
-def trial_seed(study_seed: int, trial_number: int, purpose: str = "search") -> int:
-    """The seed of one training run: a function of the study's seed, the trial and why it is
-    trained (SEED_OFFSETS), so every run is reproducible and no two share their draws."""
-    return (int(study_seed) * 100003 + int(trial_number) + SEED_OFFSETS[purpose]) % (2**31)
+def trial_seed(study_seed: int, trial_number: int, purpose: str = "search", part: int = 0) -> int:
+    """The seed of one training run: a function of the study's seed, the trial, why it is
+    trained (SEED_OFFSETS) and which part of it (a fold of --folds), so every run is
+    reproducible and no two share their draws."""
+    return (
+        int(study_seed) * 100003 + int(trial_number) + SEED_OFFSETS[purpose] + _PART_STRIDE * part
+    ) % (2**31)
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,10 @@ class Rows:
             np.concatenate([split.x_train, split.x_val]),
             np.concatenate([split.y_train, split.y_val]),
         )
+
+    def subset(self, index) -> Rows:
+        """These rows at `index` (NumPy arrays; no validation part): a fold's training rows."""
+        return Rows(self.x[index], self.y[index])
 
     def __len__(self) -> int:
         return len(self.y)

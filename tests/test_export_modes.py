@@ -147,6 +147,85 @@ def test_refit_trains_on_the_train_and_validation_rows_and_reloads_with_plain_ke
     assert again["test_accuracy"] == card["test_accuracy"]
 
 
+@pytest.mark.slow
+def test_folds_cross_validates_the_candidates_and_exports_the_winners_fold_models(
+    tiny_study, tmp_path, real_data_dir, monkeypatch
+):
+    """--folds 3 --ensemble 2: two configurations, three fits each; every fit leaves out
+    exactly one fold of train + validation (each row left out once per configuration); the
+    export is the configuration with the best out-of-fold score, as its 3 fold models."""
+    args = _copy(tiny_study, tmp_path)
+    fits = _record_fits(monkeypatch)
+    card, output = _export(args, real_data_dir, tmp_path / "bag", "--folds", "3", "--ensemble", "2")
+    bag = card["export"]["folds"]
+    assert card["export"]["mode"] == "folds" and bag["k"] == 3 and bag["rows"] == 2500
+    assert len(bag["candidates"]) == 2 and len(fits) == 6
+    best = max(bag["candidates"], key=lambda c: c["cv_value"])
+    assert bag["selected"] == best["trial"] == card["trial"] == card["export"]["members"][0]
+    assert bag["cv_value"] == best["cv_value"] and "out-of-fold val_accuracy" in output
+    split = datasets.load_split(_tiny_settings(), real_data_dir)
+    every = Counter(_rows(np.concatenate([split.x_train, split.x_val]),
+                          np.concatenate([split.y_train, split.y_val])))  # fmt: skip
+    for first in (0, 3):  # each configuration's three fits
+        seen = Counter()
+        for _, x, y in fits[first : first + 3]:
+            got = Counter(_rows(x, y))
+            assert not got - every  # only training rows, each at most once
+            seen += got
+        assert seen == Counter({row: 2 * n for row, n in every.items()})  # left out once
+    with zipfile.ZipFile(tmp_path / "bag" / "model.keras") as z:
+        layers = json.loads(z.read("config.json"))["config"]["layers"]
+    folds = [x["config"]["name"] for x in layers if x["config"]["name"].startswith("fold_")]
+    assert len(folds) == 3, folds
+    x, y = _tiny_test_set(real_data_dir)
+    got = _fresh_accuracy(tmp_path / "bag" / "model.keras", x, y, tmp_path)
+    assert got == pytest.approx(card["test_accuracy"], abs=1e-9)
+    assert (
+        "3-fold bag: of the 2 best configurations"
+        in (tmp_path / "bag" / "model-card.md").read_text()
+    )
+
+
+@pytest.mark.parametrize(
+    ("extra", "says"),
+    [(["--folds", "1"], "--folds must be at least 2, got 1"),
+     (["--folds", "3", "--no-refit"], "cannot be combined with --no-refit")],
+    ids=["one-fold", "no-refit"],
+)  # fmt: skip
+def test_export_with_a_bad_folds_value_is_one_line_and_exit_2(tiny_study, tmp_path, extra, says):
+    out = tmp_path / "bag"
+    r = invoke("export", *_copy(tiny_study, tmp_path), "--out", out, *extra)
+    assert r.exit_code == 2 and says in r.output, r.output
+    assert r.output.strip().count("\n") == 0 and not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("extra", "says"),
+    [(["--folds", "0"], "--folds must be at least 2, got 0"),
+     (["--folds", "5", "--no-refit"], "cannot be combined with --no-refit")],
+    ids=["zero-folds", "no-refit"],
+)  # fmt: skip
+def test_run_with_a_bad_folds_value_is_one_line_before_any_study(tmp_path, extra, says):
+    db = tmp_path / "s.db"
+    r = invoke("run", "--trials", "1", "--storage", f"sqlite:///{db}", *extra)
+    assert r.exit_code == 2 and says in r.output, r.output
+    assert not db.exists()
+
+
+@pytest.mark.parametrize("stratify", [True, False], ids=["classes", "regression"])
+def test_fold_ids_deal_every_row_to_one_fold_in_near_equal_seeded_parts(stratify):
+    y = np.repeat([0, 1, 2], [50, 31, 7])
+    folds = exporting.fold_ids(y, 5, seed=3, stratify=stratify)
+    sizes = np.bincount(folds, minlength=5)
+    assert sizes.sum() == len(y) and sizes.max() - sizes.min() <= 1
+    assert np.array_equal(folds, exporting.fold_ids(y, 5, seed=3, stratify=stratify))
+    assert not np.array_equal(folds, exporting.fold_ids(y, 5, seed=4, stratify=stratify))
+    if stratify:  # each class spread over the folds as evenly as it can be
+        for c in range(3):
+            per_fold = np.bincount(folds[y == c], minlength=5)
+            assert per_fold.max() - per_fold.min() <= 1, (c, per_fold)
+
+
 def test_ensemble_larger_than_the_kept_models_says_what_to_do(tiny_study, tmp_path):
     args = _copy(tiny_study, tmp_path)
     r = invoke("export", *args, "--no-refit", "--ensemble", "3")
@@ -340,8 +419,18 @@ def _card_of(members: list[int], *, refit: bool, **extra) -> dict:
          ["ensemble of trials #5, #2", "refit ensemble: the 2 best configurations",
           "epochs #5 12, #2 11", "at selection #5 0.9000, #2 0.8990",
           "at most 55,000 parameters per model"]),
+        ([2], False, {"mode": "folds", "folds": {"k": 5, "rows": 60_000, "selected": 2,
+                                                 "cv_value": 0.91, "candidates": [
+                                   {"trial": 5, "epochs": 12, "validation_value": 0.9,
+                                    "cv_value": 0.8999},
+                                   {"trial": 2, "epochs": 1, "validation_value": 0.899,
+                                    "cv_value": 0.91}]}},
+         ["5-fold bag: of the 2 best configurations", "(60,000 rows), trial #2 had the best",
+          "#5 0.8999 (at selection 0.9000), #2 0.9100 (at selection 0.8990)",
+          "its 5 fold models, each trained on all rows but one fold for 1 epoch,",
+          "(mode `folds`)"]),
     ],
-    ids=["selected", "refit", "ensemble", "refit-ensemble-budget"],
+    ids=["selected", "refit", "ensemble", "refit-ensemble-budget", "folds"],
 )  # fmt: skip
 def test_model_card_md_says_which_model_was_exported(members, refit, extra, says):
     md = exporting.render_card_md(_card_of(members, refit=refit, **extra))

@@ -181,6 +181,34 @@ def test_over_seeds_means_each_tools_metric_over_the_logged_split_seeds(tmp_path
     assert tables.logged_seeds(log, 120.0, None) == [0, 1]
 
 
+def test_over_seeds_gives_a_flag_arm_logged_on_every_seed_its_rows_and_own_summary(tmp_path):
+    import argparse
+
+    log = tmp_path / "tables.jsonl"
+    label = tables.arm_label(("--folds", "5"))
+
+    def logged(name: str, seed: int, ours: float, arm: float | None) -> None:
+        args = argparse.Namespace(split_seed=seed, budget_floor=120.0, jobs=None, log=str(log))
+        results = [Result(FSEARCH, ours, 130.0), Result("LightGBM", 0.80, 0.1)]
+        results += [Result(p, 0.70, 1.0) for p in ("HistGradientBoosting", "RealMLP-TD", "linear")]
+        runs = [tables.FsearchRun(results[0])]
+        if arm is not None:
+            runs.append(tables.FsearchRun(Result(label, arm, 200.0), 0.9, 5))
+        r = {"set": tables.BY_NAME[name], "results": results, "ablations": runs, "budget": 120}
+        tables.log_set(r, args)
+
+    logged("credit", 0, 0.78, 0.82)
+    logged("credit", 1, 0.78, 0.84)
+    logged("hpc", 0, 0.79, 0.90)
+    logged("hpc", 1, 0.79, None)  # the arm not run on every seed of hpc: no arm row there
+    text = tables.over_seeds(log, 120.0, None)
+    assert f"| credit | {label} | 0, 1 | 0.8200, 0.8400 | 0.8300 |" in text
+    assert f"| hpc | {label} |" not in text
+    main, arm = text.split(f"with `{label}` in fsearch's place (1 sets)")
+    assert "| fsearch vs LightGBM | 0 | 2 | 0 | 0 |" in main  # the default run loses both
+    assert "| fsearch vs LightGBM | 1 | 0 | 0 | 0 |" in arm  # the arm, on credit only, wins
+
+
 def test_card_verdict_reproduced_only_on_equal_accuracy_or_rmse_within_1e6():
     assert "0.8053 reproduced" in tables.card_verdict("classification", 0.8053, 0.8053, 713, 40)
     assert "NOT reproduced" in tables.card_verdict("classification", 0.8053, 0.8039, 713, 40)

@@ -89,6 +89,17 @@ EnsembleOpt = Annotated[
         show_default=False,
     ),
 ]
+FoldsOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--folds",
+        metavar="K",
+        help="For small tables, where one validation split is noisy: cross-validate the "
+        "--ensemble best configurations on K folds of train + validation and export the best "
+        "one's K fold models averaged (K trainings per configuration). [default: off]",
+        show_default=False,
+    ),
+]
 DataOpt = Annotated[
     str | None,
     typer.Option(

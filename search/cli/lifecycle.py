@@ -15,6 +15,7 @@ from search.cli.common import (
     DataOpt,
     DebugOpt,
     EnsembleOpt,
+    FoldsOpt,
     Pruner,
     RefitOpt,
     Sampler,
@@ -84,6 +85,7 @@ def run(
     ] = True,
     refit: RefitOpt = DEFAULT_REFIT,
     ensemble: EnsembleOpt = None,
+    folds: FoldsOpt = None,
     allow_space_change: Annotated[
         bool,
         typer.Option(help="Continue an existing study although its search space changed."),
@@ -173,6 +175,7 @@ def export_cmd(
     data_dir: DataDirOpt = None,
     refit: RefitOpt = DEFAULT_REFIT,
     ensemble: EnsembleOpt = None,
+    folds: FoldsOpt = None,
     max_params: Annotated[
         int | None,
         typer.Option(
@@ -203,6 +206,7 @@ def export_cmd(
             refit=refit,
             ensemble=ensemble,
             max_params=max_params,
+            folds=folds,
         )
 
 
