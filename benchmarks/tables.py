@@ -888,6 +888,10 @@ def log_set(r: dict, args) -> None:
         "results": [[x.tool, x.score, x.seconds] for x in r["results"]],
         "arms": [[a.result.tool, a.result.score, a.best_val] for a in r["ablations"][1:]],
         "card_check": r["ablations"][0].card,
+        # Each arm's card figures: measured on rows of train.csv its model never trained on
+        # and apart from the 20% the tools are scored on, so a choice between arms can rest
+        # on them (a selection split) and not on the scores.
+        "arm_cards": [[a.result.tool, a.card] for a in r["ablations"][1:]],
     }
     append_record(args.log, record)
 
