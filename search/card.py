@@ -218,6 +218,12 @@ def render_card_md(card: dict[str, Any]) -> str:
         arch = (
             f"- Architecture: **{card['architecture']}** ({card['parameter_count']:,} parameters)"
         )
+        bag = (card.get("export") or {}).get("folds")
+        if bag:  # one configuration, K networks
+            arch = (
+                f"- Architecture: the mean of {bag['k']} fold networks' outputs, each "
+                f"**{card['architecture']}** ({card['parameter_count']:,} parameters in all)"
+            )
         selected = f"- Selected on {metric}"
     lines = [
         f"# Model card: {title}",

@@ -224,6 +224,29 @@ def refit_model(trial, split: Split, config: Config, *, name: str):
 MAX_FOLDS = 20
 
 
+def check_folds(
+    folds: int | None, *, refit: bool, max_params: int | None, ensemble: int | None
+) -> None:
+    """--folds K against the other export options, before anything is trained. Under a
+    parameter budget the default export is one model (the budget is for what is deployed) and
+    --folds deploys K of them: refused unless --ensemble says how many configurations."""
+    if folds is None:
+        return
+    if not refit:
+        raise ExportError(
+            "--folds trains each configuration again on K folds; it cannot be combined with "
+            "--no-refit"
+        )
+    if not 2 <= folds <= MAX_FOLDS:
+        raise ExportError(f"--folds must be between 2 and {MAX_FOLDS}, got {folds}")
+    if max_params is not None and ensemble is None:
+        raise ExportError(
+            f"--folds {folds} exports {folds} networks and this export has a parameter budget "
+            f"of {max_params:,} for the one deployed model; export without --folds, or give "
+            "--ensemble K to bag K configurations' fold models of at most that size each"
+        )
+
+
 def fold_ids(y: np.ndarray, k: int, seed: int, *, stratify: bool) -> np.ndarray:
     """Each row's fold (0..k-1), seeded: shuffled, and for classification dealt out class by
     class so every fold holds each class in proportion (as scikit-learn's StratifiedKFold)."""
@@ -312,11 +335,9 @@ def bag_best(
     the export (averaged). The search itself keeps one validation split (its pruning needs
     one learning curve per trial); this re-ranks its best few on every training row."""
     y = np.concatenate([split.y_train, split.y_val])
-    if not 2 <= k <= min(MAX_FOLDS, len(y)):
-        raise ExportError(
-            f"--folds must be between 2 and {min(MAX_FOLDS, len(y))} (the training rows), got {k}"
-        )
-    seed = trial_seed(config.study.seed, 0, "fold")
+    if k > len(y):
+        raise ExportError(f"--folds {k} is more than the {len(y)} training rows; use fewer")
+    seed = trial_seed(config.study.seed, 0, "fold split")
     folds = fold_ids(y, k, seed, stratify=split.task != "regression")
     best, tried = None, []
     for i, m in enumerate(members):
@@ -421,17 +442,11 @@ def export_best(
     folds K: the `ensemble` best configurations (3 by default) cross-validated on K folds of
     train + validation; the best out-of-fold one is exported as its K fold models averaged
     (bag_best)."""
-    if folds is not None:
-        if not refit:
-            raise ExportError(
-                "--folds trains each configuration again on K folds; it cannot be combined "
-                "with --no-refit"
-            )
-        if folds < 2:
-            raise ExportError(f"--folds must be at least 2, got {folds}")
+    check_folds(folds, refit=refit, max_params=max_params, ensemble=ensemble)
     config = stored_config(study)
     if max_params is None:  # the study's own budget, if it has one
         max_params = config.study.max_params or None
+    check_folds(folds, refit=refit, max_params=max_params, ensemble=ensemble)
     up_to = ensemble is None
     if ensemble is None:
         ensemble = 1 if max_params is not None else DEFAULT_ENSEMBLE

@@ -83,7 +83,7 @@ def run_here(plan: Plan) -> tuple[optuna.Study, bool, dict[str, int]]:
                 )
         except KeyboardInterrupt:
             raise StudyInterrupted(outcomes.count_finished(study), plan.trials) from None
-    if loop.recycle:
+    if loop.recycle and not interrupted.is_set():  # a stop Python dropped is still a stop
         plan.events.emit(
             "restart",
             f"restarting this worker after {loop.ran} trials to release TensorFlow's memory",

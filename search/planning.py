@@ -105,13 +105,6 @@ class RunOptions:
             raise ConfigError(f"--timeout must be a positive number of seconds, got {self.timeout}")
         if self.ensemble is not None and self.ensemble < 1:
             raise ConfigError(f"--ensemble must be at least 1, got {self.ensemble}")
-        if self.folds is not None and self.folds < 2:
-            raise ConfigError(f"--folds must be at least 2, got {self.folds}")
-        if self.folds is not None and not self.refit:
-            raise ConfigError(
-                "--folds trains each configuration again on K folds; it cannot be combined "
-                "with --no-refit"
-            )
         if self.first_trials is not None and not isinstance(self.first_trials, bool):
             # "auto" is the config's default, not a run option: None leaves it to the config.
             raise ConfigError(
@@ -220,6 +213,15 @@ def plan(
         seed=opts.seed,
         first_trials=opts.first_trials,
     )
+    if opts.export:  # an export option the run would only refuse at its end
+        from search.exporting import check_folds
+
+        check_folds(
+            opts.folds,
+            refit=opts.refit,
+            max_params=cfg.study.max_params or None,
+            ensemble=opts.ensemble,
+        )
     grid = grid_search_space(cfg) if cfg.study.sampler == "grid" else None
     trials = opts.trials or (grid_size(cfg) if grid is not None else DEFAULT_TRIALS)
     runner.check_sampler(cfg.study)

@@ -110,6 +110,9 @@ class RestartState:
 
 def restart_process() -> None:
     """Replace this process with a fresh run of the same command (it resumes the study)."""
+    from search.signals import cancel_exit_watchdog
+
+    cancel_exit_watchdog()
     sys.stdout.flush()
     sys.stderr.flush()
     # sys.orig_argv: the command line as given, `-m search.cli` included (a --jobs worker's);

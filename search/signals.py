@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import contextlib
 import faulthandler
+import math
 import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Iterator
 
 # Ctrl-C, `kill` / `docker stop`, and a closed terminal all stop a run the same way: the running
@@ -32,16 +34,40 @@ class StopRequest:
         return self.requested
 
 
+_exit_deadline: float | None = None  # monotonic time by which exit_watchdog ends the process
+_ALARM_MARGIN_S = 10  # the kernel's backstop comes this long after faulthandler's
+
+
 def exit_watchdog(seconds: float) -> None:
-    """From now on, a process still alive `seconds` later prints every thread's stack to
-    stderr and exits with status 1 (faulthandler's watchdog thread, which needs neither the
-    GIL nor a lock of ours). For a process that must end: a --jobs worker told to stop once
-    its parent is gone, which once hung on its way out with both threads in futex waits (CI,
-    2026-12-05), holding its share of the cores for good. Armed again, the clock restarts."""
+    """A process still alive `seconds` from now (or from an earlier call, whichever ends
+    first) prints every thread's stack to stderr and exits with status 1: faulthandler's
+    watchdog thread, which needs neither the GIL nor a lock of ours. Python cancels that
+    thread early in its own exit, before TensorFlow's C++ teardown runs, so SIGALRM (whose
+    default action ends the process whatever it is doing) follows _ALARM_MARGIN_S later as a
+    backstop; restarts.restart_process cancels it (an alarm survives exec).
+    For a process that must end: a --jobs worker told to stop or done, which once hung on its
+    way out after its parent's SIGKILL with both threads in futex waits (CI, 2026-12-05),
+    holding its share of the cores for good."""
+    global _exit_deadline
+    now = time.monotonic()
+    if _exit_deadline is not None:
+        seconds = min(seconds, max(_exit_deadline - now, 0.1))
+    _exit_deadline = now + seconds
     try:
         faulthandler.dump_traceback_later(seconds, exit=True, file=sys.__stderr__)
     except (AttributeError, ValueError, RuntimeError, OSError):
-        pass  # no stderr with a file descriptor (an embedded interpreter): nothing to arm
+        pass  # no stderr with a file descriptor (an embedded interpreter): the alarm remains
+    if hasattr(signal, "alarm"):
+        signal.alarm(math.ceil(seconds) + _ALARM_MARGIN_S)
+
+
+def cancel_exit_watchdog() -> None:
+    """Before this process replaces itself (exec): the alarm would outlive the image."""
+    global _exit_deadline
+    _exit_deadline = None
+    faulthandler.cancel_dump_traceback_later()
+    if hasattr(signal, "alarm"):
+        signal.alarm(0)
 
 
 @contextlib.contextmanager

@@ -26,7 +26,13 @@ if TYPE_CHECKING:
 # a reseed must not repeat the search's random draws (the reseed measures another seed on
 # purpose). Values kept from before the one training unit, so seeded studies and their
 # exports reproduce.
-SEED_OFFSETS = {"search": 0, "refit": 7919, "reseed": 1_000_003, "fold": 2_000_029}
+SEED_OFFSETS = {
+    "search": 0,
+    "refit": 7919,
+    "reseed": 1_000_003,
+    "fold": 2_000_029,  # a fold model of --folds (part: the fold)
+    "fold split": 3_000_017,  # which rows go in which fold (trial 0: one split per study)
+}
 _PART_STRIDE = 7_368_787  # apart from any trial number: fold f of trial n is not trial n + f
 
 

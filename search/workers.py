@@ -59,8 +59,8 @@ ENV_WORKER = "FSEARCH_WORKER"
 ENV_NO_BAR = "FSEARCH_NO_BAR"  # set by --jobs: the parent shows the one progress bar
 ENV_PARENT = "FSEARCH_PARENT_PID"  # set by --jobs: the worker ends when this process does
 # A --jobs worker told to stop, or done, ends within this many seconds whatever it is doing
-# (signals.exit_watchdog): enough to close its trial through the storage's 60 s of retries
-# (search/storage/_retry.py) and exit, and no worker outlives its run by more.
+# (signals.exit_watchdog), or twice the storage's retry time (FSEARCH_DB_RETRY_S, 60 s:
+# search/storage/_retry.py) if that is longer: time to close its trial and exit.
 EXIT_GRACE_S = 120.0
 TRIAL_LINE = re.compile(r"#\d+\s")  # a trial's line as runner.trial_line prints it
 
@@ -223,8 +223,13 @@ def is_worker() -> bool:
 
 
 def stop_grace() -> float | None:
-    """interrupts_caught's exit_within for this process: EXIT_GRACE_S in a --jobs worker."""
-    return EXIT_GRACE_S if is_worker() else None
+    """interrupts_caught's exit_within for this process: in a --jobs worker EXIT_GRACE_S, or
+    twice a longer storage retry time; None elsewhere."""
+    if not is_worker():
+        return None
+    from search.storage._retry import RETRY_DEADLINE_S, env_seconds
+
+    return max(EXIT_GRACE_S, 2 * env_seconds("FSEARCH_DB_RETRY_S", RETRY_DEADLINE_S))
 
 
 def follow_parent() -> None:

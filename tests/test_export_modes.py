@@ -188,9 +188,12 @@ def test_folds_cross_validates_the_candidates_and_exports_the_winners_fold_model
 
 @pytest.mark.parametrize(
     ("extra", "says"),
-    [(["--folds", "1"], "--folds must be at least 2, got 1"),
-     (["--folds", "3", "--no-refit"], "cannot be combined with --no-refit")],
-    ids=["one-fold", "no-refit"],
+    [(["--folds", "1"], "--folds must be between 2 and 20, got 1"),
+     (["--folds", "21"], "--folds must be between 2 and 20, got 21"),
+     (["--folds", "3", "--no-refit"], "cannot be combined with --no-refit"),
+     (["--folds", "3", "--max-params", "100000"],
+      "--folds 3 exports 3 networks and this export has a parameter budget of 100,000")],
+    ids=["one-fold", "21-folds", "no-refit", "under-a-budget"],
 )  # fmt: skip
 def test_export_with_a_bad_folds_value_is_one_line_and_exit_2(tiny_study, tmp_path, extra, says):
     out = tmp_path / "bag"
@@ -201,7 +204,7 @@ def test_export_with_a_bad_folds_value_is_one_line_and_exit_2(tiny_study, tmp_pa
 
 @pytest.mark.parametrize(
     ("extra", "says"),
-    [(["--folds", "0"], "--folds must be at least 2, got 0"),
+    [(["--folds", "0"], "--folds must be between 2 and 20, got 0"),
      (["--folds", "5", "--no-refit"], "cannot be combined with --no-refit")],
     ids=["zero-folds", "no-refit"],
 )  # fmt: skip
@@ -209,7 +212,7 @@ def test_run_with_a_bad_folds_value_is_one_line_before_any_study(tmp_path, extra
     db = tmp_path / "s.db"
     r = invoke("run", "--trials", "1", "--storage", f"sqlite:///{db}", *extra)
     assert r.exit_code == 2 and says in r.output, r.output
-    assert not db.exists()
+    assert r.output.strip().count("\n") == 0 and not db.exists()
 
 
 @pytest.mark.parametrize("stratify", [True, False], ids=["classes", "regression"])
@@ -428,7 +431,8 @@ def _card_of(members: list[int], *, refit: bool, **extra) -> dict:
          ["5-fold bag: of the 2 best configurations", "(60,000 rows), trial #2 had the best",
           "#5 0.8999 (at selection 0.9000), #2 0.9100 (at selection 0.8990)",
           "its 5 fold models, each trained on all rows but one fold for 1 epoch,",
-          "(mode `folds`)"]),
+          "(mode `folds`)", "the mean of 5 fold networks' outputs, each **784x100x10** (1,234 "
+          "parameters in all)"]),
     ],
     ids=["selected", "refit", "ensemble", "refit-ensemble-budget", "folds"],
 )  # fmt: skip

@@ -426,10 +426,23 @@ def test_a_stopped_process_that_hangs_on_its_way_out_ends_at_its_exit_grace_with
     assert 0.5 <= seconds < 15
 
 
+@pytest.mark.slow
 def test_without_an_exit_grace_a_stopped_process_that_hangs_is_not_ended():
     """The control: without exit_within the same process is still alive after 15 s."""
     code, _, _ = _stopped_hanging_process("none")
     assert code is None
+
+
+@pytest.mark.parametrize(
+    ("calls", "ends_with"),
+    [("exit_watchdog(1); exit_watchdog(60)", 1),  # armed again: the earlier deadline holds
+     ("exit_watchdog(1); cancel_exit_watchdog()", 0)],  # cancelled (before an exec)
+    ids=["rearmed", "cancelled"],
+)  # fmt: skip
+def test_exit_watchdog_keeps_its_earliest_deadline_and_cancel_disarms_it(calls, ends_with):
+    code = f"import time\nfrom search.signals import *\n{calls}\ntime.sleep(4)\n"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == ends_with, r.stderr
 
 
 def test_only_a_jobs_worker_has_a_stop_grace(monkeypatch):
@@ -437,6 +450,8 @@ def test_only_a_jobs_worker_has_a_stop_grace(monkeypatch):
     assert not workers.is_worker() and workers.stop_grace() is None
     monkeypatch.setenv(workers.ENV_PARENT, "1")
     assert workers.is_worker() and workers.stop_grace() == workers.EXIT_GRACE_S
+    monkeypatch.setenv("FSEARCH_DB_RETRY_S", "300")  # time to close a trial through retries
+    assert workers.stop_grace() == 600
 
 
 @pytest.mark.postgres

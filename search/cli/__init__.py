@@ -38,14 +38,15 @@ __all__ = [
 
 
 def main() -> None:
-    from search.workers import EXIT_GRACE_S, allow_restarts, exit_watchdog, follow_parent, is_worker
+    from search.workers import allow_restarts, exit_watchdog, follow_parent, stop_grace
 
     allow_restarts()  # a real process: `run` may restart itself (never under CliRunner)
     follow_parent()  # a --jobs worker ends with its parent
     try:
         app()
     finally:
-        if is_worker():
+        grace = stop_grace()
+        if grace is not None:  # a --jobs worker
             # What remains is the interpreter's exit (threads joined, atexit, TensorFlow's
             # teardown): a worker that hangs there would hold its cores with nobody to end it.
-            exit_watchdog(EXIT_GRACE_S)
+            exit_watchdog(grace)
