@@ -948,7 +948,7 @@ def over_seeds(log: Path, budget_floor: float, jobs: str | None) -> str:
         rec = json.loads(line)
         if rec["budget_floor"] == budget_floor and rec["jobs"] == jobs:
             latest[rec["set"], rec["split_seed"]] = rec
-    per_set, rows = [], []
+    per_set, rows, selection = [], [], []
     per_arm: dict[str, list] = {arm_label(flags): [] for _, flags in (*ARMS, *EXPORT_ARMS)}
     for name in [n for n in BY_NAME if any(k[0] == n for k in latest)]:
         recs = [latest[k] for k in sorted(latest) if k[0] == name]
@@ -968,6 +968,13 @@ def over_seeds(log: Path, budget_floor: float, jobs: str | None) -> str:
         per_set.append((task, [Result(FSEARCH, means[FSEARCH], None), *peers]))
         for a in arms:
             per_arm[a].append((task, [Result(FSEARCH, means[a], None), *peers]))
+        cards = [_cards(r) for r in recs]
+        for t in [FSEARCH, *arms]:
+            values = [c.get(t) for c in cards]
+            if arms and None not in values:
+                mean = statistics.mean(values)
+                selection.append([name, t, seeds, ", ".join(_fmt(task, v) for v in values),
+                                  _fmt(task, mean)])  # fmt: skip
     if not per_set:
         return "Nothing logged with these settings."
     arm_parts = "".join(
@@ -982,7 +989,29 @@ def over_seeds(log: Path, budget_floor: float, jobs: str | None) -> str:
         + "\n\n"
         + arm_parts
         + markdown_table(["set", "tool", "split seeds", "test metric per seed", "mean"], rows)
+        + (
+            "\n\nSelection split, what a choice between the default run and an arm rests on: "
+            "each model card's own test figure, on the rows of train.csv that `fsearch run "
+            "--data` held out of all training (the same rows for the default run and an arm "
+            "of one seed; none of them in the 20% above):\n\n"
+            + markdown_table(
+                ["set", "tool", "split seeds", "card test per seed", "mean"], selection
+            )
+            if selection
+            else ""
+        )
     )
+
+
+def _cards(rec: dict) -> dict[str, float]:
+    """A logged set's card test figures by tool: the default run's and each arm's."""
+    out = {}
+    if rec.get("card_check"):
+        out[FSEARCH] = rec["card_check"]["card"]
+    for tool, card in rec.get("arm_cards", []):
+        if card:
+            out[tool] = card["card"]
+    return out
 
 
 def run_set(s: TableSet, work: Path, args) -> dict:

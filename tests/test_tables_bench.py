@@ -191,9 +191,9 @@ def test_over_seeds_gives_a_flag_arm_logged_on_every_seed_its_rows_and_own_summa
         args = argparse.Namespace(split_seed=seed, budget_floor=120.0, jobs=None, log=str(log))
         results = [Result(FSEARCH, ours, 130.0), Result("LightGBM", 0.80, 0.1)]
         results += [Result(p, 0.70, 1.0) for p in ("HistGradientBoosting", "RealMLP-TD", "linear")]
-        runs = [tables.FsearchRun(results[0])]
+        runs = [tables.FsearchRun(results[0], card={"card": ours - 0.01})]
         if arm is not None:
-            runs.append(tables.FsearchRun(Result(label, arm, 200.0), 0.9, 5))
+            runs.append(tables.FsearchRun(Result(label, arm, 200.0), 0.9, 5, {"card": arm - 0.02}))
         r = {"set": tables.BY_NAME[name], "results": results, "ablations": runs, "budget": 120}
         tables.log_set(r, args)
 
@@ -207,6 +207,10 @@ def test_over_seeds_gives_a_flag_arm_logged_on_every_seed_its_rows_and_own_summa
     main, arm = text.split(f"with `{label}` in fsearch's place (1 sets)")
     assert "| fsearch vs LightGBM | 0 | 2 | 0 | 0 |" in main  # the default run loses both
     assert "| fsearch vs LightGBM | 1 | 0 | 0 | 0 |" in arm  # the arm, on credit only, wins
+    # the selection split: each run's card figure, for the sets where the arm ran every seed
+    assert "| credit | fsearch | 0, 1 | 0.7700, 0.7700 | 0.7700 |" in arm
+    assert f"| credit | {label} | 0, 1 | 0.8000, 0.8200 | 0.8100 |" in arm
+    assert "| hpc | fsearch | 0, 1 | 0.7800" not in arm
 
 
 def test_card_verdict_reproduced_only_on_equal_accuracy_or_rmse_within_1e6():
