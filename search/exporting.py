@@ -200,7 +200,19 @@ def refit_model(trial, split: Split, config: Config, *, name: str):
     epochs = stored_best_epoch(trial, hp)
     seed = trial_seed(config.study.seed, trial.number, "refit")
     rows = Rows.refit(split)
-    # fresh_session False: the ensemble's earlier members live in this Keras session.
+    model = _train_again(
+        hp, rows, split, config, seed=seed, epochs=epochs, name=name,
+        what=f"refitting trial {trial.number}", instead="export it without --refit",
+    )  # fmt: skip
+    return model, {"trial": trial.number, "epochs": epochs, "seed": seed, "rows": len(rows)}
+
+
+def _train_again(
+    hp, rows: Rows, split: Split, config: Config, *, seed, epochs, name, what, instead
+):
+    """A selected configuration trained again at export (a refit, a fold), seeded, for
+    `epochs`; a fit whose loss ended non-finite is an ExportError: "WHAT diverged ...;
+    INSTEAD". fresh_session False: the export's earlier models live in this Keras session."""
     model, history = train(
         hp,
         rows,
@@ -214,11 +226,8 @@ def refit_model(trial, split: Split, config: Config, *, name: str):
     )
     loss = history.history["loss"][-1]
     if not np.isfinite(loss):
-        raise ExportError(
-            f"refitting trial {trial.number} diverged (loss {loss}) with seed {seed}; export it "
-            "without --refit"
-        )
-    return model, {"trial": trial.number, "epochs": epochs, "seed": seed, "rows": len(rows)}
+        raise ExportError(f"{what} diverged (loss {loss}) with seed {seed}; {instead}")
+    return model
 
 
 MAX_FOLDS = 20
@@ -288,23 +297,11 @@ def cross_validate(
     for f in range(k):
         held = folds == f
         seed = trial_seed(config.study.seed, trial.number, "fold", part=f)
-        model, history = train(
-            hp,
-            rows.subset(~held),
-            task=split.task,
-            settings=config.train,
-            seed=seed,
-            epochs=epochs,
-            name=f"fold_{f + 1}_of_{tag}",
-            fresh_session=False,
-            table=split.preprocessing.table,
-        )
-        loss = history.history["loss"][-1]
-        if not np.isfinite(loss):
-            raise ExportError(
-                f"fold {f + 1} of trial {trial.number} diverged (loss {loss}) with seed {seed}; "
-                "export without --folds, or with --ensemble 1 after another study"
-            )
+        model = _train_again(
+            hp, rows.subset(~held), split, config, seed=seed, epochs=epochs,
+            name=f"fold_{f + 1}_of_{tag}", what=f"fold {f + 1} of trial {trial.number}",
+            instead="export without --folds",
+        )  # fmt: skip
         out = outputs(model, rows.x[held])
         if oof is None:
             oof = np.zeros((len(rows), out.shape[1]), dtype=np.float64)
