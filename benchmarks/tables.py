@@ -863,7 +863,8 @@ def ablation_config(work: Path, s: TableSet, key: str, value: str) -> tuple[Path
     try:
         before = tomllib.loads(toml)
         if key not in before.get("space", {}):
-            return None, f"fsearch init writes no [space] {key} key (this fsearch has none)"
+            why = " (no category of 20+ values)" if key == "categories" else ""
+            return None, f"fsearch init writes no [space] {key} key for this table{why}"
         toml = space_with(toml, key, value)
         after = tomllib.loads(toml)
     except (tomllib.TOMLDecodeError, ValueError) as e:
