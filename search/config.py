@@ -39,7 +39,7 @@ from search.config_space import (  # noqa: F401  (re-exported: imported from sea
     max_value,
     parse_space,
 )
-from search.errors import ConfigError
+from search.errors import ConfigError, ExportError
 
 # grid: every combination of the [space] lists once (Optuna's GridSampler); no ranges allowed.
 SAMPLERS = ("tpe", "random", "cmaes", "gp", "grid")
@@ -58,6 +58,32 @@ DEFAULT_CONFIG_NAME = "fashion-mnist-mlp.toml"
 # `export-selection`).
 DEFAULT_REFIT = True
 DEFAULT_ENSEMBLE = 3
+
+
+MAX_FOLDS = 20
+
+
+def check_folds(
+    folds: int | None, *, refit: bool, max_params: int | None, ensemble: int | None
+) -> None:
+    """--folds K against the other export options, before anything is trained. Under a
+    parameter budget the default export is one model (the budget is for what is deployed) and
+    --folds deploys K of them: refused unless --ensemble says how many configurations."""
+    if folds is None:
+        return
+    if not refit:
+        raise ExportError(
+            "--folds trains each configuration again on K folds; it cannot be combined with "
+            "--no-refit"
+        )
+    if not 2 <= folds <= MAX_FOLDS:
+        raise ExportError(f"--folds must be between 2 and {MAX_FOLDS}, got {folds}")
+    if max_params is not None and ensemble is None:
+        raise ExportError(
+            f"--folds {folds} exports {folds} networks and this export has a parameter budget "
+            f"of {max_params:,} for the one deployed model; export without --folds, or give "
+            "--ensemble K to bag K configurations' fold models of at most that size each"
+        )
 
 
 # ---------------------------------------------------------------------------- settings

@@ -28,7 +28,7 @@ from search.card import (
     package_versions,  # noqa: F401  (benchmarks import it from here)
     render_card_md,
 )
-from search.config import DEFAULT_ENSEMBLE, DEFAULT_REFIT, Config
+from search.config import DEFAULT_ENSEMBLE, DEFAULT_REFIT, Config, check_folds
 from search.data import Split, file_sha256
 from search.errors import ExportError, StudyError
 from search.metrics import METRICS, of_study, score
@@ -228,32 +228,6 @@ def _train_again(
     if not np.isfinite(loss):
         raise ExportError(f"{what} diverged (loss {loss}) with seed {seed}; {instead}")
     return model
-
-
-MAX_FOLDS = 20
-
-
-def check_folds(
-    folds: int | None, *, refit: bool, max_params: int | None, ensemble: int | None
-) -> None:
-    """--folds K against the other export options, before anything is trained. Under a
-    parameter budget the default export is one model (the budget is for what is deployed) and
-    --folds deploys K of them: refused unless --ensemble says how many configurations."""
-    if folds is None:
-        return
-    if not refit:
-        raise ExportError(
-            "--folds trains each configuration again on K folds; it cannot be combined with "
-            "--no-refit"
-        )
-    if not 2 <= folds <= MAX_FOLDS:
-        raise ExportError(f"--folds must be between 2 and {MAX_FOLDS}, got {folds}")
-    if max_params is not None and ensemble is None:
-        raise ExportError(
-            f"--folds {folds} exports {folds} networks and this export has a parameter budget "
-            f"of {max_params:,} for the one deployed model; export without --folds, or give "
-            "--ensemble K to bag K configurations' fold models of at most that size each"
-        )
 
 
 def fold_ids(y: np.ndarray, k: int, seed: int, *, stratify: bool) -> np.ndarray:

@@ -21,7 +21,7 @@ from rich.console import Console
 
 from search import runner, workers
 from search import storage as st
-from search.config import DEFAULT_REFIT, Config, load_config, validate_study_name
+from search.config import DEFAULT_REFIT, Config, check_folds, load_config, validate_study_name
 from search.errors import ConfigError
 from search.events import Events, printer
 
@@ -214,8 +214,6 @@ def plan(
         first_trials=opts.first_trials,
     )
     if opts.export:  # an export option the run would only refuse at its end
-        from search.exporting import check_folds
-
         check_folds(
             opts.folds,
             refit=opts.refit,
