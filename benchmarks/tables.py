@@ -57,12 +57,14 @@ validation; the run that chose it had the arm `--first-trials`); and folds-5 exp
 default run's own study again with `fsearch export --folds 5` (its 3 best configurations
 cross-validated on 5 folds of the training rows, the best one's 5 fold models averaged: the
 same search, another export; its seconds are the default run's with this export's in place of
-the default export's). Each row gives the
+the default export's; the default for tables of at most 5,000 training rows since then) and
+folds-0 exports it again with `--folds 0` (the 3 best refit and averaged, the default export
+of every table before that). Each row gives the
 study's best validation value (what a design choice must rest on) beside the exported
 model's test metric (shown, not chosen on). Where `fsearch init` writes no such key, that
 ablation is skipped with a note.
 --arms A,B: only those of the ablation's studies (names: numeric=standardize,
-embedding=none, categories=onehot, no-first-trials, folds-5), e.g. `--arms no-first-trials`
+embedding=none, categories=onehot, no-first-trials, folds-5, folds-0), e.g. `--arms no-first-trials`
 for the main run beside `--no-first-trials` only.
 --section NAME writes another BENCHMARKS.md section (a run on some of the sets).
 
@@ -144,8 +146,10 @@ ABLATIONS = (("numeric", "standardize"), ("embedding", "none"), ("categories", "
 ARMS = (("no-first-trials", ("--no-first-trials",)),)
 # Arms that export the default run's own study again with `fsearch export` flags: the same
 # search, another export (tag, flags). folds-5: the 3 best configurations cross-validated on
-# 5 folds, the best one's 5 fold models averaged (issue #22's optional bagging).
-EXPORT_ARMS = (("folds-5", ("--folds", "5")),)
+# 5 folds, the best one's 5 fold models averaged (issue #22's bagging; the default export
+# for tables of at most config.FOLDS_MAX_ROWS training rows since then). folds-0: the 3 best
+# refit and averaged (the default export of every table before that, of larger ones still).
+EXPORT_ARMS = (("folds-5", ("--folds", "5")), ("folds-0", ("--folds", "0")))
 ARM_NAMES = [f"{k}={v}" for k, v in ABLATIONS] + [tag for tag, _ in (*ARMS, *EXPORT_ARMS)]
 
 

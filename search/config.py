@@ -61,6 +61,36 @@ DEFAULT_ENSEMBLE = 3
 
 
 MAX_FOLDS = 20
+# A table of at most FOLDS_MAX_ROWS training rows (train + validation) is exported as
+# TABLE_FOLDS fold models: `fsearch init` (search/data/init_toml.py) writes [study] folds for
+# it. On such a table a validation split of a few hundred rows is a noisy judge of the best
+# few configurations. Chosen on the model cards' own test rows (held out of all training and
+# apart from the scored rows) over three split seeds of the four small tables of BENCHMARKS.md
+# `tables-folds`, all under this bound: ahead on three, level on the fourth. Larger tables
+# keep the refit export: no table over it was measured with folds, and folds cost K
+# trainings per configuration where a refit costs one.
+FOLDS_MAX_ROWS = 5000
+TABLE_FOLDS = 5
+
+
+def export_folds(
+    folds: int | None,
+    configured: int,
+    *,
+    refit: bool,
+    max_params: int | None,
+    ensemble: int | None,
+) -> int | None:
+    """The K of an export's --folds, None for none. An explicit --folds K (0: off) is checked
+    and wins; else the study's [study] folds (what `fsearch init` writes for a small table),
+    which gives way, without an error, to an export it cannot go with (--no-refit, a
+    parameter budget without --ensemble): those are asked for, the study's folds is not."""
+    if folds is not None:
+        check_folds(folds, refit=refit, max_params=max_params, ensemble=ensemble)
+        return folds or None
+    if configured and refit and (max_params is None or ensemble is not None):
+        return configured
+    return None
 
 
 def check_folds(
@@ -68,8 +98,9 @@ def check_folds(
 ) -> None:
     """--folds K against the other export options, before anything is trained. Under a
     parameter budget the default export is one model (the budget is for what is deployed) and
-    --folds deploys K of them: refused unless --ensemble says how many configurations."""
-    if folds is None:
+    --folds deploys K of them: refused unless --ensemble says how many configurations.
+    --folds 0 (off) goes with anything."""
+    if not folds:
         return
     if not refit:
         raise ExportError(
@@ -77,7 +108,7 @@ def check_folds(
             "--no-refit"
         )
     if not 2 <= folds <= MAX_FOLDS:
-        raise ExportError(f"--folds must be between 2 and {MAX_FOLDS}, got {folds}")
+        raise ExportError(f"--folds must be 0 (off) or between 2 and {MAX_FOLDS}, got {folds}")
     if max_params is not None and ensemble is None:
         raise ExportError(
             f"--folds {folds} exports {folds} networks and this export has a parameter budget "
@@ -126,6 +157,12 @@ class StudySettings:
     # (search/tpe_window.py): for studies of many thousand trials, where TPE's time per
     # suggestion grows with the study (BENCHMARKS.md `tpe-cost`). 0 = all trials; else 250+.
     tpe_window: int = 0
+    # What the export trains (search/exporting.py): 0 = the DEFAULT_ENSEMBLE best refit on
+    # train + validation; K = those configurations cross-validated on K folds of train +
+    # validation and the best one's K fold models averaged (`--folds K` overrides it, `--folds
+    # 0` turns it off). `fsearch init` writes 5 for a table of at most
+    # init_toml.FOLDS_MAX_ROWS training rows (BENCHMARKS.md `tables-folds`).
+    folds: int = 0
 
 
 @dataclass(frozen=True)
@@ -365,6 +402,10 @@ def validate_study(s: StudySettings, *, where: str = "study") -> None:
     ):
         if getattr(s, key) < low:
             raise ConfigError(f"{where}: {key} must be >= {low}, got {getattr(s, key)}")
+    if s.folds and not 2 <= s.folds <= MAX_FOLDS:
+        raise ConfigError(
+            f"{where}: folds must be 0 (export refits) or between 2 and {MAX_FOLDS}, got {s.folds}"
+        )
     if 0 < s.tpe_window < 250:
         # Below 250 trials in view TPE's good group shrinks below its 25 (search/tpe_window.py).
         raise ConfigError(

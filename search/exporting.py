@@ -28,7 +28,7 @@ from search.card import (
     package_versions,  # noqa: F401  (benchmarks import it from here)
     render_card_md,
 )
-from search.config import DEFAULT_ENSEMBLE, DEFAULT_REFIT, Config, check_folds
+from search.config import DEFAULT_ENSEMBLE, DEFAULT_REFIT, Config, export_folds
 from search.data import Split, file_sha256
 from search.errors import ExportError, StudyError
 from search.metrics import METRICS, of_study, score
@@ -412,12 +412,13 @@ def export_best(
     here; either way checked against the study's split.
     folds K: the `ensemble` best configurations (3 by default) cross-validated on K folds of
     train + validation; the best out-of-fold one is exported as its K fold models averaged
-    (bag_best)."""
-    check_folds(folds, refit=refit, max_params=max_params, ensemble=ensemble)
+    (bag_best). None: the study's [study] folds (config.export_folds); 0: no folds."""
     config = stored_config(study)
     if max_params is None:  # the study's own budget, if it has one
         max_params = config.study.max_params or None
-    check_folds(folds, refit=refit, max_params=max_params, ensemble=ensemble)
+    folds = export_folds(
+        folds, config.study.folds, refit=refit, max_params=max_params, ensemble=ensemble
+    )
     up_to = ensemble is None
     if ensemble is None:
         ensemble = 1 if max_params is not None else DEFAULT_ENSEMBLE
@@ -446,7 +447,10 @@ def export_best(
         if folds is not None:
             cv, bag = bag_best(members, split, config, metric, folds, progress)
             members, models = [m for m in members if m.trial is cv.trial], cv.models
-        for i, m in enumerate(members if bag is None else ()):
+            kept_or_refit: list = []  # the fold models are the export
+        else:
+            kept_or_refit = members
+        for i, m in enumerate(kept_or_refit):
             name = f"member_{i + 1}_trial_{m.trial.number}" if len(members) > 1 else None
             if refit:
                 t_member = time.perf_counter()

@@ -21,7 +21,14 @@ from rich.console import Console
 
 from search import runner, workers
 from search import storage as st
-from search.config import DEFAULT_REFIT, Config, check_folds, load_config, validate_study_name
+from search.config import (
+    DEFAULT_ENSEMBLE,
+    DEFAULT_REFIT,
+    Config,
+    export_folds,
+    load_config,
+    validate_study_name,
+)
 from search.errors import ConfigError
 from search.events import Events, printer
 
@@ -214,12 +221,23 @@ def plan(
         first_trials=opts.first_trials,
     )
     if opts.export:  # an export option the run would only refuse at its end
-        check_folds(
+        folds = export_folds(
             opts.folds,
+            cfg.study.folds,
             refit=opts.refit,
             max_params=cfg.study.max_params or None,
             ensemble=opts.ensemble,
         )
+        if folds and opts.folds is None:
+            n = opts.ensemble or DEFAULT_ENSEMBLE
+            events.emit(
+                "note",
+                f"the export cross-validates the {n} best configurations on {folds} folds of "
+                f"train + validation and exports the best one's {folds} fold models averaged "
+                f"([study] folds = {folds}, set for small tables); --folds 0 refits the {n} "
+                "best instead",
+                folds=folds,
+            )
     grid = grid_search_space(cfg) if cfg.study.sampler == "grid" else None
     trials = opts.trials or (grid_size(cfg) if grid is not None else DEFAULT_TRIALS)
     runner.check_sampler(cfg.study)

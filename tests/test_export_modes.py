@@ -188,8 +188,8 @@ def test_folds_cross_validates_the_candidates_and_exports_the_winners_fold_model
 
 @pytest.mark.parametrize(
     ("extra", "says"),
-    [(["--folds", "1"], "--folds must be between 2 and 20, got 1"),
-     (["--folds", "21"], "--folds must be between 2 and 20, got 21"),
+    [(["--folds", "1"], "--folds must be 0 (off) or between 2 and 20, got 1"),
+     (["--folds", "21"], "--folds must be 0 (off) or between 2 and 20, got 21"),
      (["--folds", "3", "--no-refit"], "cannot be combined with --no-refit"),
      (["--folds", "3", "--max-params", "100000"],
       "--folds 3 exports 3 networks and this export has a parameter budget of 100,000")],
@@ -204,9 +204,9 @@ def test_export_with_a_bad_folds_value_is_one_line_and_exit_2(tiny_study, tmp_pa
 
 @pytest.mark.parametrize(
     ("extra", "says"),
-    [(["--folds", "0"], "--folds must be between 2 and 20, got 0"),
+    [(["--folds", "-1"], "--folds must be 0 (off) or between 2 and 20, got -1"),
      (["--folds", "5", "--no-refit"], "cannot be combined with --no-refit")],
-    ids=["zero-folds", "no-refit"],
+    ids=["negative-folds", "no-refit"],
 )  # fmt: skip
 def test_run_with_a_bad_folds_value_is_one_line_before_any_study(tmp_path, extra, says):
     db = tmp_path / "s.db"

@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from search.config import DEFAULT_ENSEMBLE, PRUNERS, SAMPLERS
+from search.config import DEFAULT_ENSEMBLE, FOLDS_MAX_ROWS, PRUNERS, SAMPLERS, TABLE_FOLDS
 from search.errors import FsearchError, StudyInterrupted
 from search.inspection import FORMATS
 
@@ -96,7 +96,9 @@ FoldsOpt = Annotated[
         metavar="K",
         help="For small tables, where one validation split is noisy: cross-validate the "
         "--ensemble best configurations on K folds of train + validation and export the best "
-        "one's K fold models averaged (K trainings per configuration). [default: off]",
+        "one's K fold models averaged (K trainings per configuration); 0: off. [default: the "
+        f"study's [study] folds: {TABLE_FOLDS} for a table of at most {FOLDS_MAX_ROWS:,} "
+        "training rows made by --data or `fsearch init`, else off]",
         show_default=False,
     ),
 ]

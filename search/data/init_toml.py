@@ -9,7 +9,15 @@ from typing import Any
 
 import numpy as np
 
-from search.config import Config, DataSettings, parse_config, validate_study_name
+from search.config import (
+    DEFAULT_ENSEMBLE,
+    FOLDS_MAX_ROWS,
+    TABLE_FOLDS,
+    Config,
+    DataSettings,
+    parse_config,
+    validate_study_name,
+)
 from search.data.loading import load_split
 from search.data.task import target_of
 from search.errors import DataError, UnusableColumn
@@ -43,6 +51,7 @@ def _document(
                 raise
             dropped[e.column] = e.why
     n = len(split.y_train)
+    rows = n + len(split.y_val)
     stem = re.sub(r"[^A-Za-z0-9._-]", "-", Path(source).name.split(".")[0]).strip("-.") or "data"
     name = validate_study_name(name or f"{stem}-mlp"[:100], where="--study")
     # Small data: smaller batches (enough steps per epoch) and more epochs, which are cheap.
@@ -64,6 +73,7 @@ def _document(
             # study made by `benchmarks.own_data compare` ended with no completed trial.
             "bootstrap_count": 0,
             "keep_models": 3,
+            **({"folds": TABLE_FOLDS} if split.kind == "table" and rows <= FOLDS_MAX_ROWS else {}),
         },
         "data": {
             "source": source,
@@ -101,7 +111,7 @@ def _document(
             '"log" in [data] fits log(1 + y) instead; a study of each compares them on '
             "validation"
         )
-    return document, [*notes, *split.notes], tgt.note or "arrays", n + len(split.y_val), notes
+    return document, [*notes, *split.notes], tgt.note or "arrays", rows, notes
 
 
 # A target's skewness above this earns init's hint about target_transform = "log" (a hint
@@ -186,6 +196,8 @@ def study_config(
 # Comments written after a key's value in `fsearch init`'s TOML; commented-out keys after a
 # table's keys.
 _COMMENTS = {
+    ("study", "folds"): f"export: the {DEFAULT_ENSEMBLE} best cross-validated on "
+    f"{TABLE_FOLDS} folds (0: refit)",
     ("data", "validation_fraction"): "of the training rows, held out to select on",
     ("data", "test_fraction"): "of all rows, when the file has no test part",
     ("data", "seed"): "the split is the same for every trial and run",
