@@ -454,6 +454,47 @@ def test_only_a_jobs_worker_has_a_stop_grace(monkeypatch):
     assert workers.stop_grace() == 600
 
 
+@pytest.mark.parametrize("grace", [None, 7.0], ids=["not-a-worker", "a-worker"])
+def test_cli_main_arms_the_exit_watchdog_with_the_stop_grace_after_a_worker_command(
+    monkeypatch, grace
+):
+    import search.cli as cli
+
+    armed, ran = [], []
+    monkeypatch.setattr(workers, "allow_restarts", lambda: None)
+    monkeypatch.setattr(workers, "follow_parent", lambda: None)
+    monkeypatch.setattr(workers, "stop_grace", lambda: grace)
+    monkeypatch.setattr(workers, "exit_watchdog", armed.append)
+
+    def app():
+        ran.append(armed[:])  # not armed while the command runs
+        raise SystemExit(0)
+
+    monkeypatch.setattr(cli, "app", app)
+    with pytest.raises(SystemExit):
+        cli.main()
+    assert ran == [[]] and armed == ([] if grace is None else [grace])
+
+
+def test_a_run_catches_stop_signals_with_the_workers_stop_grace(
+    monkeypatch, tiny_config, real_data_dir
+):
+    from tests.helpers import invoke
+
+    real, seen = workers.interrupts_caught, []
+
+    def spy(exit_within=None):
+        seen.append(exit_within)
+        return real(exit_within)
+
+    monkeypatch.setattr(workers, "interrupts_caught", spy)
+    monkeypatch.setattr(workers, "stop_grace", lambda: 123.0)
+    r = invoke("run", "--config", tiny_config, "--data-dir", real_data_dir, "--trials", "1",
+               "--no-export")  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert seen == [123.0]
+
+
 @pytest.mark.postgres
 def test_sigint_to_jobs_closes_every_trial_and_resume_reaches_n(pg_url, tiny_config, real_data_dir):
     """Ctrl-C to `fsearch run --jobs 2`: forwarded once to each worker; nothing RUNNING."""
