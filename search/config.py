@@ -160,8 +160,8 @@ class StudySettings:
     # What the export trains (search/exporting.py): 0 = the DEFAULT_ENSEMBLE best refit on
     # train + validation; K = those configurations cross-validated on K folds of train +
     # validation and the best one's K fold models averaged (`--folds K` overrides it, `--folds
-    # 0` turns it off). `fsearch init` writes 5 for a table of at most
-    # init_toml.FOLDS_MAX_ROWS training rows (BENCHMARKS.md `tables-folds`).
+    # 0` turns it off). `fsearch init` writes TABLE_FOLDS for a table of at most
+    # FOLDS_MAX_ROWS training rows (above; BENCHMARKS.md `tables-folds`).
     folds: int = 0
 
 
