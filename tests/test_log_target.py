@@ -27,6 +27,17 @@ def _skewed_columns() -> dict[str, np.ndarray]:
     return cols
 
 
+def skewed_study(workdir: Path, data_file: str) -> Path:
+    """A log-target study of _skewed_columns in `data_file` (.csv or .parquet): its TOML."""
+    datafiles.write_table(_skewed_columns(), workdir / data_file)
+    return study_file(
+        workdir / "s.toml",
+        "skewed",
+        f'source = "{data_file}"\ntarget = "progression"\nvalidation_fraction = 0.2\n'
+        'target_transform = "log"\n',
+    )
+
+
 def test_log_target_rmse_is_taken_in_the_targets_units_not_in_log_units():
     rng = np.random.default_rng(0)
     mean, std = 2.0, 0.7
@@ -84,13 +95,7 @@ def test_init_hints_at_the_log_target_for_a_skewed_positive_target_only(workdir)
 
 @pytest.mark.slow
 def test_a_log_target_study_selects_and_exports_in_the_targets_units(workdir):
-    datafiles.write_table(_skewed_columns(), workdir / "skewed.parquet")
-    cfg = study_file(
-        workdir / "s.toml",
-        "skewed",
-        'source = "skewed.parquet"\ntarget = "progression"\nvalidation_fraction = 0.2\n'
-        'target_transform = "log"\n',
-    )
+    cfg = skewed_study(workdir, "skewed.parquet")
     r = invoke("run", "--config", cfg, "--trials", "2", "--no-refit")
     assert r.exit_code == 0, r.output
     card = json.loads(Path("studies/skewed/best/model-card.json").read_text())

@@ -15,8 +15,7 @@ from search.config import FOLDS_MAX_ROWS, MAX_FOLDS, TABLE_FOLDS, export_folds
 from search.errors import ExportError
 from tests import datafiles
 from tests.helpers import invoke
-from tests.test_log_target import _skewed_columns
-from tests.test_own_data import study_file
+from tests.test_log_target import skewed_study
 
 
 @pytest.mark.parametrize(
@@ -95,13 +94,7 @@ def test_a_study_init_made_exports_fold_models_says_so_first_and_folds_0_refits(
 def test_out_of_fold_rmse_of_a_log_target_covers_every_row_in_the_targets_units(
     workdir, monkeypatch
 ):
-    datafiles.write_table(_skewed_columns(), workdir / "skewed.csv")
-    cfg = study_file(
-        workdir / "s.toml",
-        "skewed",
-        'source = "skewed.csv"\ntarget = "progression"\ntarget_transform = "log"\n'
-        "validation_fraction = 0.2\n",
-    )
+    cfg = skewed_study(workdir, "skewed.csv")
     cfg.write_text(cfg.read_text().replace("keep_models = 2\n", "keep_models = 2\nfolds = 3\n"))
     calls, real = [], exporting.score
 
