@@ -1,5 +1,8 @@
 """Where a study's epochs and seconds go: pruned against complete trials, the epoch each pruned
-trial stopped at (Hyperband's rungs), and the time per epoch by width and batch size.
+trial stopped at (Hyperband's rungs), the time per epoch by width and batch size, and the best
+complete trial's validation value at times since the study's first trial started (what a
+user stopping the study then would export; two studies of different speed compare at equal
+time, not at equal trial count).
 
 Reads a finished study (any fsearch storage), so it costs nothing to run on a study another
 benchmark made (e.g. benchmarks.jobs keeps its databases with --keep DIR):
@@ -15,6 +18,25 @@ import statistics
 from collections import Counter, defaultdict
 
 from benchmarks.common import markdown_table, trial_seconds, write_section
+
+BEST_AT_MINUTES = (5, 10, 15, 30, 60)
+
+
+def best_by_minutes(trials, minutes=BEST_AT_MINUTES) -> dict[str, float | None]:
+    """The best complete trial's value among those ended by each of `minutes` after the first
+    trial's start, and at the study's end ("end"); None where none had ended. Maximizing
+    studies (fsearch's accuracy metrics); an RMSE study's best would be the minimum."""
+    done = [t for t in trials if t.state.name == "COMPLETE" and t.value is not None]
+    started = [t.datetime_start for t in trials if t.datetime_start is not None]
+    if not started:
+        return {}
+    t0 = min(started)
+    out: dict[str, float | None] = {}
+    for m in minutes:
+        vals = [t.value for t in done if (t.datetime_complete - t0).total_seconds() <= 60 * m]
+        out[f"{m} min"] = max(vals) if vals else None
+    out["end"] = max((t.value for t in done), default=None)
+    return out
 
 
 def analyse(trials) -> dict:
@@ -38,7 +60,12 @@ def analyse(trials) -> dict:
             width = max(hp["widths"])
             bucket = "<=64" if width <= 64 else "65-256" if width <= 256 else ">256"
             per_epoch[(bucket, int(hp["batch_size"]))].append(float(spe))
-    return {"by_state": by_state, "stops": stops, "per_epoch": per_epoch}
+    return {
+        "by_state": by_state,
+        "stops": stops,
+        "per_epoch": per_epoch,
+        "best": best_by_minutes(trials),
+    }
 
 
 def summarize(a: dict, study: str) -> str:
@@ -69,6 +96,13 @@ def summarize(a: dict, study: str) -> str:
             for (w, b), v in sorted(per_epoch.items(), key=lambda kv: (kv[0][1], kv[0][0]))
         ],
     )
+    best = a.get("best") or {}
+    if best:
+        text += (
+            "\n\nBest complete trial's validation value by minutes since the first trial "
+            "started: "
+            + ", ".join(f"{k}: {'-' if v is None else f'{v:.4f}'}" for k, v in best.items())
+        )
     return text
 
 

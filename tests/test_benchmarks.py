@@ -357,3 +357,16 @@ def test_one_worker_benchmarks_pass_jobs_1_and_a_faults_scenario_can_ask_for_2(t
     for path in ("benchmarks/study.py", "benchmarks/same_trials.py", "scripts/seed-lab.sh"):
         text = (root / path).read_text()
         assert '"--jobs", "1"' in text or "--jobs 1" in text, path
+
+
+def test_epochs_spent_best_by_minutes_counts_only_complete_trials_ended_by_each_time():
+    from benchmarks.epochs_spent import best_by_minutes
+
+    P, C = optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.COMPLETE
+    trials = [
+        _trial(C, 0, 200, [0.8], value=0.80),
+        _trial(P, 0, 100, [0.99]),  # pruned: never the best, whatever its epochs scored
+        _trial(C, 200, 700, [0.9], value=0.90),  # ends after 10 min (600 s), before 15
+    ]
+    best = best_by_minutes(trials, minutes=(1, 5, 10, 15))
+    assert best == {"1 min": None, "5 min": 0.80, "10 min": 0.80, "15 min": 0.90, "end": 0.90}
