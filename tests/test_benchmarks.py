@@ -370,3 +370,21 @@ def test_epochs_spent_best_by_minutes_counts_only_complete_trials_ended_by_each_
     ]
     best = best_by_minutes(trials, minutes=(1, 5, 10, 15))
     assert best == {"1 min": None, "5 min": 0.80, "10 min": 0.80, "15 min": 0.90, "end": 0.90}
+
+
+def test_liar_simulation_runs_two_workers_at_once_on_its_clock():
+    from benchmarks.liar import simulate
+    from search.config import default_config_path, load_config
+
+    class Flat:  # every trial: value 0.5, 10 simulated seconds
+        def value(self, p):
+            return 0.5
+
+        def seconds(self, p):
+            return 10.0
+
+    config = load_config(default_config_path())
+    one = simulate(Flat(), config, workers=1, liar=True, seed=0, trials=4)
+    two = simulate(Flat(), config, workers=2, liar=True, seed=0, trials=4)
+    assert [end for end, *_ in one] == [10.0, 20.0, 30.0, 40.0]
+    assert [end for end, *_ in two] == [10.0, 10.0, 20.0, 20.0]
