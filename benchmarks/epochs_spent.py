@@ -22,10 +22,13 @@ from benchmarks.common import markdown_table, trial_seconds, write_section
 BEST_AT_MINUTES = (5, 10, 15, 30, 60)
 
 
-def best_by_minutes(trials, minutes=BEST_AT_MINUTES) -> dict[str, float | None]:
+def best_by_minutes(
+    trials, minutes=BEST_AT_MINUTES, *, maximize: bool = True
+) -> dict[str, float | None]:
     """The best complete trial's value among those ended by each of `minutes` after the first
-    trial's start, and at the study's end ("end"); None where none had ended. Maximizing
-    studies (fsearch's accuracy metrics); an RMSE study's best would be the minimum."""
+    trial's start, and at the study's end ("end"); None where none had ended. maximize False:
+    the smallest (an RMSE study)."""
+    pick = max if maximize else min
     done = [t for t in trials if t.state.name == "COMPLETE" and t.value is not None]
     started = [t.datetime_start for t in trials if t.datetime_start is not None]
     if not started:
@@ -34,12 +37,12 @@ def best_by_minutes(trials, minutes=BEST_AT_MINUTES) -> dict[str, float | None]:
     out: dict[str, float | None] = {}
     for m in minutes:
         vals = [t.value for t in done if (t.datetime_complete - t0).total_seconds() <= 60 * m]
-        out[f"{m} min"] = max(vals) if vals else None
-    out["end"] = max((t.value for t in done), default=None)
+        out[f"{m} min"] = pick(vals) if vals else None
+    out["end"] = pick((t.value for t in done), default=None)
     return out
 
 
-def analyse(trials) -> dict:
+def analyse(trials, *, maximize: bool = True) -> dict:
     """Per outcome: trials, epochs, seconds; pruned trials' stop epochs; s/epoch by size."""
     by_state: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     stops: Counter[int] = Counter()
@@ -64,7 +67,7 @@ def analyse(trials) -> dict:
         "by_state": by_state,
         "stops": stops,
         "per_epoch": per_epoch,
-        "best": best_by_minutes(trials),
+        "best": best_by_minutes(trials, maximize=maximize),
     }
 
 
@@ -117,7 +120,8 @@ def main() -> None:
     args = ap.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.load_study(study_name=args.study, storage=args.storage)
-    body = summarize(analyse(study.get_trials(deepcopy=False)), args.study)
+    maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
+    body = summarize(analyse(study.get_trials(deepcopy=False), maximize=maximize), args.study)
     print(body)
     if not args.no_write:
         write_section(

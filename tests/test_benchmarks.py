@@ -359,7 +359,7 @@ def test_one_worker_benchmarks_pass_jobs_1_and_a_faults_scenario_can_ask_for_2(t
         assert '"--jobs", "1"' in text or "--jobs 1" in text, path
 
 
-def test_epochs_spent_best_by_minutes_counts_only_complete_trials_ended_by_each_time():
+def test_epochs_spent_best_by_minutes_counts_complete_trials_ended_by_each_time_both_directions():
     from benchmarks.epochs_spent import best_by_minutes
 
     P, C = optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.COMPLETE
@@ -370,6 +370,8 @@ def test_epochs_spent_best_by_minutes_counts_only_complete_trials_ended_by_each_
     ]
     best = best_by_minutes(trials, minutes=(1, 5, 10, 15))
     assert best == {"1 min": None, "5 min": 0.80, "10 min": 0.80, "15 min": 0.90, "end": 0.90}
+    low = best_by_minutes(trials, minutes=(5, 15), maximize=False)  # an RMSE study's best
+    assert low == {"5 min": 0.80, "15 min": 0.80, "end": 0.80}
 
 
 def test_liar_simulation_runs_two_workers_at_once_on_its_clock():
