@@ -203,7 +203,8 @@ def summarize(results: dict[str, list[dict]], args) -> str:
     seeds = sorted({r["seed"] for runs in results.values() for r in runs})
     exported = any("test" in r for runs in results.values() for r in runs)
     for jobs, runs in results.items():
-        row = [arm_label(jobs)]
+        # Arms may hold different seeds (one logged later): each value lines up with this.
+        row = [arm_label(jobs), ", ".join(str(r["seed"]) for r in runs)]
         for target in TARGETS:
             per = [r[target] for r in runs]
             reached = [v for v in per if v is not None]
@@ -222,7 +223,7 @@ def summarize(results: dict[str, list[dict]], args) -> str:
             row.append(", ".join(f"{r['test']:.4f}" if "test" in r else "-" for r in runs))
             row.append(", ".join(f"{r['export s'] / 60:.1f}" if "test" in r else "-" for r in runs))
         rows.append(row)
-    header = ["arm", *(f"min to {t} val acc" for t in TARGETS)]
+    header = ["arm", "seeds", *(f"min to {t} val acc" for t in TARGETS)]
     header += [f"trials by {m} min" for m in MARKS_MIN if m * 60 <= args.budget]
     header += ["trials finished (complete)", "wall min", "best val acc (complete trials)"]
     if exported:
@@ -231,7 +232,8 @@ def summarize(results: dict[str, list[dict]], args) -> str:
         f"The default study, seed(s) {', '.join(map(str, seeds))}, at most "
         f"{args.trials} trials or {args.budget / 60:.0f} min per arm; the arms ran one after "
         "the other with the whole machine each. Times are minutes from the command's start "
-        "(import, data load and worker start-up included); one value per seed. "
+        "(import, data load and worker start-up included); one value per seed, in the order "
+        "of the arm's seeds column. "
         + WHAT_REACHES_COUNTS
         + (
             " Exported: `fsearch export` of the arm's study after the search (`--export-kept`: "

@@ -10,8 +10,8 @@ slow configuration is running for more of the other worker's suggestions than a 
 parallel TPE could learn "slow is bad". This measures whether that happens, with the
 sampler's own code and nothing else varying:
 
-- the sampler and space are the default study's (`TPESampler` with runner.make_sampler's
-  options, `search.space.suggest`);
+- the sampler and space are the default study's (runner.make_sampler itself, its
+  constant_liar switched per arm; `search.space.suggest`);
 - the landscape comes from real trials: a point's value is the mean validation accuracy of
   its 3 nearest complete trials (normalized parameters) in section `jobs-200-xeon`'s seed-0
   studies (LANDSCAPE, committed under `benchmarks/results/jobs-kept-xeon/`: the pair whose
@@ -99,15 +99,11 @@ def simulate(land: Landscape, config, *, workers: int, liar: bool, seed: int, tr
     """One study on a simulated clock: [(end seconds, value, seconds, params)] in tell order."""
     import optuna
 
+    from search.runner import make_sampler
     from search.space import suggest
 
-    sampler = optuna.samplers.TPESampler(
-        seed=seed,
-        n_startup_trials=config.study.startup_trials,
-        multivariate=True,
-        group=True,
-        constant_liar=liar,
-    )  # runner.make_sampler's TPE, constant_liar as the arm says
+    # The default study's own sampler, constant_liar as the arm says.
+    sampler = make_sampler(config.study, seed=seed, constant_liar=liar)
     study = optuna.create_study(direction="maximize", sampler=sampler)
     clock, asked, running, out = 0.0, 0, [], []
     while asked < trials or running:

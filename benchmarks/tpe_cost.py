@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import dataclasses
 import io
 import os
 import pstats
@@ -67,17 +68,12 @@ def per_suggestion(
     import optuna
     from optuna.trial import TrialState
 
+    from search.runner import make_sampler
     from search.space import suggest
-    from search.tpe_window import windowed_tpe
 
-    options = dict(
-        seed=1,
-        n_startup_trials=config.study.startup_trials,
-        multivariate=True,
-        group=True,
-        constant_liar=liar,
-    )  # runner.make_sampler's TPE, constant_liar as measured
-    sampler = windowed_tpe(window, **options) if window else optuna.samplers.TPESampler(**options)
+    # The default study's own sampler, with the window and constant_liar as measured.
+    settings = dataclasses.replace(config.study, tpe_window=window)
+    sampler = make_sampler(settings, seed=1, constant_liar=liar)
     study = optuna.create_study(direction="maximize", sampler=sampler)
     study.add_trials(trials)
     times, prof = [], cProfile.Profile() if profile else None

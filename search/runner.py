@@ -46,8 +46,18 @@ def check_sampler(s: StudySettings) -> None:
             ) from None
 
 
-def make_sampler(s: StudySettings, *, seed: int, grid: dict[str, list] | None = None):
-    """The study's sampler; `grid` is the grid sampler's space (space.grid_search_space)."""
+def make_sampler(
+    s: StudySettings,
+    *,
+    seed: int,
+    grid: dict[str, list] | None = None,
+    constant_liar: bool = True,
+):
+    """The study's sampler; `grid` is the grid sampler's space (space.grid_search_space).
+
+    `constant_liar` is TPE's and always on in a study; the off switch is for the benchmarks
+    that measure what it does (benchmarks/liar.py, benchmarks/tpe_cost.py), so they build the
+    very sampler a study gets rather than a copy of its options."""
     import optuna
 
     if s.sampler == "grid":
@@ -66,7 +76,7 @@ def make_sampler(s: StudySettings, *, seed: int, grid: dict[str, list] | None = 
             n_startup_trials=s.startup_trials,
             multivariate=True,
             group=True,
-            constant_liar=True,
+            constant_liar=constant_liar,
             constraints_func=constraints,
         )
         if s.tpe_window:

@@ -293,7 +293,7 @@ def test_jobs_arm_result_measures_from_the_launch_and_counts_trials_by_the_minut
     assert got["best"] == 0.901
 
 
-def test_jobs_log_joins_a_kept_studys_export_to_its_arm_and_seed_and_shows_it(tmp_path):
+def test_jobs_log_joins_a_kept_studys_export_to_its_arm_and_seed_and_shows_it_by_seed(tmp_path):
     import argparse
 
     from benchmarks import jobs
@@ -313,6 +313,8 @@ def test_jobs_log_joins_a_kept_studys_export_to_its_arm_and_seed_and_shows_it(tm
     table = jobs.summarize(got, args)
     assert "| exported test acc | export min |" in table
     assert "| -, 0.9011 | -, 2.5 |" in table and "| 0.9000 | - | - |" in table
+    assert "| --jobs auto | 1, 2 | 1.0, 1.0 (median 1.0) |" in table
+    assert "| --jobs 1 | 1 | 1.0 |" in table  # the seeds column says which seed a value is
 
 
 def test_epochs_spent_splits_epochs_and_seconds_by_outcome_and_stop_epoch():
@@ -372,6 +374,33 @@ def test_epochs_spent_best_by_minutes_counts_complete_trials_ended_by_each_time_
     assert best == {"1 min": None, "5 min": 0.80, "10 min": 0.80, "15 min": 0.90, "end": 0.90}
     low = best_by_minutes(trials, minutes=(5, 15), maximize=False)  # an RMSE study's best
     assert low == {"5 min": 0.80, "15 min": 0.80, "end": 0.80}
+
+
+def test_make_sampler_constant_liar_off_changes_the_suggestion_only_while_a_trial_runs():
+    # benchmarks.liar and benchmarks.tpe_cost switch the liar through make_sampler itself.
+    from search.config import default_config_path, load_config
+    from search.runner import make_sampler
+    from search.space import suggest
+
+    config = load_config(default_config_path())
+    src = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0))
+    for i in range(config.study.startup_trials + 5):
+        t = src.ask()
+        suggest(t, config)
+        src.tell(t, i / 20)
+    suggest(src.ask(), config)  # left RUNNING
+
+    def next_params(liar: bool, with_running: bool) -> dict:
+        sampler = make_sampler(config.study, seed=3, constant_liar=liar)
+        study = optuna.create_study(direction="maximize", sampler=sampler)
+        running = optuna.trial.TrialState.RUNNING
+        study.add_trials([t for t in src.trials if with_running or t.state != running])
+        t = study.ask()
+        suggest(t, config)
+        return t.params
+
+    assert next_params(True, with_running=False) == next_params(False, with_running=False)
+    assert next_params(True, with_running=True) != next_params(False, with_running=True)
 
 
 def test_liar_simulation_runs_two_workers_at_once_on_its_clock():
