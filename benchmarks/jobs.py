@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -147,10 +148,20 @@ def export_kept(args, arms: list[str], tmp: Path) -> None:
     exe = Path(sys.executable).parent / "fsearch"
     if not args.log:
         sys.exit("--export-kept logs its results: give --log")
+    # An export is logged under --budget and --trials, and the section pairs it with the run
+    # logged under the same ones: an export run without the study's own (once, the default
+    # --budget 900 for a 3600-second study) was logged where no run could claim it.
+    runs = logged(args, arms)
     for db in sorted(Path(args.export_kept).glob("jobs-*.db")):
         arm, _, seed = db.stem[len("jobs-") :].rpartition("-")
         if arm not in arms or not seed.isdigit():
             continue
+        if not any(r["seed"] == int(seed) for r in runs[arm]):
+            sys.exit(
+                f"{db.name}: no run of {arm_label(arm)} seed {seed} with --budget "
+                f"{args.budget:g} --trials {args.trials} on this CPU in {args.log}; "
+                "give --export-kept the --budget and --trials its study ran with"
+            )
         out = tmp / f"export-{arm}-{seed}"
         cmd = [str(exe), "export", "--study", "jobs", "--storage", f"sqlite:///{db}"]
         cmd += ["--artifacts", str(tmp / "no-kept-models"), "--out", str(out)]
@@ -203,12 +214,16 @@ def summarize(results: dict[str, list[dict]], args) -> str:
     seeds = sorted({r["seed"] for runs in results.values() for r in runs})
     exported = any("test" in r for runs in results.values() for r in runs)
     for jobs, runs in results.items():
+        if not runs:  # nothing logged for this arm with these --budget and --trials
+            continue
         # Arms may hold different seeds (one logged later): each value lines up with this.
         row = [arm_label(jobs), ", ".join(str(r["seed"]) for r in runs)]
         for target in TARGETS:
             per = [r[target] for r in runs]
-            reached = [v for v in per if v is not None]
-            med = statistics.median(reached) / 60 if len(reached) == len(per) else None
+            # A seed that never reached the target sorts last: the median is still known
+            # when more than half of the seeds reached it.
+            med = statistics.median(math.inf if v is None else v for v in per) / 60
+            med = med if math.isfinite(med) else None
             row.append(
                 ", ".join(_minutes(v, args.budget) for v in per)
                 + (f" (median {med:.1f})" if med is not None and len(per) > 1 else "")
@@ -287,6 +302,11 @@ def main() -> None:
             export_kept(args, arms, Path(tmp))
     if args.log:
         results = logged(args, arms)
+    if not any(results.values()):
+        sys.exit(
+            f"no run of arms {args.arms} with --budget {args.budget:g} --trials {args.trials} "
+            f"on this CPU in {args.log}: give the --budget and --trials they ran with"
+        )
     body = summarize(results, args)
     print(body)
     if not args.no_write:

@@ -317,6 +317,45 @@ def test_jobs_log_joins_a_kept_studys_export_to_its_arm_and_seed_and_shows_it_by
     assert "| --jobs 1 | 1 | 1.0 |" in table  # the seeds column says which seed a value is
 
 
+def test_jobs_export_kept_refuses_a_study_with_no_run_logged_under_its_budget_and_trials(
+    tmp_path,
+):
+    # Once an export ran with the default --budget 900 on a 3600-second study: it was logged
+    # where no run could claim it and the section lost it. Now it stops before exporting.
+    import argparse
+
+    from benchmarks import jobs
+
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    (kept / "jobs-auto-2.db").write_bytes(b"")
+    args = argparse.Namespace(
+        log=str(tmp_path / "j.jsonl"), trials=200, budget=3600.0, export_kept=str(kept)
+    )
+    res = {"finished": 9, "complete": 2, "0.89": 60.0, "0.9": None, "10 min": 9}
+    res |= {"30 min": 9, "best": 0.9, "wall": 620.0}
+    jobs._log(args, "auto", 2, "result", res)
+    args.budget = 900.0
+    with pytest.raises(SystemExit, match="no run of --jobs auto seed 2 with --budget 900"):
+        jobs.export_kept(args, ["auto"], tmp_path)
+    assert len((tmp_path / "j.jsonl").read_text().splitlines()) == 1  # nothing exported
+
+
+def test_jobs_table_gives_the_median_when_more_than_half_the_seeds_reached_the_target():
+    import argparse
+
+    from benchmarks import jobs
+
+    args = argparse.Namespace(trials=200, budget=3600.0)
+    runs = []
+    for seed, t in [(0, 672.0), (1, 360.0), (2, None)]:
+        r = {"finished": 9, "complete": 2, 0.89: 60.0, 0.9: t, "10 min": 9, "30 min": 9}
+        runs.append(r | {"best": 0.9, "wall": 620.0, "seed": seed})
+    table = jobs.summarize({"1": runs, "auto": runs[1:]}, args)
+    assert "| 11.2, 6.0, > 60 (median 11.2) |" in table  # the one left out sorts last
+    assert "| 6.0, > 60 |" in table  # two seeds, one short: no median
+
+
 def test_epochs_spent_splits_epochs_and_seconds_by_outcome_and_stop_epoch():
     from benchmarks.epochs_spent import analyse
 
