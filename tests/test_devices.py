@@ -184,8 +184,10 @@ def test_cli_accepts_jobs_auto(monkeypatch):
     assert seen["o"].jobs == 5 and seen["o"].trials == 3
 
 
-def test_cli_run_reads_fsearch_jobs_and_the_flag_wins_over_it(monkeypatch):
-    """conftest sets FSEARCH_JOBS=1 for the suite; without it `fsearch run` means --jobs 1."""
+def test_cli_run_defaults_to_jobs_auto_reads_fsearch_jobs_and_the_flag_wins_over_it(
+    monkeypatch,
+):
+    """conftest sets FSEARCH_JOBS=1 for the suite; without it `fsearch run` means --jobs auto."""
     from search import api
 
     seen = []
@@ -193,10 +195,10 @@ def test_cli_run_reads_fsearch_jobs_and_the_flag_wins_over_it(monkeypatch):
     monkeypatch.setattr(api, "run", lambda config, options, console: seen.append(options.jobs))
     monkeypatch.delenv("FSEARCH_JOBS")
     assert invoke("run", "--trials", 3).exit_code == 0
-    monkeypatch.setenv("FSEARCH_JOBS", "auto")
+    monkeypatch.setenv("FSEARCH_JOBS", "1")
     assert invoke("run", "--trials", 3).exit_code == 0
     assert invoke("run", "--trials", 3, "--jobs", 2).exit_code == 0
-    assert seen == [1, 5, 2]
+    assert seen == [5, 1, 2]
 
 
 def test_jobs_workers_are_started_with_jobs_1_whatever_fsearch_jobs_says(monkeypatch):

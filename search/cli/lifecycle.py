@@ -107,9 +107,14 @@ def run(
             envvar="FSEARCH_JOBS",
             help="Worker processes on this machine; they split its cores (and GPUs) and share "
             "--trials. 'auto': the number measured fastest for this machine's cores and GPUs "
-            "(2 on a CPU-only machine of 2 or more cores); 1: this process only.",
+            "(2 on a CPU-only machine of 2 or more cores); 1: this process only, and a seeded "
+            "study repeats its trials exactly.",
         ),
-    ] = "1",
+        # auto, not 1: on the default study, 3 seeds alone on a 2-core Xeon, two workers were
+        # ahead of one on the medians of every measure issue #23 named (minutes to 0.89 and
+        # 0.90 validation accuracy, trials by 10 and 30 minutes, the 200 trials' wall time)
+        # and of the best validation accuracy (BENCHMARKS.md, `jobs-200-xeon`).
+    ] = "auto",
     worker: Annotated[
         str | None,
         typer.Option(
