@@ -28,18 +28,22 @@ def run_workers(plan: Plan) -> tuple[optuna.Study, bool, dict[str, int]]:
     )
     st.fail_stale_trials(study)
     warm_start(plan, study)
-    threads = cpus.threads_per_worker(opts.jobs)
     already = outcomes.count_finished(study)
+    # No more workers than trials left: a worker with nothing to run would start TensorFlow
+    # only to exit, and hold cores the ones that train could use (`--jobs auto`, the default,
+    # with `--trials 1`: one worker of 2 threads, not 2 of one).
+    jobs = max(1, min(opts.jobs, plan.trials - already))
+    threads = cpus.threads_per_worker(jobs)
     plan.events.emit(
         "study",
         f"study {cfg.study.name} ({'new' if created else 'resumed'}) on {plan.masked}: "
-        f"{already}/{plan.trials} finished; {opts.jobs} workers, "
+        f"{already}/{plan.trials} finished; {jobs} worker{'s' if jobs > 1 else ''}, "
         f"{threads} {devices.backend()} thread{'s' if threads > 1 else ''} each",
         study=cfg.study.name,
         created=created,
         finished=already,
         target=plan.trials,
-        workers=opts.jobs,
+        workers=jobs,
     )
     # The workers print only trial lines; this bar is fed from the storage.
     with (
@@ -56,7 +60,7 @@ def run_workers(plan: Plan) -> tuple[optuna.Study, bool, dict[str, int]]:
     ):
         codes = workers.run_local_workers(
             opts.worker_args(config=plan.config_path, trials=plan.trials),
-            jobs=opts.jobs,
+            jobs=jobs,
             base_worker=plan.worker,
             env={
                 st.ENV_STORAGE: plan.url,

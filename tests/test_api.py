@@ -149,3 +149,28 @@ def test_the_api_and_the_cli_make_the_same_study(tiny_config, real_data_dir):
     # The same seeds draw the same start-up trials (startup_trials = 2: random sampling).
     assert [t.params for t in by_cli.trials[:2]] == [t.params for t in by_api.trials[:2]]
     assert len(by_cli.trials) == len(by_api.trials) == 4
+
+
+def test_jobs_starts_no_more_workers_than_trials_left(tiny_config, real_data_dir, monkeypatch):
+    # The default --jobs auto with --trials 1 must give the one trial the whole machine
+    # (one worker of all the threads), not start a second worker to exit at once.
+    from search import cpus, workers
+
+    started = []
+
+    def fake_workers(args, *, jobs, **_):
+        started.append((jobs, cpus.threads_per_worker(jobs)))
+        return [0] * jobs
+
+    monkeypatch.setattr(workers, "run_local_workers", fake_workers)
+    monkeypatch.setattr(cpus, "cores", lambda: 2)
+    for trials in (1, 3):
+        search.run(
+            tiny_config,
+            trials=trials,
+            jobs=2,
+            storage=f"sqlite:///{tiny_config.parent / 'cap.db'}",
+            data_dir=str(real_data_dir),
+            export=False,
+        )
+    assert started == [(1, 2), (2, 1)]
