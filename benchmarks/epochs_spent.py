@@ -1,5 +1,7 @@
 """Where a study's epochs and seconds go: pruned against complete trials, the epoch each pruned
-trial stopped at (Hyperband's rungs), the time per epoch by width and batch size, and the best
+trial stopped at (Hyperband's rungs), the time per epoch by width and batch size, the time
+outside training (model builds, the first epoch's graph tracing, validation passes, the rest of
+each trial: sampling, pruning, storage, saving; and between trials), and the best
 complete trial's validation value at times since the study's first trial started (what a
 user stopping the study then would export; two studies of different speed compare at equal
 time, not at equal trial count).
@@ -68,7 +70,48 @@ def analyse(trials, *, maximize: bool = True) -> dict:
         "stops": stops,
         "per_epoch": per_epoch,
         "best": best_by_minutes(trials, maximize=maximize),
+        "split": time_split(trials),
     }
+
+
+def time_split(trials) -> dict[str, float] | None:
+    """Seconds of the finished trials by where they went, from the attributes each trial logs
+    (search/objective.py): building the model, the first epoch's time beyond a later epoch's
+    (graph tracing), the epochs' training and validation passes, and the rest of the trial
+    (the sampler's suggestions, Hyperband's decisions, storage writes, saving the model).
+    "between trials": the gaps from one trial's end to the next one's start, counted only
+    where no two trials overlap (one worker). A trial without the attributes (a failed one)
+    counts in the gaps only; None where no trial has them.
+    benchmarks.study's `shares` gives the coarser split of a run it timed itself (tracing in
+    training, the rest as one "other" against its wall time)."""
+    done = [t for t in trials if t.datetime_complete is not None and t.datetime_start is not None]
+    timed = [
+        t
+        for t in done
+        if "build_seconds" in t.user_attrs
+        and (not t.user_attrs.get("epochs_run") or t.user_attrs.get("first_epoch_seconds"))
+    ]
+    if not timed:
+        return None
+    out = dict.fromkeys(("build", "tracing", "training", "validation", "rest of trial"), 0.0)
+    for t in timed:
+        u = t.user_attrs
+        n = int(u.get("epochs_run") or 0)
+        first, steady = float(u.get("first_epoch_seconds") or 0), float(u["sec_per_epoch"] or 0)
+        epochs = first + steady * (n - 1) if n > 1 else first
+        tracing = max(0.0, first - steady) if n > 1 else 0.0
+        out["build"] += float(u["build_seconds"])
+        out["tracing"] += tracing
+        out["validation"] += float(u.get("val_seconds") or 0)
+        out["training"] += epochs - tracing - float(u.get("val_seconds") or 0)
+        out["rest of trial"] += trial_seconds(t) - float(u["build_seconds"]) - epochs
+    ordered = sorted(done, key=lambda t: t.datetime_start)
+    gaps = [
+        (b.datetime_start - a.datetime_complete).total_seconds()
+        for a, b in zip(ordered, ordered[1:], strict=False)
+    ]
+    out["between trials"] = sum(gaps) if all(g >= 0 for g in gaps) else float("nan")
+    return out
 
 
 def summarize(a: dict, study: str) -> str:
@@ -99,6 +142,18 @@ def summarize(a: dict, study: str) -> str:
             for (w, b), v in sorted(per_epoch.items(), key=lambda kv: (kv[0][1], kv[0][0]))
         ],
     )
+    split = a.get("split")
+    if split:
+        total = sum(v for v in split.values() if v == v) or 1
+        text += "\n\n" + markdown_table(
+            ["where the time went", "minutes", "share"],
+            [
+                [k, "-", "- (trials overlap: several workers)"]
+                if v != v
+                else [k, f"{v / 60:.1f}", f"{100 * v / total:.1f}%"]
+                for k, v in split.items()
+            ],
+        )
     best = a.get("best") or {}
     if best:
         text += (

@@ -458,3 +458,26 @@ def test_liar_simulation_runs_two_workers_at_once_on_its_clock():
     two = simulate(Flat(), config, workers=2, liar=True, seed=0, trials=4)
     assert [end for end, *_ in one] == [10.0, 20.0, 30.0, 40.0]
     assert [end for end, *_ in two] == [10.0, 10.0, 20.0, 20.0]
+
+
+def test_epochs_spent_time_split_parts_timed_trials_and_counts_gaps_only_for_one_worker():
+    from benchmarks.epochs_spent import time_split
+
+    C = optuna.trial.TrialState.COMPLETE
+    a = _trial(C, 0, 40, [0.8, 0.8, 0.8], value=0.8)
+    a.user_attrs = {"epochs_run": 3, "build_seconds": 2.0, "first_epoch_seconds": 14.0,
+                    "sec_per_epoch": 10.0, "val_seconds": 3.0}  # fmt: skip
+    b = _trial(C, 45, 60, [0.8], value=0.8)
+    b.user_attrs = {"epochs_run": 1, "build_seconds": 1.0, "first_epoch_seconds": 12.0,
+                    "sec_per_epoch": 12.0, "val_seconds": 1.0}  # fmt: skip
+    got = time_split([a, b])
+    # a: epochs 14 + 2 x 10 = 34 s, of which 4 s tracing (first beyond a later epoch), 3 s
+    # validation; rest of trial 40 - 2 - 34 = 4 s. b: one epoch, no tracing measurable.
+    assert got == {"build": 3.0, "tracing": 4.0, "training": 27.0 + 11.0, "validation": 4.0,
+                   "rest of trial": 4.0 + 2.0, "between trials": 5.0}  # fmt: skip
+    c = _trial(C, 30, 50, [0.8], value=0.8)  # overlaps a: two workers
+    c.user_attrs = dict(b.user_attrs)
+    assert time_split([a, c])["between trials"] != time_split([a, c])["between trials"]  # NaN
+    del c.user_attrs["build_seconds"]  # a failed trial: in the gaps, not in the parts
+    assert time_split([c]) is None
+    assert time_split([b, c])["build"] == 1.0
