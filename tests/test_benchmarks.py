@@ -460,6 +460,52 @@ def test_liar_simulation_runs_two_workers_at_once_on_its_clock():
     assert [end for end, *_ in two] == [10.0, 10.0, 20.0, 20.0]
 
 
+def _same_trial(number, value, params=None, state="PRUNED", epochs=1, seconds=10.0):
+    return {"number": number, "state": state, "params": params or {"lr": 0.01},
+            "value": value, "epochs": epochs, "seconds": seconds}  # fmt: skip
+
+
+def test_same_trials_differing_flags_a_changed_value_state_or_missing_trial_not_seconds():
+    from benchmarks.same_trials import differing
+
+    a = [_same_trial(0, 0.85), _same_trial(1, 0.86), _same_trial(2, 0.87), _same_trial(3, 0.8)]
+    b = [
+        _same_trial(0, 0.85, seconds=99.0),  # only slower: the same trial
+        _same_trial(1, 0.861),  # another value
+        _same_trial(2, 0.87, state="COMPLETE"),  # another state
+    ]  # trial 3 missing here
+    assert [ta["number"] for ta, _ in differing(a, b)] == [1, 2, 3]
+    assert differing(a, a) == []
+
+
+def test_same_trials_study_trials_reads_params_state_value_and_epochs_from_the_database(tmp_path):
+    from benchmarks.same_trials import study_trials
+
+    path = tmp_path / "s.db"
+    study = optuna.create_study(study_name="s", storage=f"sqlite:///{path}", direction="maximize")
+    P, C = optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.COMPLETE
+    study.add_trial(_trial(C, 0, 100, [0.80, 0.85], value=0.85))
+    study.add_trial(_trial(P, 100, 130, [0.70]))  # pruned: its last epoch is its value
+    got = study_trials(path)
+    assert [(t["number"], t["state"], t["value"], t["epochs"]) for t in got] == [
+        (0, "COMPLETE", 0.85, 2),
+        (1, "PRUNED", 0.7, 1),
+    ]
+    assert [t["seconds"] for t in got] == [100.0, 30.0]
+
+
+def test_same_trials_section_gives_each_logged_run_its_ratios_here_over_base():
+    from benchmarks.same_trials import section_body
+
+    rec = {"date": "2026-12-06 21:40 UTC", "cpu": "AMD EPYC", "cores": 2, "data": "fashion-mnist",
+           "base": "d201444", "here": "a50de48", "trials": 200, "differ": 0,
+           "base_trials": 200, "here_trials": 200, "base_wall_s": 3000.0, "here_wall_s": 3300.0,
+           "base_trial_s": 2400.0, "here_trial_s": 2400.0}  # fmt: skip
+    row = section_body([rec]).splitlines()[-1]
+    assert "| 200 | base | 0 of 200 |" in row and "| 50.0 | 55.0 | 1.100 |" in row
+    assert row.endswith("| 40.0 | 40.0 | 1.000 |")
+
+
 def test_epochs_spent_time_split_parts_timed_trials_and_counts_gaps_only_for_one_worker():
     from benchmarks.epochs_spent import time_split
 
