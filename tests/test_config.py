@@ -126,7 +126,7 @@ def test_bootstrap_count_reaches_the_pruner(pruner):
 
     from search.runner import make_pruner
 
-    def pruned_at_first_rung(bootstrap: int) -> list[bool]:
+    def pruned_at_some_rung(bootstrap: int) -> list[bool]:
         raw = raw_config()
         raw["study"].update(pruner=pruner, bootstrap_count=bootstrap)
         cfg = parse_config(raw)
@@ -137,15 +137,23 @@ def test_bootstrap_count_reaches_the_pruner(pruner):
         out = []
         for _ in range(6):
             trial = study.ask()
-            trial.report(0.9, step=1)
-            out.append(trial.should_prune())
+            # Every epoch up to the last: Hyperband puts a trial in a bracket by a hash of
+            # the (random) study name, and a bracket's first rung may be after epoch 1, so a
+            # report at epoch 1 alone reaches no rung in some studies (a flaky CI failure).
+            pruned = False
+            for epoch in range(1, 10):
+                trial.report(0.9, step=epoch)
+                if trial.should_prune():
+                    pruned = True
+                    break
+            out.append(pruned)
             study.tell(trial, state=optuna.trial.TrialState.PRUNED)
         return out
 
     # Equal values: each trial is the best so far, so Optuna promotes it (nothing pruned);
-    # with bootstrap_count the first trials to reach the rung are pruned instead.
-    assert not any(pruned_at_first_rung(0))
-    assert any(pruned_at_first_rung(2))
+    # with bootstrap_count the first trials to reach a rung are pruned instead.
+    assert not any(pruned_at_some_rung(0))
+    assert pruned_at_some_rung(2)[0]
 
 
 def test_bootstrap_count_must_not_be_negative():
