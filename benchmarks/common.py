@@ -89,6 +89,15 @@ def trial_seconds(t) -> float:
     return (t.datetime_complete - t.datetime_start).total_seconds()
 
 
+def epochs_seconds(user_attrs: dict) -> float:
+    """A trial's seconds in its epochs (training and validation passes), from the attributes
+    the training loop logs: the first epoch (graph tracing included) and the steady
+    sec_per_epoch for each later one."""
+    first = float(user_attrs.get("first_epoch_seconds") or 0)
+    steady = float(user_attrs.get("sec_per_epoch") or 0)
+    return first + steady * max(int(user_attrs.get("epochs_run") or 1) - 1, 0)
+
+
 WHAT_REACHES_COUNTS = (
     "A trial reaches the target when any of its epochs did on validation, a pruned trial "
     "included, although fsearch keeps only complete trials' models."

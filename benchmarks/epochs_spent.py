@@ -19,7 +19,7 @@ import argparse
 import statistics
 from collections import Counter, defaultdict
 
-from benchmarks.common import markdown_table, trial_seconds, write_section
+from benchmarks.common import epochs_seconds, markdown_table, trial_seconds, write_section
 
 BEST_AT_MINUTES = (5, 10, 15, 30, 60)
 
@@ -98,12 +98,13 @@ def time_split(trials) -> dict[str, float] | None:
         u = t.user_attrs
         n = int(u.get("epochs_run") or 0)
         first, steady = float(u.get("first_epoch_seconds") or 0), float(u["sec_per_epoch"] or 0)
-        epochs = first + steady * (n - 1) if n > 1 else first
+        epochs = epochs_seconds(u)
         tracing = max(0.0, first - steady) if n > 1 else 0.0
+        validation = float(u.get("val_seconds") or 0)
         out["build"] += float(u["build_seconds"])
         out["tracing"] += tracing
-        out["validation"] += float(u.get("val_seconds") or 0)
-        out["training"] += epochs - tracing - float(u.get("val_seconds") or 0)
+        out["validation"] += validation
+        out["training"] += epochs - tracing - validation
         out["rest of trial"] += trial_seconds(t) - float(u["build_seconds"]) - epochs
     ordered = sorted(done, key=lambda t: t.datetime_start)
     gaps = [

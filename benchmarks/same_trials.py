@@ -2,7 +2,7 @@
 
     python -m benchmarks.same_trials --base d201444 --trials 20
     python -m benchmarks.same_trials --base d201444 --trials 200 --section same-trials
-    python -m benchmarks.same_trials --base d201444 --trials 100 --here-first --section same-trials
+    python -m benchmarks.same_trials --base d201444 --trials 200 --here-first --section same-trials
     python -m benchmarks.same_trials --base d201444 --trials 6 --data wine.csv --target cultivar
 
 Clones the repository at --base into a scratch folder and runs `fsearch run` of the same
@@ -47,7 +47,7 @@ def study_trials(db: Path) -> list[dict]:
     for t in study.get_trials(deepcopy=False):
         if t.datetime_complete is None:
             continue
-        value = t.value if t.value is not None else None
+        value = t.value
         if value is None and t.intermediate_values:
             value = t.intermediate_values[max(t.intermediate_values)]
         out.append({

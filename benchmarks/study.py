@@ -25,6 +25,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from benchmarks.common import (  # noqa: E402
     WHAT_REACHES_COUNTS,
+    epochs_seconds,
     first_reaching,
     markdown_table,
     trial_seconds,
@@ -125,11 +126,7 @@ def shares(study, wall: float, storage_s: float | None) -> tuple[list[list], dic
     trials = study.get_trials(deepcopy=False, states=finished_states())
     ua = [t.user_attrs for t in trials]
     build = sum(a.get("build_seconds", 0) for a in ua)
-    epochs_total = sum(
-        (a.get("first_epoch_seconds") or 0)
-        + a.get("sec_per_epoch", 0) * max(a.get("epochs_run", 1) - 1, 0)
-        for a in ua
-    )
+    epochs_total = sum(epochs_seconds(a) for a in ua)
     val = sum(a.get("val_seconds", 0) for a in ua)
     train = epochs_total - val
     rows = [

@@ -527,3 +527,16 @@ def test_epochs_spent_time_split_parts_timed_trials_and_counts_gaps_only_for_one
     del c.user_attrs["build_seconds"]  # a failed trial: in the gaps, not in the parts
     assert time_split([c]) is None
     assert time_split([b, c])["build"] == 1.0
+
+
+def test_epochs_seconds_is_the_first_epoch_plus_the_steady_rate_for_each_later_one():
+    from benchmarks.common import epochs_seconds
+
+    assert (
+        epochs_seconds({"first_epoch_seconds": 5.0, "sec_per_epoch": 2.0, "epochs_run": 4}) == 11.0
+    )
+    assert (
+        epochs_seconds({"first_epoch_seconds": 5.0, "sec_per_epoch": 2.0, "epochs_run": 1}) == 5.0
+    )
+    # A trial with no epochs (failed before its first) spent nothing in them.
+    assert epochs_seconds({"sec_per_epoch": None}) == 0.0
