@@ -81,19 +81,42 @@ def arm_result(db: Path, launched: dt.datetime) -> dict:
 
 
 # An arm is a --jobs value, optionally with "+first" (and --first-trials: the known
-# configurations queued first, search/first_trials.py), e.g. "auto+first".
+# configurations queued first, search/first_trials.py) and "+late" (the default study with
+# [study] keys set: a late rung, search/late_rung.py, at the epoch BENCHMARKS.md `rungs` chose
+# on its replay), e.g. "auto+first".
 ARM_FLAGS = {"first": "--first-trials"}
+ARM_STUDY = {"late": {"late_rung": 8, "late_rung_keep": 2}}
 
 
 def arm_label(arm: str) -> str:
     jobs, *extra = arm.split("+")
-    return " ".join([f"--jobs {jobs}", *(ARM_FLAGS[e] for e in extra)])
+    labels = [
+        ARM_FLAGS[e] if e in ARM_FLAGS else ", ".join(f"{k} = {v}" for k, v in ARM_STUDY[e].items())
+        for e in extra
+    ]
+    return " ".join([f"--jobs {jobs}", *labels])
+
+
+def arm_config(extra: list[str], tmp: Path) -> list[str]:
+    """--config FILE for an arm that sets [study] keys (the default study's text with them
+    added to its [study] table); no flags for an arm that sets none."""
+    keys = {k: v for e in extra if e in ARM_STUDY for k, v in ARM_STUDY[e].items()}
+    if not keys:
+        return []
+    from search.config import default_config_path, load_config
+
+    text = default_config_path().read_text()
+    added = "".join(f"{k} = {v}\n" for k, v in keys.items())
+    path = tmp / f"study-{'-'.join(sorted(keys))}.toml"
+    path.write_text(text.replace("[study]\n", "[study]\n" + added, 1))
+    load_config(path)  # a key the default study already sets would be a TOML error here
+    return ["--config", str(path)]
 
 
 def run_arm(arm: str, seed: int, args, tmp: Path) -> dict:
     exe = Path(sys.executable).parent / "fsearch"
     jobs, *extra = arm.split("+")
-    flags = [ARM_FLAGS[e] for e in extra]
+    flags = [ARM_FLAGS[e] for e in extra if e in ARM_FLAGS] + arm_config(extra, tmp)
     db = tmp / f"jobs-{arm}-{seed}.db"
     cmd = [
         str(exe),

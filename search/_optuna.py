@@ -85,6 +85,12 @@ STUDY_PRIVATE_METHODS: dict[str, tuple[str, ...]] = {
 }
 
 
+# The late rung (search/late_rung.py) restates successive halving's promotion rule instead of
+# calling it, and subclasses HyperbandPruner so that this function still hands the sampler the
+# trial's own bracket (it checks isinstance(study.pruner, HyperbandPruner)).
+PROMOTION_RULE = ("optuna.pruners._successive_halving", "_is_trial_promotable_to_next_rung")
+BRACKET_FILTER = ("optuna.pruners", "_filter_study")
+
 # Keras (search/_tf.py): under JAX or torch, Keras is told TensorFlow is absent so it does not
 # import it to seed each trial. The module and attribute it sets:
 KERAS_TF_AVAILABLE = ("keras.src.utils.module_utils", "tensorflow", "_available")

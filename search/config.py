@@ -135,6 +135,11 @@ class StudySettings:
     # Hyperband / successive halving prune the first N trials to reach each rung instead of
     # promoting the best so far (Optuna's bootstrap_count; 0 = Optuna's default behaviour).
     bootstrap_count: int = 0
+    # One more rung at this epoch (0 = none), after Hyperband's / successive halving's: a
+    # trial goes on only if its validation value is among the best 1/late_rung_keep of all
+    # the study's values at that epoch (search/late_rung.py; BENCHMARKS.md `rungs`).
+    late_rung: int = 0
+    late_rung_keep: int = 2
     # Best-epoch models of the top-k trials are kept as artifacts; the rest are deleted.
     keep_models: int = 3
     # A worker stops after this many failed trials in a row (a bug, not bad luck).
@@ -394,6 +399,8 @@ def validate_study(s: StudySettings, *, where: str = "study") -> None:
         ("min_epochs", 1),
         ("reduction_factor", 2),
         ("bootstrap_count", 0),
+        ("late_rung", 0),
+        ("late_rung_keep", 2),
         ("keep_models", 1),
         ("max_consecutive_failures", 1),
         ("max_params", 0),
@@ -402,6 +409,11 @@ def validate_study(s: StudySettings, *, where: str = "study") -> None:
     ):
         if getattr(s, key) < low:
             raise ConfigError(f"{where}: {key} must be >= {low}, got {getattr(s, key)}")
+    if s.late_rung and s.pruner not in ("hyperband", "successive-halving"):
+        raise ConfigError(
+            f"{where}: late_rung adds a rung to Hyperband or successive halving; set pruner "
+            f'= "hyperband" or "successive-halving", or late_rung = 0 (pruner is {s.pruner!r})'
+        )
     if s.folds and not 2 <= s.folds <= MAX_FOLDS:
         raise ConfigError(
             f"{where}: folds must be 0 (export refits) or between 2 and {MAX_FOLDS}, got {s.folds}"

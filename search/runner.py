@@ -103,20 +103,34 @@ def make_sampler(
 def make_pruner(s: StudySettings, *, max_epochs: int):
     import optuna
 
+    late: dict = {}
+    hyperband, halving = optuna.pruners.HyperbandPruner, optuna.pruners.SuccessiveHalvingPruner
+    if s.late_rung:
+        if not s.min_epochs < s.late_rung < max_epochs:
+            raise ConfigError(
+                f"study: late_rung {s.late_rung} must lie between min_epochs ({s.min_epochs}) "
+                f"and the trials' epochs ({max_epochs}), both excluded; or 0 for none"
+            )
+        from search.late_rung import HyperbandLateRung, SuccessiveHalvingLateRung
+
+        hyperband, halving = HyperbandLateRung, SuccessiveHalvingLateRung
+        late = {"late_rung": s.late_rung, "late_rung_keep": s.late_rung_keep}
     if s.pruner == "hyperband":
-        return optuna.pruners.HyperbandPruner(
+        return hyperband(
             min_resource=s.min_epochs,
             max_resource=max_epochs,
             reduction_factor=s.reduction_factor,
             bootstrap_count=s.bootstrap_count,
+            **late,
         )
     if s.pruner == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=s.min_epochs)
     if s.pruner == "successive-halving":
-        return optuna.pruners.SuccessiveHalvingPruner(
+        return halving(
             min_resource=s.min_epochs,
             reduction_factor=s.reduction_factor,
             bootstrap_count=s.bootstrap_count,
+            **late,
         )
     if s.pruner == "none":
         return optuna.pruners.NopPruner()

@@ -540,3 +540,51 @@ def test_epochs_seconds_is_the_first_epoch_plus_the_steady_rate_for_each_later_o
     )
     # A trial with no epochs (failed before its first) spent nothing in them.
     assert epochs_seconds({"sec_per_epoch": None}) == 0.0
+
+
+def test_jobs_late_arm_runs_the_default_study_with_its_late_rung_keys_set(tmp_path):
+    from benchmarks import jobs
+    from search.config import load_config
+
+    flags = jobs.arm_config(["first", "late"], tmp_path)
+    assert flags[0] == "--config"
+    study = load_config(flags[1]).study
+    assert (study.late_rung, study.late_rung_keep) == (8, 2)
+    assert study.name == load_config().study.name  # otherwise the default study
+    assert jobs.arm_config(["first"], tmp_path) == []
+    assert jobs.arm_label("auto+late") == "--jobs auto late_rung = 8, late_rung_keep = 2"
+
+
+def test_rungs_replay_stops_complete_trials_below_the_best_half_and_counts_what_it_saves():
+    import datetime as dt
+
+    import optuna
+
+    from benchmarks.rungs import replay
+
+    attrs = {"first_epoch_seconds": 3.0, "sec_per_epoch": 2.0, "epochs_run": 12}
+    trials = []
+    t0 = dt.datetime(2026, 12, 7)
+    for k, (at_8, final) in enumerate([(0.9, 0.91), (0.8, 0.92), (0.95, 0.96), (0.7, 0.85)]):
+        t = optuna.trial.create_trial(
+            state=optuna.trial.TrialState.COMPLETE,
+            value=final,
+            intermediate_values={e: at_8 if e == 8 else 0.5 for e in range(1, 13)},
+            user_attrs=attrs,
+        )
+        t.number, t.datetime_start = k, t0 + dt.timedelta(minutes=k)
+        t.datetime_complete = t.datetime_start + dt.timedelta(seconds=30)
+        trials.append(t)
+    pruned = optuna.trial.create_trial(
+        state=optuna.trial.TrialState.PRUNED,
+        intermediate_values={1: 0.3},
+        user_attrs={**attrs, "epochs_run": 1},
+    )
+    pruned.number, pruned.datetime_start = 4, t0
+    pruned.datetime_complete = t0 + dt.timedelta(seconds=5)
+    got = replay([*trials, pruned], 8, 2)
+    # 0.8 is below 0.9 (fewer than 2 others: only the best goes on); 0.7 below the 2nd best of 4.
+    assert got["stopped"] == 2 and got["complete"] == 4
+    assert got["epochs saved"] == 8 / 49  # 4 epochs each of 4 x 12 + 1
+    assert got["time saved"] == 16 / 103  # 2 s per epoch; 4 x (3 + 11 x 2) + 3
+    assert got["best kept"] and got["top kept"] == 2 and got["best drop"] == 0

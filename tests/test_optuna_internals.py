@@ -70,3 +70,47 @@ def test_keras_lazy_tensorflow_module_has_the_available_flag_we_set():
     module, obj, attr = KERAS_TF_AVAILABLE
     lazy = getattr(importlib.import_module(module), obj)
     assert hasattr(lazy, attr), f"{module}.{obj}.{attr} moved: update search/_tf.py"
+
+
+def test_late_rung_promotion_rule_agrees_with_optunas_successive_halving_rule():
+    import importlib
+    import random
+
+    from search.late_rung import promotable
+
+    module, name = _optuna.PROMOTION_RULE
+    theirs = getattr(importlib.import_module(module), name)
+    rng = random.Random(0)
+    for _ in range(500):
+        competing = [round(rng.random(), 2) for _ in range(rng.randint(1, 12))]
+        value, keep = rng.choice(competing), rng.randint(2, 5)
+        for direction in (
+            optuna.study.StudyDirection.MAXIMIZE,
+            optuna.study.StudyDirection.MINIMIZE,
+        ):
+            maximize = direction == optuna.study.StudyDirection.MAXIMIZE
+            want = theirs(value, list(competing), keep, direction)
+            assert promotable(value, list(competing), keep, maximize=maximize) == want, (
+                value,
+                competing,
+                keep,
+                direction,
+            )
+
+
+def test_hyperband_with_a_late_rung_still_gets_its_bracket_study_from_optuna():
+    import importlib
+
+    from search.late_rung import HyperbandLateRung
+
+    module, name = _optuna.BRACKET_FILTER
+    filter_study = getattr(importlib.import_module(module), name)
+    pruner = HyperbandLateRung(
+        min_resource=1, max_resource=12, reduction_factor=4, late_rung=8, late_rung_keep=2
+    )
+    study = optuna.create_study(direction="maximize", pruner=pruner)
+    trial = study.ask()
+    trial.report(0.5, step=1)
+    trial.should_prune()  # Hyperband sets its brackets up on its first decision
+    frozen = study.get_trials(deepcopy=False)[0]
+    assert filter_study(study, frozen) is not study  # the sampler sees one bracket's trials
