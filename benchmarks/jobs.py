@@ -109,7 +109,12 @@ def arm_config(extra: list[str], tmp: Path) -> list[str]:
     added = "".join(f"{k} = {v}\n" for k, v in keys.items())
     path = tmp / f"study-{'-'.join(sorted(keys))}.toml"
     path.write_text(text.replace("[study]\n", "[study]\n" + added, 1))
-    load_config(path)  # a key the default study already sets would be a TOML error here
+    # A key the default study already sets is a TOML error here; a [study] line it no longer
+    # has verbatim would leave the keys out: either stops the arm before it runs.
+    study = load_config(path).study
+    missed = {k: v for k, v in keys.items() if getattr(study, k) != v}
+    if missed:
+        sys.exit(f"arm config {path}: {missed} not set (the default study has no '[study]' line?)")
     return ["--config", str(path)]
 
 
@@ -315,6 +320,14 @@ def main() -> None:
     )
     args = ap.parse_args()
     arms = [a.strip() for a in args.arms.split(",") if a.strip()]
+    for arm in arms:  # before anything runs: a typo would otherwise run an hour as another arm
+        jobs, *extra = arm.split("+")
+        unknown = [e for e in extra if e not in ARM_FLAGS and e not in ARM_STUDY]
+        if unknown:
+            ap.error(
+                f"arm {arm!r}: unknown part {unknown[0]!r}; an arm is a --jobs value with "
+                f"optional +{' +'.join([*ARM_FLAGS, *ARM_STUDY])}"
+            )
     results: dict[str, list[dict]] = {a: [] for a in arms}
     with tempfile.TemporaryDirectory() as tmp:
         for seed in range(args.first_seed, args.first_seed + args.seeds):

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import math
 import statistics
 from pathlib import Path
 
@@ -40,27 +41,36 @@ def reach_time(t, epoch: int) -> _dt.datetime:
     return t.datetime_start + _dt.timedelta(seconds=seconds)
 
 
-def replay(trials, epoch: int, keep: int, *, top: int = 3) -> dict:
-    """What one added rung at `epoch` keeping 1/`keep` would have done to a study's trials."""
-    done = [
+def replay(trials, epoch: int, keep: int, *, top: int = 3, maximize: bool = True) -> dict:
+    """What one added rung at `epoch` keeping 1/`keep` would have done to a study's trials.
+
+    Every trial that reported `epoch` competes there, in the order it reached it; the rung
+    stops only complete trials that trained past it and were not first trials (search/
+    first_trials.py: never pruned). A trial the rung stops would have reported `epoch` all
+    the same, so it stays among the competitors of later ones, as in the pruner."""
+    reaching = [
         t
         for t in trials
-        if t.state.name == "COMPLETE"
-        and t.value is not None
+        if t.datetime_start is not None
         and epoch in t.intermediate_values
-        and max(t.intermediate_values) > epoch
+        and not math.isnan(t.intermediate_values[epoch])
     ]
     finished = [t for t in trials if t.datetime_complete is not None]
     total_epochs = sum(int(t.user_attrs.get("epochs_run") or 0) for t in finished)
     total_seconds = sum(epochs_seconds(t.user_attrs) for t in finished)
     stopped, reached = [], []
-    for t in sorted(done, key=lambda t: reach_time(t, epoch)):
+    for t in sorted(reaching, key=lambda t: reach_time(t, epoch)):
         value = t.intermediate_values[epoch]
         reached.append(value)
-        if not promotable(value, list(reached), keep, maximize=True):
+        stoppable = (
+            t.state.name == "COMPLETE"
+            and max(t.intermediate_values) > epoch
+            and "first_trial" not in t.user_attrs
+        )
+        if stoppable and not promotable(value, list(reached), keep, maximize=maximize):
             stopped.append(t)
     complete = [t for t in trials if t.state.name == "COMPLETE" and t.value is not None]
-    ranked = sorted(complete, key=lambda t: t.value, reverse=True)
+    ranked = sorted(complete, key=lambda t: t.value, reverse=maximize)
     gone = {t.number for t in stopped}
     kept = [t for t in ranked if t.number not in gone]
     saved_epochs = sum(max(t.intermediate_values) - epoch for t in stopped)
@@ -75,7 +85,10 @@ def replay(trials, epoch: int, keep: int, *, top: int = 3) -> dict:
         "time saved": saved_seconds / (total_seconds or 1),
         "best kept": bool(ranked) and ranked[0].number not in gone,
         "top kept": sum(t.number not in gone for t in ranked[:top]),
-        "best drop": (ranked[0].value - kept[0].value) if ranked and kept else float("nan"),
+        # How much worse the best complete trial left is (inf: none left).
+        "best drop": (
+            abs(ranked[0].value - kept[0].value) if kept else (math.inf if ranked else 0.0)
+        ),
     }
 
 
@@ -85,7 +98,8 @@ def load(path: Path):
     storage = f"sqlite:///{path}"
     (summary,) = optuna.get_all_study_summaries(storage)
     study = optuna.load_study(study_name=summary.study_name, storage=storage)
-    return study.get_trials(deepcopy=False)
+    maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
+    return study.get_trials(deepcopy=False), maximize
 
 
 def summarize(results: dict[str, list[dict]], names: list[str]) -> str:
@@ -117,7 +131,7 @@ def summarize(results: dict[str, list[dict]], names: list[str]) -> str:
             "epoch time saved",
             "best trial still complete",
             "of the 3 best still complete",
-            "largest drop of the best val acc",
+            "largest loss of the best validation value",
         ],
         rows,
     )
@@ -164,7 +178,10 @@ def main() -> None:
     dbs = sorted(args.dbs)
     studies = [load(db) for db in dbs]
     names = [f"{db.parent.name}/{db.stem}" for db in dbs]
-    results = {f"{e}, 1/{k}": [replay(trials, e, k) for trials in studies] for e, k in args.rungs}
+    results = {
+        f"{e}, 1/{k}": [replay(trials, e, k, maximize=up) for trials, up in studies]
+        for e, k in args.rungs
+    }
     body = summarize(results, names)
     print(body)
     if not args.no_write:

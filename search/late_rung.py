@@ -4,8 +4,10 @@ The default study's trials that Hyperband promotes at its 1- and 4-epoch rungs t
 epochs, about two thirds of a study's time. `[study] late_rung = E` (0: none) adds a rung at
 epoch E where a trial goes on only if its validation value is among the best 1/late_rung_keep
 of the values that every trial of the study reported at epoch E, itself included: Optuna's
-successive-halving rule, with no bootstrap. `python -m benchmarks.rungs` replays such a rung
-on finished studies (BENCHMARKS.md `rungs`).
+successive-halving rule, with no bootstrap. At an epoch that is also one of the base
+pruner's rungs both rules apply, the base's first. A first trial (search/first_trials.py) is
+never pruned, here either. `python -m benchmarks.rungs` replays such a rung on finished
+studies (BENCHMARKS.md `rungs`).
 
 Our own code because Optuna's pruners place rungs at min_resource x reduction_factor^k only
 (1, 4, 16 for the default), so a rung at, say, epoch 8 of 12 is no setting of theirs. It

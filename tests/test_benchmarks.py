@@ -556,6 +556,7 @@ def test_jobs_late_arm_runs_the_default_study_with_its_late_rung_keys_set(tmp_pa
 
 
 def test_rungs_replay_stops_complete_trials_below_the_best_half_and_counts_what_it_saves():
+    import copy
     import datetime as dt
 
     import optuna
@@ -565,14 +566,18 @@ def test_rungs_replay_stops_complete_trials_below_the_best_half_and_counts_what_
     attrs = {"first_epoch_seconds": 3.0, "sec_per_epoch": 2.0, "epochs_run": 12}
     trials = []
     t0 = dt.datetime(2026, 12, 7)
-    for k, (at_8, final) in enumerate([(0.9, 0.91), (0.8, 0.92), (0.95, 0.96), (0.7, 0.85)]):
+    # Trial 0 starts first but reaches epoch 8 last (a minute after the others): in start
+    # order it would be the first at the rung and go on; in reaching order it is stopped.
+    for k, (at_8, final, late) in enumerate(
+        [(0.85, 0.91, 60), (0.9, 0.93, 0), (0.8, 0.92, 0), (0.7, 0.86, 0), (0.95, 0.96, 0)]
+    ):
         t = optuna.trial.create_trial(
             state=optuna.trial.TrialState.COMPLETE,
             value=final,
             intermediate_values={e: at_8 if e == 8 else 0.5 for e in range(1, 13)},
-            user_attrs=attrs,
+            user_attrs={**attrs, "build_seconds": late},
         )
-        t.number, t.datetime_start = k, t0 + dt.timedelta(minutes=k)
+        t.number, t.datetime_start = k, t0 + dt.timedelta(seconds=k)
         t.datetime_complete = t.datetime_start + dt.timedelta(seconds=30)
         trials.append(t)
     pruned = optuna.trial.create_trial(
@@ -580,11 +585,40 @@ def test_rungs_replay_stops_complete_trials_below_the_best_half_and_counts_what_
         intermediate_values={1: 0.3},
         user_attrs={**attrs, "epochs_run": 1},
     )
-    pruned.number, pruned.datetime_start = 4, t0
+    pruned.number, pruned.datetime_start = 5, t0
     pruned.datetime_complete = t0 + dt.timedelta(seconds=5)
+    # Reaching order 1 (0.9), 2 (0.8), 3 (0.7), 4 (0.95), 0 (0.85); kept: the best
+    # len // 2 of the values so far (at least the best): 0.8 is below 0.9 of 2, 0.7 below
+    # 0.9 of 3, 0.85 below the 2nd best (0.9) of 5.
     got = replay([*trials, pruned], 8, 2)
-    # 0.8 is below 0.9 (fewer than 2 others: only the best goes on); 0.7 below the 2nd best of 4.
-    assert got["stopped"] == 2 and got["complete"] == 4
-    assert got["epochs saved"] == 8 / 49  # 4 epochs each of 4 x 12 + 1
-    assert got["time saved"] == 16 / 103  # 2 s per epoch; 4 x (3 + 11 x 2) + 3
+    assert got["stopped"] == 3 and got["complete"] == 5
+    assert got["epochs saved"] == 12 / 61  # 4 epochs each, of 5 x 12 + 1
+    assert got["time saved"] == 24 / 128  # 2 s per epoch; 5 x (3 + 11 x 2) + 3
+    # Ranked 4, 1, 2 (0.96, 0.93, 0.92): the 3rd best (trial 2) is stopped.
     assert got["best kept"] and got["top kept"] == 2 and got["best drop"] == 0
+    trials[2].user_attrs["first_trial"] = "known"  # never pruned, so never stopped
+    got = replay([*trials, pruned], 8, 2)
+    assert got["stopped"] == 2 and got["top kept"] == 3
+    # Minimizing the negated values stops the same trials.
+    flipped = []
+    for t in [*trials, pruned]:
+        f = copy.deepcopy(t)
+        f.intermediate_values = {e: -v for e, v in t.intermediate_values.items()}
+        if t.value is not None:
+            f.value = -t.value
+        flipped.append(f)
+    assert replay(flipped, 8, 2, maximize=False) == got
+
+
+def test_jobs_refuses_an_unknown_arm_part_before_running_any_arm(monkeypatch, capsys):
+    from benchmarks import jobs
+
+    def no_run(*a, **k):
+        raise AssertionError("an arm ran")
+
+    monkeypatch.setattr(jobs, "run_arm", no_run)
+    monkeypatch.setattr("sys.argv", ["jobs", "--arms", "auto,auto+lat", "--no-write"])
+    with pytest.raises(SystemExit) as e:
+        jobs.main()
+    assert e.value.code == 2
+    assert "arm 'auto+lat': unknown part 'lat'" in capsys.readouterr().err

@@ -108,9 +108,9 @@ def test_hyperband_with_a_late_rung_still_gets_its_bracket_study_from_optuna():
     pruner = HyperbandLateRung(
         min_resource=1, max_resource=12, reduction_factor=4, late_rung=8, late_rung_keep=2
     )
-    study = optuna.create_study(direction="maximize", pruner=pruner)
-    trial = study.ask()
-    trial.report(0.5, step=1)
-    trial.should_prune()  # Hyperband sets its brackets up on its first decision
-    frozen = study.get_trials(deepcopy=False)[0]
-    assert filter_study(study, frozen) is not study  # the sampler sees one bracket's trials
+    for p in (pruner, optuna.pruners.NopPruner()):
+        study = optuna.create_study(direction="maximize", pruner=p)
+        study.ask()
+        frozen = study.get_trials(deepcopy=False)[0]
+        # A Hyperband pruner gets the sampler a bracket's study; any other pruner the study.
+        assert (filter_study(study, frozen) is not study) == (p is pruner)
