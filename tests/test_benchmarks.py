@@ -622,3 +622,33 @@ def test_jobs_refuses_an_unknown_arm_part_before_running_any_arm(monkeypatch, ca
         jobs.main()
     assert e.value.code == 2
     assert "arm 'auto+lat': unknown part 'lat'" in capsys.readouterr().err
+
+
+def test_known_good_fastest_orders_trials_by_their_seconds_to_the_target_value(tmp_path):
+    import optuna
+
+    from benchmarks.known_good import known_entries
+
+    storage = f"sqlite:///{tmp_path / 'k.db'}"
+    study = optuna.create_study(study_name="k", storage=storage, direction="maximize")
+    timing = {"build_seconds": 1.0, "first_epoch_seconds": 3.0, "sec_per_epoch": 2.0}
+    for width, curve, spe in (
+        (100, [0.85, 0.88, 0.89, 0.90], 2.0),  # 0.89 at epoch 3: 1 + 3 + 2 x 2 = 8 s
+        (200, [0.89, 0.91, 0.92, 0.93], 9.0),  # the best, 0.89 at epoch 1: 1 + 3 = 4 s
+        (300, [0.80, 0.85, 0.86, 0.87], 1.0),  # never reaches 0.89
+        (400, [0.86, 0.895, 0.90, 0.90], 1.0),  # 0.89 at epoch 2: 1 + 3 + 1 = 5 s
+    ):
+        study.add_trial(
+            optuna.trial.create_trial(
+                params={"width": width},
+                distributions={"width": optuna.distributions.IntDistribution(16, 1024)},
+                value=max(curve),
+                intermediate_values=dict(enumerate(curve, start=1)),
+                user_attrs={**timing, "sec_per_epoch": spe, "epochs_run": len(curve)},
+            )
+        )
+    fast = known_entries(storage, "k", 3, fastest=0.89)
+    assert [p["width"] for _, p in fast] == [200, 400, 100]
+    assert "val_accuracy >= 0.8900 after 4.0 s of its own, 0.9300 at the end" in fast[0][0]
+    (best,) = known_entries(storage, "k", 1)
+    assert best[1]["width"] == 200 and "val_accuracy 0.9300" in best[0]
