@@ -80,10 +80,10 @@ def arm_result(db: Path, launched: dt.datetime) -> dict:
     return out
 
 
-# An arm is a --jobs value, optionally with "+first" (and --first-trials: the known
-# configurations queued first, search/first_trials.py) and "+late" (the default study with
-# [study] keys set: a late rung, search/late_rung.py, at the epoch BENCHMARKS.md `rungs` chose
-# on its replay), e.g. "auto+first".
+# An arm is a --jobs value, optionally with "+first" (--first-trials: the known configurations
+# queued first, search/first_trials.py; without it --no-first-trials) and "+late" (the default
+# study with [study] keys set: a late rung, search/late_rung.py, at the epoch BENCHMARKS.md
+# `rungs` chose on its replay), e.g. "auto+first".
 ARM_FLAGS = {"first": "--first-trials"}
 ARM_STUDY = {"late": {"late_rung": 8, "late_rung_keep": 2}}
 
@@ -122,6 +122,10 @@ def run_arm(arm: str, seed: int, args, tmp: Path) -> dict:
     exe = Path(sys.executable).parent / "fsearch"
     jobs, *extra = arm.split("+")
     flags = [ARM_FLAGS[e] for e in extra if e in ARM_FLAGS] + arm_config(extra, tmp)
+    if "first" not in extra:
+        # An arm without +first runs without first trials, as every such arm logged before
+        # the default study turned them on (2026-12-07), so old and new rows stay comparable.
+        flags.append("--no-first-trials")
     db = tmp / f"jobs-{arm}-{seed}.db"
     cmd = [
         str(exe),

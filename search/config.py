@@ -155,8 +155,8 @@ class StudySettings:
     # (search/first_trials.py: the tabular MLPs' published defaults, Fashion-MNIST's best
     # earlier configuration), queued before the sampler starts. true | false | "auto": on
     # for tables, where BENCHMARKS.md `tables` (its `--first-trials` rows) chose it on
-    # validation; off for Fashion-MNIST until a 200-trial study shows it does not lower the
-    # best.
+    # validation, off for other data; the default study (studies/fashion-mnist-mlp.toml)
+    # sets true, chosen on validation and time by the rule of BENCHMARKS.md `jobs-200`.
     first_trials: bool | str = "auto"
     # TPE over the most recent N finished trials (plus the 25 best) instead of all of them
     # (search/tpe_window.py): for studies of many thousand trials, where TPE's time per

@@ -652,3 +652,26 @@ def test_known_good_fastest_orders_trials_by_their_seconds_to_the_target_value(t
     assert "val_accuracy >= 0.8900 after 4.0 s of its own, 0.9300 at the end" in fast[0][0]
     (best,) = known_entries(storage, "k", 1)
     assert best[1]["width"] == 200 and "val_accuracy 0.9300" in best[0]
+
+
+def test_jobs_arm_without_first_runs_with_no_first_trials_and_with_first_with_first_trials(
+    tmp_path, monkeypatch
+):
+    import argparse
+    import subprocess
+
+    from benchmarks import jobs
+
+    commands = []
+
+    def fake_run(cmd, **kwargs):
+        commands.append(cmd)
+        return subprocess.CompletedProcess(cmd, 1)
+
+    monkeypatch.setattr(jobs.subprocess, "run", fake_run)
+    args = argparse.Namespace(trials=2, budget=10.0, keep=None, log=None)
+    for arm in ("auto", "auto+first"):
+        with pytest.raises(SystemExit):  # the fake run fails, so the arm stops there
+            jobs.run_arm(arm, 0, args, tmp_path)
+    assert "--no-first-trials" in commands[0] and "--first-trials" not in commands[0]
+    assert "--first-trials" in commands[1] and "--no-first-trials" not in commands[1]

@@ -162,8 +162,7 @@ def test_auto_first_trials_are_on_for_a_table_and_off_for_fashion_mnist_and_arra
     config, split = wine
     assert config.study.first_trials == "auto"  # the default
     assert wanted(config, split)
-    fashion = load_config(default_config_path())
-    assert fashion.study.first_trials == "auto"
+    fashion = load_config(default_config_path()).replace_study(first_trials="auto")
     for kind in ("fashion-mnist", "arrays"):
         assert not wanted(fashion, dataclasses.replace(split, kind=kind))
         assert wanted(
@@ -172,11 +171,24 @@ def test_auto_first_trials_are_on_for_a_table_and_off_for_fashion_mnist_and_arra
     assert not wanted(config.replace_study(first_trials=False), split)
 
 
+def test_the_default_study_queues_fashion_mnists_known_configuration_first(wine):
+    from search.config import default_config_path, load_config
+    from search.first_trials import wanted
+
+    _, split = wine
+    fashion = load_config(default_config_path())
+    assert fashion.study.first_trials is True
+    assert wanted(fashion, dataclasses.replace(split, kind="fashion-mnist"))
+
+
 def test_first_trials_in_toml_takes_true_false_or_auto_and_refuses_the_rest(workdir):
+    import re
+
     from search.config import ConfigError, default_config_path, load_config
 
     base = workdir / "w.toml"
-    text = default_config_path().read_text()
+    # The default study's own first_trials line out, so each case below sets the only one.
+    text = re.sub(r"^first_trials = .*\n", "", default_config_path().read_text(), flags=re.M)
     assert "[study]\n" in text
     for value, expect in (("true", True), ("false", False), ('"auto"', "auto")):
         base.write_text(text.replace("[study]\n", f"[study]\nfirst_trials = {value}\n", 1))
