@@ -35,6 +35,7 @@ LAYERS: list[list[str]] = [
     # the run: the search loop, processes, devices, the bar
     [
         "tpe_window",
+        "late_rung",
         "runner",
         "planning",
         "local",
