@@ -98,6 +98,14 @@ def epochs_seconds(user_attrs: dict) -> float:
     return first + steady * max(int(user_attrs.get("epochs_run") or 1) - 1, 0)
 
 
+def seconds_to_epoch(user_attrs: dict, epoch: int) -> float:
+    """A trial's seconds from its start to the end of `epoch`: its model build, then its
+    epochs up to that one (epochs_seconds)."""
+    return float(user_attrs.get("build_seconds") or 0) + epochs_seconds(
+        {**user_attrs, "epochs_run": epoch}
+    )
+
+
 WHAT_REACHES_COUNTS = (
     "A trial reaches the target when any of its epochs did on validation, a pruned trial "
     "included, although fsearch keeps only complete trials' models."

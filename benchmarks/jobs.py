@@ -83,18 +83,28 @@ def arm_result(db: Path, launched: dt.datetime) -> dict:
 # An arm is a --jobs value, optionally with "+first" (--first-trials: the known configurations
 # queued first, search/first_trials.py; without it --no-first-trials) and "+late" (the default
 # study with [study] keys set: a late rung, search/late_rung.py, at the epoch BENCHMARKS.md
-# `rungs` chose on its replay), e.g. "auto+first".
+# `rungs` chose on its replay), e.g. "auto+first". An arm may end in "@TAG", which names
+# the code it ran when two versions of the code are compared, each run from its own snapshot
+# (a `git worktree`) with the same --log: "auto+first@one-known" and "auto+first@two-known"
+# are logged and shown as two arms.
 ARM_FLAGS = {"first": "--first-trials"}
 ARM_STUDY = {"late": {"late_rung": 8, "late_rung_keep": 2}}
 
 
+def arm_parts(arm: str) -> tuple[str, list[str], str]:
+    """An arm's --jobs value, its +parts and its @tag ("" when none)."""
+    body, _, tag = arm.partition("@")
+    jobs, *extra = body.split("+")
+    return jobs, extra, tag
+
+
 def arm_label(arm: str) -> str:
-    jobs, *extra = arm.split("+")
+    jobs, extra, tag = arm_parts(arm)
     labels = [
         ARM_FLAGS[e] if e in ARM_FLAGS else ", ".join(f"{k} = {v}" for k, v in ARM_STUDY[e].items())
         for e in extra
     ]
-    return " ".join([f"--jobs {jobs}", *labels])
+    return " ".join([f"--jobs {jobs}", *labels, *([f"({tag})"] if tag else [])])
 
 
 def arm_config(extra: list[str], tmp: Path) -> list[str]:
@@ -120,7 +130,7 @@ def arm_config(extra: list[str], tmp: Path) -> list[str]:
 
 def run_arm(arm: str, seed: int, args, tmp: Path) -> dict:
     exe = Path(sys.executable).parent / "fsearch"
-    jobs, *extra = arm.split("+")
+    jobs, extra, _ = arm_parts(arm)
     flags = [ARM_FLAGS[e] for e in extra if e in ARM_FLAGS] + arm_config(extra, tmp)
     if "first" not in extra:
         # An arm without +first runs without first trials, as every such arm logged before
@@ -309,7 +319,8 @@ def main() -> None:
     ap.add_argument(
         "--arms",
         default="1,auto",
-        help="comma-separated --jobs values, each optionally +first (--first-trials)",
+        help="comma-separated --jobs values, each optionally +first (--first-trials), +late "
+        "(a late rung) and @TAG (the code snapshot it ran)",
     )
     ap.add_argument("--no-write", action="store_true")
     ap.add_argument(
@@ -325,13 +336,15 @@ def main() -> None:
     args = ap.parse_args()
     arms = [a.strip() for a in args.arms.split(",") if a.strip()]
     for arm in arms:  # before anything runs: a typo would otherwise run an hour as another arm
-        jobs, *extra = arm.split("+")
+        jobs, extra, tag = arm_parts(arm)
         unknown = [e for e in extra if e not in ARM_FLAGS and e not in ARM_STUDY]
         if unknown:
             ap.error(
                 f"arm {arm!r}: unknown part {unknown[0]!r}; an arm is a --jobs value with "
-                f"optional +{' +'.join([*ARM_FLAGS, *ARM_STUDY])}"
+                f"optional +{' +'.join([*ARM_FLAGS, *ARM_STUDY])} and @TAG"
             )
+        if "@" in arm and not tag.replace("-", "").isalnum():
+            ap.error(f"arm {arm!r}: a tag is letters, digits and '-' (it names a file)")
     results: dict[str, list[dict]] = {a: [] for a in arms}
     with tempfile.TemporaryDirectory() as tmp:
         for seed in range(args.first_seed, args.first_seed + args.seeds):

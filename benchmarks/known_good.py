@@ -20,7 +20,7 @@ import pprint
 def seconds_to(t, target: float, better) -> float | None:
     """A trial's seconds from its start to the end of its first epoch at `target` (build and
     epochs, from its logged times); None if no epoch reached it or it logged no times."""
-    from benchmarks.common import epochs_seconds
+    from benchmarks.common import seconds_to_epoch
 
     u = t.user_attrs
     if "sec_per_epoch" not in u:
@@ -30,7 +30,7 @@ def seconds_to(t, target: float, better) -> float | None:
     ]
     if not hits:
         return None
-    return float(u.get("build_seconds") or 0) + epochs_seconds({**u, "epochs_run": hits[0]})
+    return seconds_to_epoch(u, hits[0])
 
 
 def known_entries(

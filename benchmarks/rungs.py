@@ -28,7 +28,7 @@ import math
 import statistics
 from pathlib import Path
 
-from benchmarks.common import epochs_seconds, markdown_table, write_section
+from benchmarks.common import epochs_seconds, markdown_table, seconds_to_epoch, write_section
 from search.late_rung import promotable
 
 DEFAULT_RUNGS = ((6, 2), (8, 2), (10, 2), (8, 4))
@@ -36,9 +36,7 @@ DEFAULT_RUNGS = ((6, 2), (8, 2), (10, 2), (8, 4))
 
 def reach_time(t, epoch: int) -> _dt.datetime:
     """When a trial reported `epoch`: its start, build, first epoch and steady epochs after."""
-    u = t.user_attrs
-    seconds = float(u.get("build_seconds") or 0) + epochs_seconds({**u, "epochs_run": epoch})
-    return t.datetime_start + _dt.timedelta(seconds=seconds)
+    return t.datetime_start + _dt.timedelta(seconds=seconds_to_epoch(t.user_attrs, epoch))
 
 
 def replay(trials, epoch: int, keep: int, *, top: int = 3, maximize: bool = True) -> dict:

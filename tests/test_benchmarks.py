@@ -670,8 +670,37 @@ def test_jobs_arm_without_first_runs_with_no_first_trials_and_with_first_with_fi
 
     monkeypatch.setattr(jobs.subprocess, "run", fake_run)
     args = argparse.Namespace(trials=2, budget=10.0, keep=None, log=None)
-    for arm in ("auto", "auto+first"):
+    for arm in ("auto", "auto+first", "auto+first@two-known"):
         with pytest.raises(SystemExit):  # the fake run fails, so the arm stops there
             jobs.run_arm(arm, 0, args, tmp_path)
     assert "--no-first-trials" in commands[0] and "--first-trials" not in commands[0]
-    assert "--first-trials" in commands[1] and "--no-first-trials" not in commands[1]
+    for tagged in commands[1:]:
+        assert "--first-trials" in tagged and "--no-first-trials" not in tagged
+
+
+def test_jobs_arms_tagged_with_the_code_they_ran_are_logged_and_shown_apart(tmp_path):
+    import argparse
+
+    from benchmarks import jobs
+
+    args = argparse.Namespace(log=str(tmp_path / "j.jsonl"), trials=200, budget=600.0)
+    res = {"finished": 9, "complete": 2, "0.89": 60.0, "0.9": None, "10 min": 9}
+    res |= {"30 min": 9, "best": 0.9, "wall": 620.0}
+    jobs._log(args, "auto+first@one-known", 1, "result", res)
+    jobs._log(args, "auto+first@two-known", 1, "result", res | {"0.89": 30.0})
+    got = jobs.logged(args, ["auto+first@one-known", "auto+first@two-known"])
+    assert [r[0.89] for rs in got.values() for r in rs] == [60.0, 30.0]
+    table = jobs.summarize(got, args)
+    assert "| --jobs auto --first-trials (one-known) | 1 | 1.0 |" in table
+    assert "| --jobs auto --first-trials (two-known) | 1 | 0.5 |" in table
+    assert jobs.arm_parts("auto+first+late@x-2") == ("auto", ["first", "late"], "x-2")
+
+
+def test_jobs_refuses_an_arm_tag_that_cannot_name_a_file(monkeypatch, capsys):
+    from benchmarks import jobs
+
+    monkeypatch.setattr(jobs, "run_arm", lambda *a, **k: pytest.fail("an arm ran"))
+    monkeypatch.setattr("sys.argv", ["jobs", "--arms", "auto+first@a/b", "--no-write"])
+    with pytest.raises(SystemExit) as e:
+        jobs.main()
+    assert e.value.code == 2 and "a tag is letters, digits and '-'" in capsys.readouterr().err
