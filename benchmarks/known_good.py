@@ -9,6 +9,10 @@ With `--fastest 0.89`: instead the complete trials that reached that validation 
 fewest seconds of their own (model build and epochs up to the first epoch at the target,
 from the times each trial logs), fastest first: a first trial that gives a user a model that
 good within seconds, while the best-known one trains.
+
+With `--quickest 0.895` (and one or more --storage): the complete trials whose value is at
+least that good, across the studies, ordered by their seconds in all (build and every epoch:
+a first trial is never pruned, and its model is there when it ends).
 """
 
 from __future__ import annotations
@@ -70,9 +74,44 @@ def known_entries(
     ]
 
 
+def quickest_entries(
+    storages: list[str], study_name: str, n: int, value: float
+) -> list[tuple[str, dict]]:
+    """(label, params) of the n complete trials at `value` or better, across the studies,
+    that took the fewest seconds in all (build and every epoch they ran), quickest first."""
+    from pathlib import Path
+
+    import optuna
+    from optuna.trial import TrialState
+
+    from benchmarks.common import seconds_to_epoch
+    from search.metrics import of_study
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    found = []
+    for storage in storages:
+        study = optuna.load_study(study_name=study_name, storage=storage)
+        metric = of_study(study)
+        finished = sum(t.state.is_finished() for t in study.trials)
+        seed = study.user_attrs.get("fsearch:config", {}).get("study", {}).get("seed")
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            u = t.user_attrs
+            if "sec_per_epoch" not in u or metric.better(value, t.value):
+                continue
+            s = seconds_to_epoch(u, int(u.get("epochs_run") or 1))
+            where = f"{Path(storage).parent.name}/{Path(storage).name}"
+            label = (
+                f"trial #{t.number} of a {finished}-trial study ({study_name}, seed {seed}, "
+                f"{where}), {metric.name} {t.value:.4f} after {s:.1f} s of its own"
+            )
+            found.append((s, label, dict(t.params)))
+    found.sort(key=lambda f: f[0])
+    return [(label, params) for _, label, params in found[:n]]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--storage", required=True)
+    ap.add_argument("--storage", required=True, nargs="+", help="one; several with --quickest")
     ap.add_argument("--study", required=True)
     ap.add_argument("--n", type=int, default=1)
     ap.add_argument(
@@ -81,8 +120,20 @@ def main() -> None:
         metavar="VALUE",
         help="the trials that reached this validation value soonest, not the best",
     )
+    ap.add_argument(
+        "--quickest",
+        type=float,
+        metavar="VALUE",
+        help="the trials at least this good that took the fewest seconds in all, across studies",
+    )
     args = ap.parse_args()
-    for label, params in known_entries(args.storage, args.study, args.n, fastest=args.fastest):
+    if args.quickest is not None:
+        entries = quickest_entries(args.storage, args.study, args.n, args.quickest)
+    elif len(args.storage) > 1:
+        ap.error("several --storage only with --quickest")
+    else:
+        entries = known_entries(args.storage[0], args.study, args.n, fastest=args.fastest)
+    for label, params in entries:
         print(f"Known(\n    {label!r},\n    {pprint.pformat(params, sort_dicts=False)},\n),")
 
 

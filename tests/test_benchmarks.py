@@ -704,3 +704,33 @@ def test_jobs_refuses_an_arm_tag_that_cannot_name_a_file(monkeypatch, capsys):
     with pytest.raises(SystemExit) as e:
         jobs.main()
     assert e.value.code == 2 and "a tag is letters, digits and '-'" in capsys.readouterr().err
+
+
+def test_known_good_quickest_orders_trials_at_the_value_by_their_seconds_in_all_across_studies(
+    tmp_path,
+):
+    import optuna
+
+    from benchmarks.known_good import quickest_entries
+
+    storages = []
+    timing = {"build_seconds": 1.0, "first_epoch_seconds": 3.0}
+    for name, trials in (
+        ("a", [(100, 0.90, 2.0, 4), (200, 0.88, 0.1, 4)]),  # 1 + 3 + 3 x 2 = 10 s; too low
+        ("b", [(300, 0.91, 1.0, 4), (400, 0.895, 1.0, 9)]),  # 7 s; 12 s
+    ):
+        storage = f"sqlite:///{tmp_path / name}.db"
+        study = optuna.create_study(study_name="k", storage=storage, direction="maximize")
+        for width, value, spe, epochs in trials:
+            study.add_trial(
+                optuna.trial.create_trial(
+                    params={"width": width},
+                    distributions={"width": optuna.distributions.IntDistribution(16, 1024)},
+                    value=value,
+                    user_attrs={**timing, "sec_per_epoch": spe, "epochs_run": epochs},
+                )
+            )
+        storages.append(storage)
+    got = quickest_entries(storages, "k", 5, 0.895)
+    assert [p["width"] for _, p in got] == [300, 100, 400]  # 7, 10, 12 s; 0.88 left out
+    assert "(k, seed None, " in got[0][0] and "/b.db), val_accuracy 0.9100 after 7.0 s" in got[0][0]
