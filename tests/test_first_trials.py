@@ -204,7 +204,7 @@ def test_fashion_mnists_two_known_configurations_fit_the_default_space_whole():
     from search.first_trials import FASHION
 
     config = load_config(default_config_path())
-    assert len(FASHION) == 2  # the quick one, then the best known
+    assert len(FASHION) == 2  # the best known, then the quick one
     for known in FASHION:
         assert fitted(known, config) == known.params  # every parameter kept as it was
 
