@@ -37,7 +37,7 @@ class Known:
 # 2026-12-03, stopped at 183 trials; printed by
 #   python -m benchmarks.known_good --study jobs --storage sqlite:///<that study's file>
 #
-# After it, a quick one: the complete trial of the 11 studies kept in benchmarks/results/
+# After it, a quick one: the complete trial of the 11 studies then kept in benchmarks/results/
 # (selected on their validation values) that took the fewest seconds in all among those at
 # 0.895 or more (0.89, the one-minute mark, plus a margin for other seeds), so a
 # user has a model past 0.89 within the first minute while the best-known one trains on the

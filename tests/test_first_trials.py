@@ -199,12 +199,15 @@ def test_first_trials_in_toml_takes_true_false_or_auto_and_refuses_the_rest(work
             load_config(base)
 
 
-def test_fashion_mnists_two_known_configurations_fit_the_default_space_whole():
+def test_fashion_mnists_best_known_configuration_comes_before_the_quick_one_and_both_fit_whole():
     from search.config import default_config_path, load_config
     from search.first_trials import FASHION
 
     config = load_config(default_config_path())
-    assert len(FASHION) == 2  # the best known, then the quick one
+    # The best known first, so it stays trial 0 with trial 0's seed (BENCHMARKS.md
+    # `first-quick`: queued second, it ended below 0.90 on seed 2).
+    best, quick = FASHION
+    assert (best.params["width"], quick.params["width"]) == (655, 294)
     for known in FASHION:
         assert fitted(known, config) == known.params  # every parameter kept as it was
 
