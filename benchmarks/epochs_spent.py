@@ -44,6 +44,35 @@ def best_by_minutes(
     return out
 
 
+def finished_by_minutes(trials, minutes=BEST_AT_MINUTES) -> dict[str, float]:
+    """Trials finished (complete, pruned or failed) by each of `minutes` after the first
+    trial's start, the count at the study's last end ("end") and that end's minute ("span
+    min"): a stopped study's pace, beside `benchmarks.jobs`'s trials by 10 and 30 minutes
+    (which count from the command's start, a few seconds sooner)."""
+    started = [t.datetime_start for t in trials if t.datetime_start is not None]
+    ends = [t.datetime_complete for t in trials if t.datetime_complete is not None]
+    if not started or not ends:
+        return {}
+    t0 = min(started)
+    since = [(e - t0).total_seconds() for e in ends]
+    out: dict[str, float] = {f"{m} min": sum(s <= 60 * m for s in since) for m in minutes}
+    out["end"] = len(since)
+    out["span min"] = max(since) / 60
+    return out
+
+
+def first_trials_pace(trials) -> list[tuple[int, float]]:
+    """(number, s/epoch) of each queued first trial (search/first_trials.py marks them with
+    the user attribute `first_trial`) that logged its pace: the same configuration, data and
+    seed in every study of a default, so across studies their s/epoch compares the machines
+    (or sessions) the studies ran on, which the size buckets, mixing widths, cannot."""
+    return [
+        (t.number, float(t.user_attrs["sec_per_epoch"]))
+        for t in sorted(trials, key=lambda t: t.number)
+        if "first_trial" in t.user_attrs and t.user_attrs.get("sec_per_epoch")
+    ]
+
+
 def analyse(trials, *, maximize: bool = True) -> dict:
     """Per outcome: trials, epochs, seconds; pruned trials' stop epochs; s/epoch by size."""
     by_state: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
@@ -70,6 +99,8 @@ def analyse(trials, *, maximize: bool = True) -> dict:
         "stops": stops,
         "per_epoch": per_epoch,
         "best": best_by_minutes(trials, maximize=maximize),
+        "finished": finished_by_minutes(trials),
+        "first": first_trials_pace(trials),
         "split": time_split(trials),
     }
 
@@ -161,6 +192,19 @@ def summarize(a: dict, study: str) -> str:
             "\n\nBest complete trial's validation value by minutes since the first trial "
             "started: "
             + ", ".join(f"{k}: {'-' if v is None else f'{v:.4f}'}" for k, v in best.items())
+        )
+    done = a.get("finished") or {}
+    if done:
+        marks = ", ".join(f"{k}: {int(v)}" for k, v in done.items() if k != "span min")
+        text += (
+            "\n\nTrials finished by minutes since the first trial started: "
+            + marks
+            + f" (the last ended {done['span min']:.1f} min after the first started)"
+        )
+    first = a.get("first") or []
+    if first:
+        text += "\n\nQueued first trials' own s/epoch: " + ", ".join(
+            f"#{n} {spe:.2f}" for n, spe in first
         )
     return text
 

@@ -415,6 +415,50 @@ def test_epochs_spent_best_by_minutes_counts_complete_trials_ended_by_each_time_
     assert low == {"5 min": 0.80, "15 min": 0.80, "end": 0.80}
 
 
+def test_epochs_spent_finished_by_minutes_counts_every_ended_trial_and_the_span_to_the_last():
+    from benchmarks.epochs_spent import finished_by_minutes
+
+    P, C, R = (
+        optuna.trial.TrialState.PRUNED,
+        optuna.trial.TrialState.COMPLETE,
+        optuna.trial.TrialState.RUNNING,
+    )
+    trials = [
+        _trial(C, 0, 200, [0.8], value=0.80),
+        _trial(P, 30, 100, [0.5]),  # pruned trials count: they are finished
+        _trial(C, 200, 700, [0.9], value=0.90),  # ends after 10 min (600 s), before 15
+    ]
+    running = _trial(R, 700, 900, [0.9])
+    running.datetime_complete = None  # still running: not finished, not in the span
+    done = finished_by_minutes([*trials, running], minutes=(1, 5, 10, 15))
+    assert done == {
+        "1 min": 0,
+        "5 min": 2,
+        "10 min": 2,
+        "15 min": 3,
+        "end": 3,
+        "span min": 700 / 60,
+    }
+
+
+def test_epochs_spent_first_trials_pace_lists_only_marked_trials_that_logged_a_pace_by_number():
+    from benchmarks.epochs_spent import first_trials_pace
+
+    C = optuna.trial.TrialState.COMPLETE
+    trials = []
+    for number, attrs in [
+        (1, {"first_trial": "quick", "sec_per_epoch": 2.0}),
+        (0, {"first_trial": "best", "sec_per_epoch": 7.5}),
+        (2, {"sec_per_epoch": 1.0}),  # TPE's: not a first trial
+        (3, {"first_trial": "failed before an epoch"}),  # no pace logged
+    ]:
+        t = _trial(C, 0, 10, [0.9], value=0.9)
+        t.number = number
+        t.user_attrs.update(attrs)
+        trials.append(t)
+    assert first_trials_pace(trials) == [(0, 7.5), (1, 2.0)]
+
+
 def test_make_sampler_constant_liar_off_changes_the_suggestion_only_while_a_trial_runs():
     # benchmarks.liar and benchmarks.tpe_cost switch the liar through make_sampler itself.
     from search.config import default_config_path, load_config
