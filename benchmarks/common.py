@@ -98,6 +98,23 @@ def epochs_seconds(user_attrs: dict) -> float:
     return first + steady * max(int(user_attrs.get("epochs_run") or 1) - 1, 0)
 
 
+def finished(trials) -> list:
+    """The trials that ended complete or pruned (a failed one trained nothing worth counting)."""
+    return [
+        t
+        for t in trials
+        if t.datetime_complete is not None and t.state.is_finished() and t.state.name != "FAIL"
+    ]
+
+
+def finished_by(trials, t0: _dt.datetime, minutes) -> dict[str, int]:
+    """How many trials had finished (`finished`) by each of `minutes` after `t0`: one count
+    for benchmarks.jobs (from an arm's launch) and benchmarks.epochs_spent (from the first
+    trial's start), so their "trials by N min" mean the same."""
+    since = [(t.datetime_complete - t0).total_seconds() for t in finished(trials)]
+    return {f"{m} min": sum(s <= 60 * m for s in since) for m in minutes}
+
+
 def seconds_to_epoch(user_attrs: dict, epoch: int) -> float:
     """A trial's seconds from its start to the end of `epoch`: its model build, then its
     epochs up to that one (epochs_seconds)."""

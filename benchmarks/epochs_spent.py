@@ -19,7 +19,14 @@ import argparse
 import statistics
 from collections import Counter, defaultdict
 
-from benchmarks.common import epochs_seconds, markdown_table, trial_seconds, write_section
+from benchmarks.common import (
+    epochs_seconds,
+    finished,
+    finished_by,
+    markdown_table,
+    trial_seconds,
+    write_section,
+)
 
 BEST_AT_MINUTES = (5, 10, 15, 30, 60)
 
@@ -45,19 +52,18 @@ def best_by_minutes(
 
 
 def finished_by_minutes(trials, minutes=BEST_AT_MINUTES) -> dict[str, float]:
-    """Trials finished (complete, pruned or failed) by each of `minutes` after the first
-    trial's start, the count at the study's last end ("end") and that end's minute ("span
-    min"): a stopped study's pace, beside `benchmarks.jobs`'s trials by 10 and 30 minutes
-    (which count from the command's start, a few seconds sooner)."""
+    """Trials finished (common.finished: complete or pruned) by each of `minutes` after the
+    first trial's start, the count at the study's last end ("end") and that end's minute
+    ("span min"): a stopped study's pace, counted as `benchmarks.jobs` counts its trials by
+    10 and 30 minutes (common.finished_by; those from the command's start, seconds sooner)."""
     started = [t.datetime_start for t in trials if t.datetime_start is not None]
-    ends = [t.datetime_complete for t in trials if t.datetime_complete is not None]
-    if not started or not ends:
+    done = finished(trials)
+    if not started or not done:
         return {}
     t0 = min(started)
-    since = [(e - t0).total_seconds() for e in ends]
-    out: dict[str, float] = {f"{m} min": sum(s <= 60 * m for s in since) for m in minutes}
-    out["end"] = len(since)
-    out["span min"] = max(since) / 60
+    out: dict[str, float] = dict(finished_by(done, t0, minutes))
+    out["end"] = len(done)
+    out["span min"] = max((t.datetime_complete - t0).total_seconds() for t in done) / 60
     return out
 
 

@@ -43,6 +43,8 @@ from benchmarks.common import (
     WHAT_REACHES_COUNTS,
     append_record,
     cpu_name,
+    finished,
+    finished_by,
     markdown_table,
     write_section,
 )
@@ -57,11 +59,7 @@ def arm_result(db: Path, launched: dt.datetime) -> dict:
     import optuna
 
     study = optuna.load_study(study_name="jobs", storage=f"sqlite:///{db}")
-    done = [
-        t
-        for t in study.trials
-        if t.datetime_complete is not None and t.state.is_finished() and t.state.name != "FAIL"
-    ]
+    done = finished(study.trials)
 
     def since(t) -> float:
         return (t.datetime_complete - launched).total_seconds()
@@ -74,8 +72,7 @@ def arm_result(db: Path, launched: dt.datetime) -> dict:
             if t.intermediate_values and max(t.intermediate_values.values()) >= target
         ]
         out[target] = min(hits) if hits else None
-    for m in MARKS_MIN:
-        out[f"{m} min"] = sum(since(t) <= m * 60 for t in done)
+    out |= finished_by(done, launched, MARKS_MIN)
     out["best"] = max((t.value for t in done if t.value is not None), default=float("nan"))
     return out
 

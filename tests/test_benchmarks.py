@@ -415,7 +415,7 @@ def test_epochs_spent_best_by_minutes_counts_complete_trials_ended_by_each_time_
     assert low == {"5 min": 0.80, "15 min": 0.80, "end": 0.80}
 
 
-def test_epochs_spent_finished_by_minutes_counts_every_ended_trial_and_the_span_to_the_last():
+def test_epochs_spent_finished_by_minutes_counts_complete_and_pruned_not_failed_and_the_span():
     from benchmarks.epochs_spent import finished_by_minutes
 
     P, C, R = (
@@ -430,7 +430,8 @@ def test_epochs_spent_finished_by_minutes_counts_every_ended_trial_and_the_span_
     ]
     running = _trial(R, 700, 900, [0.9])
     running.datetime_complete = None  # still running: not finished, not in the span
-    done = finished_by_minutes([*trials, running], minutes=(1, 5, 10, 15))
+    failed = _trial(optuna.trial.TrialState.FAIL, 40, 800, [])  # as benchmarks.jobs: not counted
+    done = finished_by_minutes([*trials, running, failed], minutes=(1, 5, 10, 15))
     assert done == {
         "1 min": 0,
         "5 min": 2,
