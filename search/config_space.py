@@ -19,6 +19,11 @@ from search.errors import ConfigError
 OPTIMIZERS = ("sgd", "adam", "rmsprop", "adamw")
 REGULARIZERS = ("none", "l1", "l2")
 LR_SCHEDULES = ("constant", "cosine")
+# The hidden layers' arithmetic (search/model.py): float32, or Keras' mixed_bfloat16 policy
+# (bfloat16 matmuls, float32 weights and output layer), for hardware with fast bfloat16. On a
+# 2-core Xeon with AMX it was not steadily faster (BENCHMARKS.md `precision`, where the rule
+# for the study-level pair that could change it is written), so float32 is the default.
+PRECISIONS = ("float32", "mixed_bfloat16")
 ACTIVATIONS = (
     "relu",
     "elu",
@@ -145,6 +150,8 @@ SPACE_KEYS: dict[str, tuple[type, Any]] = {
     "categories": (str, _one_of(CATEGORIES)),
     # The standard deviation of the periodic embedding's initial frequencies (its sigma).
     "embedding_scale": (float, _check_positive),
+    # The hidden layers' arithmetic (PRECISIONS above); a list searches it like any choice.
+    "precision": (str, _one_of(PRECISIONS)),
 }
 
 # Keys that may be left out of [space], and the value they then take. A key left at its
@@ -158,6 +165,7 @@ SPACE_DEFAULTS: dict[str, Any] = {
     "embedding": "none",
     "embedding_scale": 0.1,
     "categories": "onehot",
+    "precision": "float32",
 }
 
 

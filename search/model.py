@@ -149,18 +149,27 @@ def build_model(
 
     inputs = keras.Input(shape=(hp.inputs,), name="pixels" if hp.inputs == INPUT_DIM else "x")
     x = _table_layers(hp, inputs, table)
+    # precision: the hidden layers compute under Keras' dtype policy (mixed_bfloat16: bfloat16
+    # matmuls on float32 weights); the table layers before them and the output layer after
+    # them stay float32, so the loss and the probabilities are float32. A float32 net is
+    # built exactly as before (no dtype argument: its saved file is unchanged).
+    hidden, out = (None, None) if hp.precision == "float32" else (hp.precision, "float32")
     for i, width in enumerate(hp.widths, start=1):
         # The regularizer goes on every hidden kernel, as in the lab report (bias unregularized).
         x = keras.layers.Dense(
-            width, activation=hp.activation, kernel_regularizer=_regularizer(hp), name=f"dense_{i}"
+            width,
+            activation=hp.activation,
+            kernel_regularizer=_regularizer(hp),
+            name=f"dense_{i}",
+            dtype=hidden,
         )(x)
         if hp.dropout > 0:
-            x = keras.layers.Dropout(hp.dropout, name=f"dropout_{i}")(x)
+            x = keras.layers.Dropout(hp.dropout, name=f"dropout_{i}", dtype=hidden)(x)
     if task == "regression":  # on a standardized target (search/datasets.py)
-        outputs = keras.layers.Dense(1, name="target")(x)
+        outputs = keras.layers.Dense(1, name="target", dtype=out)(x)
         loss, metrics = "mse", [keras.metrics.RootMeanSquaredError(name="rmse")]
     else:
-        outputs = keras.layers.Dense(hp.outputs, activation="softmax", name="classes")(x)
+        outputs = keras.layers.Dense(hp.outputs, activation="softmax", name="classes", dtype=out)(x)
         loss, metrics = "sparse_categorical_crossentropy", ["accuracy"]
         if hp.label_smoothing:
             from search.layers import SparseSmoothedCrossentropy

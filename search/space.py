@@ -38,6 +38,7 @@ class Hyperparams:
     embedding: str = "none"  # tables: none | periodic | piecewise (config_space.EMBEDDINGS)
     embedding_scale: float = 0.0  # periodic only: the frequencies' initial std
     categories: str = "onehot"  # tables: onehot | embed (config_space.CATEGORIES)
+    precision: str = "float32"  # the hidden layers' arithmetic (config_space.PRECISIONS)
     # The data's width in and out (Fashion-MNIST: 784 pixels, 10 classes; regression: 1), how
     # many of the inputs are a table's numbers (what `numeric` and `embedding` act on), and
     # the one-hot width of each category column with 20+ values (what `categories` acts on).
@@ -131,6 +132,7 @@ def suggest(
             else 0.0
         ),
         categories=_suggest(trial, "categories", s["categories"]),
+        precision=_suggest(trial, "precision", s["precision"]),
         inputs=inputs,
         outputs=outputs,
         numbers=numbers,
@@ -186,6 +188,8 @@ def short(hp: Hyperparams) -> str:
     if hp.categories != "onehot":
         parts.append(f"categories={hp.categories}")
     parts.append(f"bs={hp.batch_size}")
+    if hp.precision != "float32":
+        parts.append(hp.precision)
     return " ".join(parts)
 
 

@@ -168,3 +168,17 @@ def test_study_name_with_a_trailing_newline_is_refused():
 
     with pytest.raises(ConfigError, match="is not allowed"):
         validate_study_name("foo\n")
+
+
+def test_precision_is_optional_float32_by_default_and_only_mixed_bfloat16_changes_the_fingerprint():
+    a = parse_config(raw_config())
+    assert a.space["precision"] == Fixed("float32")
+    assert parse_config(raw_config(precision="float32")).fingerprint() == a.fingerprint()
+    mixed = parse_config(raw_config(precision="mixed_bfloat16"))
+    assert mixed.space["precision"] == Fixed("mixed_bfloat16")
+    assert mixed.fingerprint() != a.fingerprint()
+
+
+def test_unknown_precision_is_refused_naming_the_two_it_takes():
+    with pytest.raises(ConfigError, match="precision: must be one of float32, mixed_bfloat16"):
+        parse_config(raw_config(precision="float16"))

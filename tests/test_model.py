@@ -74,3 +74,44 @@ def test_cosine_schedule_decays_to_zero_over_the_trials_epochs(tmp_path):
     m.save(path)
     loaded = keras.saving.load_model(path)
     assert isinstance(loaded.optimizer._learning_rate, keras.optimizers.schedules.CosineDecay)
+
+
+def test_mixed_bfloat16_net_computes_hidden_layers_in_bfloat16_keeps_float32_weights_and_output(
+    tmp_path,
+):
+    import keras
+
+    hp = Hyperparams(
+        widths=(32, 16),
+        optimizer="adam",
+        learning_rate=0.01,
+        dropout=0.1,
+        regularizer="l2",
+        reg_strength=1e-4,
+        precision="mixed_bfloat16",
+    )
+    m = build_model(hp)
+    layers = {layer.name: layer for layer in m.layers[1:]}
+    assert {n: layer.compute_dtype for n, layer in layers.items()} == {
+        "dense_1": "bfloat16",
+        "dropout_1": "bfloat16",
+        "dense_2": "bfloat16",
+        "dropout_2": "bfloat16",
+        "classes": "float32",
+    }
+    assert {w.dtype for w in m.weights} == {"float32"}
+    assert m.count_params() == count_params(hp)
+    rng = np.random.default_rng(0)
+    x = rng.random((40, 784), dtype=np.float32)
+    y = np.arange(40) % 10
+    history = m.fit(x, y, batch_size=10, epochs=2, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
+    probs = m.predict(x, verbose=0)
+    assert probs.dtype == np.float32
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+    # A stock Keras file: it loads without fsearch, with its layers' precision.
+    path = tmp_path / "m.keras"
+    m.save(path)
+    loaded = keras.saving.load_model(path)
+    assert loaded.get_layer("dense_1").compute_dtype == "bfloat16"
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), probs, rtol=1e-6)

@@ -60,3 +60,14 @@ def test_suggest_is_deterministic_for_a_seed(seed):
     assert [p for p, _ in _params(cfg, seed=seed, n=5)] == [
         p for p, _ in _params(cfg, seed=seed, n=5)
     ]
+
+
+def test_precision_reaches_hyperparams_and_is_asked_of_the_sampler_only_when_a_list():
+    fixed = parse_config(raw_config(precision="mixed_bfloat16"))
+    for hp, params in _params(fixed, n=3):
+        assert hp.precision == "mixed_bfloat16" and "precision" not in params
+    assert {hp.precision for hp, _ in _params(parse_config(raw_config()), n=3)} == {"float32"}
+    searched = parse_config(raw_config(precision=["float32", "mixed_bfloat16"]))
+    drawn = _params(searched, n=20)
+    assert all(hp.precision == params["precision"] for hp, params in drawn)
+    assert {hp.precision for hp, _ in drawn} == {"float32", "mixed_bfloat16"}
