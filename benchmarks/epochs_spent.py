@@ -1,5 +1,6 @@
 """Where a study's epochs and seconds go: pruned against complete trials, the epoch each pruned
-trial stopped at (Hyperband's rungs), the time per epoch by width and batch size, the time
+trial stopped at (Hyperband's rungs), the time per epoch by width and batch size and by
+parameters and batch size, the time
 outside training (model builds, the first epoch's graph tracing, validation passes, the rest of
 each trial: sampling, pruning, storage, saving; and between trials), and the best
 complete trial's validation value at times since the study's first trial started (what a
@@ -79,11 +80,25 @@ def first_trials_pace(trials) -> list[tuple[int, float]]:
     ]
 
 
+# Trainable parameters: an epoch's multiply-adds follow them, whatever the batch size.
+PARAMS_BUCKETS = ((300_000, "<0.3M"), (1_000_000, "0.3-1M"), (2_000_000, "1-2M"))
+
+
+def params_bucket(hp: dict) -> str:
+    """The size bucket of a trial's net (its stored `hyperparams`)."""
+    from search.model import count_params
+    from search.space import Hyperparams
+
+    n = count_params(Hyperparams.from_dict(hp))
+    return next((name for top, name in PARAMS_BUCKETS if n < top), ">=2M")
+
+
 def analyse(trials, *, maximize: bool = True) -> dict:
     """Per outcome: trials, epochs, seconds; pruned trials' stop epochs; s/epoch by size."""
     by_state: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     stops: Counter[int] = Counter()
     per_epoch: dict[tuple[str, int], list[float]] = defaultdict(list)
+    per_params: dict[tuple[str, int], list[float]] = defaultdict(list)
     for t in trials:
         if t.datetime_complete is None or t.state.name in ("RUNNING", "WAITING"):
             continue
@@ -100,10 +115,12 @@ def analyse(trials, *, maximize: bool = True) -> dict:
             width = max(hp["widths"])
             bucket = "<=64" if width <= 64 else "65-256" if width <= 256 else ">256"
             per_epoch[(bucket, int(hp["batch_size"]))].append(float(spe))
+            per_params[(params_bucket(hp), int(hp["batch_size"]))].append(float(spe))
     return {
         "by_state": by_state,
         "stops": stops,
         "per_epoch": per_epoch,
+        "per_params": per_params,
         "best": best_by_minutes(trials, maximize=maximize),
         "finished": finished_by_minutes(trials),
         "first": first_trials_pace(trials),
@@ -180,6 +197,18 @@ def summarize(a: dict, study: str) -> str:
             for (w, b), v in sorted(per_epoch.items(), key=lambda kv: (kv[0][1], kv[0][0]))
         ],
     )
+    order = {name: i for i, (_, name) in enumerate(PARAMS_BUCKETS)}
+    per_params = a.get("per_params") or {}
+    if per_params:
+        text += "\n\n" + markdown_table(
+            ["parameters", "batch", "trials", "median s/epoch"],
+            [
+                [p, b, len(v), f"{statistics.median(v):.2f}"]
+                for (p, b), v in sorted(
+                    per_params.items(), key=lambda kv: (order.get(kv[0][0], 9), kv[0][1])
+                )
+            ],
+        )
     split = a.get("split")
     if split:
         total = sum(v for v in split.values() if v == v) or 1

@@ -86,6 +86,13 @@ def arm_result(db: Path, launched: dt.datetime) -> dict:
 # are logged and shown as two arms.
 ARM_FLAGS = {"first": "--first-trials"}
 ARM_STUDY = {"late": {"late_rung": 8, "late_rung_keep": 2}}
+# "+bf16": the default study with [space] keys set: the hidden layers under mixed_bfloat16
+# (search/model.py; BENCHMARKS.md `precision`).
+ARM_SPACE = {"bf16": {"precision": "mixed_bfloat16"}}
+ARM_KEYS = {
+    **{e: ("study", k) for e, k in ARM_STUDY.items()},
+    **{e: ("space", k) for e, k in ARM_SPACE.items()},
+}
 
 
 def arm_parts(arm: str) -> tuple[str, list[str], str]:
@@ -98,30 +105,45 @@ def arm_parts(arm: str) -> tuple[str, list[str], str]:
 def arm_label(arm: str) -> str:
     jobs, extra, tag = arm_parts(arm)
     labels = [
-        ARM_FLAGS[e] if e in ARM_FLAGS else ", ".join(f"{k} = {v}" for k, v in ARM_STUDY[e].items())
+        ARM_FLAGS[e]
+        if e in ARM_FLAGS
+        else ", ".join(f"{k} = {v}" for k, v in ARM_KEYS[e][1].items())
         for e in extra
     ]
     return " ".join([f"--jobs {jobs}", *labels, *([f"({tag})"] if tag else [])])
 
 
 def arm_config(extra: list[str], tmp: Path) -> list[str]:
-    """--config FILE for an arm that sets [study] keys (the default study's text with them
-    added to its [study] table); no flags for an arm that sets none."""
-    keys = {k: v for e in extra if e in ARM_STUDY for k, v in ARM_STUDY[e].items()}
+    """--config FILE for an arm that sets [study] or [space] keys (the default study's text
+    with them added to its table); no flags for an arm that sets none."""
+    keys = {
+        (table, k): v
+        for e in extra
+        if e in ARM_KEYS
+        for table, kv in [ARM_KEYS[e]]
+        for k, v in kv.items()
+    }
     if not keys:
         return []
-    from search.config import default_config_path, load_config
+    from search.config import Fixed, default_config_path, load_config
 
     text = default_config_path().read_text()
-    added = "".join(f"{k} = {v}\n" for k, v in keys.items())
-    path = tmp / f"study-{'-'.join(sorted(keys))}.toml"
-    path.write_text(text.replace("[study]\n", "[study]\n" + added, 1))
-    # A key the default study already sets is a TOML error here; a [study] line it no longer
-    # has verbatim would leave the keys out: either stops the arm before it runs.
-    study = load_config(path).study
-    missed = {k: v for k, v in keys.items() if getattr(study, k) != v}
+    for table in ("study", "space"):
+        added = "".join(f"{k} = {json.dumps(v)}\n" for (t, k), v in keys.items() if t == table)
+        text = text.replace(f"[{table}]\n", f"[{table}]\n" + added, 1) if added else text
+    path = tmp / f"study-{'-'.join(sorted(k for _, k in keys))}.toml"
+    path.write_text(text)
+    # A key the default study already sets is a TOML error here; a [study] or [space] line it
+    # no longer has verbatim would leave the keys out: either stops the arm before it runs.
+    cfg = load_config(path)
+    missed = {
+        k: v
+        for (table, k), v in keys.items()
+        if (getattr(cfg.study, k) if table == "study" else cfg.space[k])
+        != (v if table == "study" else Fixed(v))
+    }
     if missed:
-        sys.exit(f"arm config {path}: {missed} not set (the default study has no '[study]' line?)")
+        sys.exit(f"arm config {path}: {missed} not set (the default study lacks its table line?)")
     return ["--config", str(path)]
 
 
@@ -334,11 +356,11 @@ def main() -> None:
     arms = [a.strip() for a in args.arms.split(",") if a.strip()]
     for arm in arms:  # before anything runs: a typo would otherwise run an hour as another arm
         jobs, extra, tag = arm_parts(arm)
-        unknown = [e for e in extra if e not in ARM_FLAGS and e not in ARM_STUDY]
+        unknown = [e for e in extra if e not in ARM_FLAGS and e not in ARM_KEYS]
         if unknown:
             ap.error(
                 f"arm {arm!r}: unknown part {unknown[0]!r}; an arm is a --jobs value with "
-                f"optional +{' +'.join([*ARM_FLAGS, *ARM_STUDY])} and @TAG"
+                f"optional +{' +'.join([*ARM_FLAGS, *ARM_KEYS])} and @TAG"
             )
         if "@" in arm and not tag.replace("-", "").isalnum():
             ap.error(f"arm {arm!r}: a tag is letters, digits and '-' (it names a file)")

@@ -779,3 +779,95 @@ def test_known_good_quickest_orders_trials_at_the_value_by_their_seconds_in_all_
     got = quickest_entries(storages, "k", 5, 0.895)
     assert [p["width"] for _, p in got] == [300, 100, 400]  # 7, 10, 12 s; 0.88 left out
     assert "(k, seed None, " in got[0][0] and "/b.db), val_accuracy 0.9100 after 7.0 s" in got[0][0]
+
+
+def test_precision_summary_pairs_each_configs_two_precisions_and_divides_float32_by_bf16():
+    import argparse
+
+    from benchmarks.precision import pair, summarize
+
+    def rec(kind, index, seed, precision, spe, val=0.9, seconds=10.0):
+        return {
+            "kind": kind,
+            "index": index,
+            "seed": seed,
+            "precision": precision,
+            "net": f"net{index}",
+            "sec_per_epoch": spe,
+            "first_epoch": 2 * spe,
+            "epochs_seconds": 4 * spe,
+            "seconds": seconds,
+            "best_val": val,
+            "epochs": 3,
+        }
+
+    records = [
+        rec("speed", 1, 0, "mixed_bfloat16", 1.0),
+        rec("speed", 0, 0, "float32", 4.0),
+        rec("speed", 1, 0, "float32", 1.0),
+        rec("speed", 0, 0, "mixed_bfloat16", 2.0),
+        rec("accuracy", 0, 0, "float32", 3.0, val=0.90),
+        rec("accuracy", 0, 0, "mixed_bfloat16", 2.0, val=0.91),
+    ]
+    assert [(f["index"], b["index"]) for f, b in pair(records, "speed")] == [(0, 0), (1, 1)]
+    assert all(f["precision"] == "float32" for f, _ in pair(records, "speed"))
+    args = argparse.Namespace(procs=2, speed_epochs=3, known=1)
+    text = summarize(records, args)
+    # Speed-ups 2.0x and 1.0x: median 1.50x; summed s/epoch 5.0 against 3.0.
+    assert "speed-up median **1.50x**, lowest 1.00x, highest 2.00x" in text
+    assert "5.0 against 3.0 (**1.67x**)" in text
+    assert "| 0.9000 | 0.9100 | +0.0100 | 10 / 10 | 6.0 / 4.0 | 3.00 / 2.00 | 12 / 8 |" in text
+    assert "| net0 | 4.00 | 2.00 | 2.00x | 8.00 / 4.00 |" in text
+
+
+def test_epochs_spent_pace_by_parameters_buckets_each_net_by_its_parameter_count_and_batch():
+    from benchmarks.epochs_spent import analyse, params_bucket, summarize
+
+    # 784-64-10: 50,890 parameters; 784-512-10: 407,050; 784-1024x2-10: 1,863,690; x3: 2.9M.
+    assert params_bucket({"widths": [64], "batch_size": 256}) == "<0.3M"
+    assert params_bucket({"widths": [512], "batch_size": 256}) == "0.3-1M"
+    assert params_bucket({"widths": [1024, 1024], "batch_size": 256}) == "1-2M"
+    assert params_bucket({"widths": [1024] * 3, "batch_size": 256}) == ">=2M"
+    P = optuna.trial.TrialState.PRUNED
+    trials = []
+    for start, widths, batch, spe in [
+        (0, [512], 256, 6.0),
+        (10, [512], 512, 5.0),
+        (20, [1024] * 3, 512, 9.0),
+        (30, [512], 256, 4.0),
+    ]:
+        t = _trial(P, start, start + 10, [0.5])
+        t.user_attrs.update(
+            {
+                "epochs_run": 1,
+                "sec_per_epoch": spe,
+                "hyperparams": {"widths": widths, "batch_size": batch},
+            }
+        )
+        trials.append(t)
+    a = analyse(trials)
+    assert dict(a["per_params"]) == {
+        ("0.3-1M", 256): [6.0, 4.0],
+        ("0.3-1M", 512): [5.0],
+        (">=2M", 512): [9.0],
+    }
+    text = summarize(a, "s")
+    assert (
+        "| 0.3-1M | 256 | 2 | 5.00 |\n| 0.3-1M | 512 | 1 | 5.00 |\n| >=2M | 512 | 1 | 9.00 |"
+        in text
+    )
+
+
+def test_jobs_bf16_arm_runs_the_default_study_with_mixed_bfloat16_hidden_layers_only(tmp_path):
+    from benchmarks import jobs
+    from search.config import Fixed, load_config
+
+    default = load_config()
+    cfg = load_config(jobs.arm_config(["first", "bf16"], tmp_path)[1])
+    assert cfg.space["precision"] == Fixed("mixed_bfloat16")
+    assert cfg.space | {"precision": Fixed("float32")} == default.space
+    assert cfg.study == default.study
+    both = load_config(jobs.arm_config(["late", "bf16"], tmp_path)[1])
+    assert (both.study.late_rung, both.space["precision"]) == (8, Fixed("mixed_bfloat16"))
+    label = jobs.arm_label("auto+first+bf16")
+    assert label == "--jobs auto --first-trials precision = mixed_bfloat16"
