@@ -6,6 +6,7 @@ import datetime as _dt
 import os
 import platform
 import re
+import statistics
 import time
 from pathlib import Path
 
@@ -84,6 +85,11 @@ def markdown_table(header: list[str], rows: list[list]) -> str:
     return "\n".join(lines)
 
 
+def steady(times: list[float]) -> float:
+    """Median epoch time after the first (which includes graph tracing)."""
+    return statistics.median(times[1:]) if len(times) > 1 else times[0]
+
+
 def trial_seconds(t) -> float:
     """How long a finished trial ran, start to end."""
     return (t.datetime_complete - t.datetime_start).total_seconds()
@@ -94,8 +100,8 @@ def epochs_seconds(user_attrs: dict) -> float:
     the training loop logs: the first epoch (graph tracing included) and the steady
     sec_per_epoch for each later one."""
     first = float(user_attrs.get("first_epoch_seconds") or 0)
-    steady = float(user_attrs.get("sec_per_epoch") or 0)
-    return first + steady * max(int(user_attrs.get("epochs_run") or 1) - 1, 0)
+    per_epoch = float(user_attrs.get("sec_per_epoch") or 0)
+    return first + per_epoch * max(int(user_attrs.get("epochs_run") or 1) - 1, 0)
 
 
 def finished(trials) -> list:

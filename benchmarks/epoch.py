@@ -22,6 +22,7 @@ from benchmarks.common import (  # noqa: E402
     fsearch_fit,
     markdown_table,
     matmul_gflops,
+    steady,
     write_section,
 )
 from search.config import load_config  # noqa: E402
@@ -75,11 +76,6 @@ def epoch_flops(hp: Hyperparams, n_train: int, n_val: int) -> float:
     """Multiply-add FLOPs of one epoch: forward+backward (6/weight) on train, forward on val."""
     weights = count_params(hp)
     return 6 * weights * n_train + 2 * weights * n_val
-
-
-def steady(times: list[float]) -> float:
-    """Median epoch time after the first (which includes graph tracing)."""
-    return statistics.median(times[1:]) if len(times) > 1 else times[0]
 
 
 def main() -> None:

@@ -35,11 +35,6 @@ PRECISIONS = ("float32", "mixed_bfloat16")
 SECTION = "precision"
 
 
-def steady(times: list[float]) -> float:
-    """Median epoch time after the first (which includes graph tracing)."""
-    return statistics.median(times[1:]) if len(times) > 1 else times[0]
-
-
 def work_items(args) -> list[dict]:
     """Every (kind, configuration, seed) to train, each in both precisions."""
     items = [{"kind": "speed", "index": i, "seed": 0} for i in range(args.samples)]
@@ -88,7 +83,7 @@ def worker(args) -> None:
     pin_cpus()
     import_tensorflow()
     apply_thread_limits()
-    from benchmarks.common import fsearch_fit
+    from benchmarks.common import fsearch_fit, steady
     from search.config import load_config
     from search.data import load_split
     from search.training import Rows, trial_seed

@@ -587,6 +587,19 @@ def test_epochs_seconds_is_the_first_epoch_plus_the_steady_rate_for_each_later_o
     assert epochs_seconds({"sec_per_epoch": None}) == 0.0
 
 
+def test_steady_is_the_median_of_the_epochs_after_the_first_or_the_only_epoch():
+    from benchmarks import epoch, precision
+    from benchmarks.common import steady
+
+    # The first epoch traces the graph: it never counts when a later one exists.
+    assert steady([9.0, 2.0, 4.0, 3.0]) == 3.0
+    assert steady([9.0, 2.0]) == 2.0
+    assert steady([7.5]) == 7.5
+    # One definition for both benchmarks that print it.
+    assert epoch.steady is steady
+    assert "steady" not in vars(precision)  # its workers import it from common
+
+
 def test_jobs_late_arm_runs_the_default_study_with_its_late_rung_keys_set(tmp_path):
     from benchmarks import jobs
     from search.config import load_config
@@ -653,6 +666,56 @@ def test_rungs_replay_stops_complete_trials_below_the_best_half_and_counts_what_
             f.value = -t.value
         flipped.append(f)
     assert replay(flipped, 8, 2, maximize=False) == got
+
+
+def test_caps_replay_counts_the_time_over_a_cap_and_the_best_complete_trial_within_it():
+    import datetime as dt
+
+    import optuna
+
+    from benchmarks.caps import replay, summarize
+
+    t0 = dt.datetime(2026, 12, 7)
+    C, P = optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED
+
+    def trial(k, state, n_params, epochs, value=None, per_epoch=2.0):
+        t = optuna.trial.create_trial(
+            state=state,
+            value=value,
+            intermediate_values={e: 0.5 for e in range(1, epochs + 1)},
+            user_attrs={
+                "first_epoch_seconds": per_epoch + 1,
+                "sec_per_epoch": per_epoch,
+                "epochs_run": epochs,
+                "n_params": n_params,
+            },
+        )
+        t.number, t.datetime_start = k, t0 + dt.timedelta(seconds=k)
+        t.datetime_complete = t.datetime_start + dt.timedelta(seconds=30)
+        return t
+
+    trials = [
+        trial(0, C, 2_500_000, 12, 0.91, per_epoch=10.0),  # the best, over 2M: 11 + 11 x 10 s
+        trial(1, C, 1_400_000, 12, 0.905),  # 3 + 11 x 2 = 25 s
+        trial(2, C, 300_000, 12, 0.90),  # 25 s
+        trial(3, P, 3_000_000, 1, per_epoch=10.0),  # pruned at epoch 1: 11 s
+        trial(4, P, 100_000, 4),  # 3 + 3 x 2 = 9 s
+    ]
+    failed = optuna.trial.create_trial(state=optuna.trial.TrialState.FAIL)  # no n_params
+    failed.datetime_start = failed.datetime_complete = t0
+    got = replay([*trials, failed], 2_000_000)
+    assert (got["finished"], got["over"]) == (5, 2)
+    assert got["time saved"] == (121 + 11) / (121 + 25 + 25 + 11 + 9)
+    assert not got["best within"] and got["top within"] == 2
+    assert got["best drop"] == pytest.approx(0.005)
+    # A cap at the best net's size keeps it: nothing lost, only the 3M trial's time saved.
+    got = replay(trials, 2_500_000)
+    assert got["best within"] and got["top within"] == 3 and got["best drop"] == 0
+    assert got["time saved"] == 11 / 191
+    # A cap under every complete trial leaves none to select.
+    assert replay(trials, 200_000)["best drop"] == float("inf")
+    table = summarize({2_000_000: [replay(trials, 2_000_000)]}, ["s"], [trials[0]])
+    assert "| 2M | 40% | 69% | 0 of 1 | 2 (min 2) | 0.0050 | 0.0050 |" in table
 
 
 def test_jobs_refuses_an_unknown_arm_part_before_running_any_arm(monkeypatch, capsys):
