@@ -21,8 +21,9 @@ REGULARIZERS = ("none", "l1", "l2")
 LR_SCHEDULES = ("constant", "cosine")
 # The hidden layers' arithmetic (search/model.py): float32, or Keras' mixed_bfloat16 policy
 # (bfloat16 matmuls, float32 weights and output layer), for hardware with fast bfloat16. On a
-# 2-core Xeon with AMX it was not steadily faster (BENCHMARKS.md `precision`, where the rule
-# for the study-level pair that could change it is written), so float32 is the default.
+# 2-core Xeon with AMX the default study's 30-minute pair favoured it on both seeds
+# (BENCHMARKS.md `precision-pair`); float32 stays the default until the hour-long pair with
+# exports that section's rule asks for, and on CPUs without bfloat16 units.
 PRECISIONS = ("float32", "mixed_bfloat16")
 ACTIVATIONS = (
     "relu",
