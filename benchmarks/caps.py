@@ -20,12 +20,10 @@ here still needs a 200-trial run, beside the same seed without it, to be adopted
 
 from __future__ import annotations
 
-import argparse
 import math
 import statistics
-from pathlib import Path
 
-from benchmarks.common import epochs_seconds, markdown_table, write_section
+from benchmarks.common import epochs_seconds, markdown_table, replay_main
 
 DEFAULT_CAPS = (1_000_000, 1_500_000, 2_000_000, 3_000_000)
 
@@ -129,43 +127,23 @@ def summarize(results: dict[int, list[dict]], names: list[str], bests: list) -> 
     return text
 
 
-def main() -> None:
-    import optuna
-
-    from benchmarks.rungs import load
-
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("dbs", nargs="+", type=Path, help="finished studies' SQLite files")
-    ap.add_argument(
-        "--caps",
-        nargs="+",
-        type=int,
-        default=list(DEFAULT_CAPS),
-        help="parameter caps to replay (default: 1000000 1500000 2000000 3000000)",
-    )
-    ap.add_argument("--section", default="caps")
-    ap.add_argument("--no-write", action="store_true")
-    args = ap.parse_args()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    dbs = sorted(args.dbs)
-    studies = [load(db) for db in dbs]
-    names = [f"{db.parent.name}/{db.stem}" for db in dbs]
-    results = {
-        cap: [replay(trials, cap, maximize=up) for trials, up in studies] for cap in args.caps
-    }
+def report(studies, names: list[str], caps: list[int]) -> str:
+    results = {cap: [replay(trials, cap, maximize=up) for trials, up in studies] for cap in caps}
     bests = [best_trial(trials, maximize=up) for trials, up in studies]
-    body = summarize(results, names, bests)
-    print(body)
-    if not args.no_write:
-        write_section(
-            args.section,
-            body,
-            "python -m benchmarks.caps "
-            + " ".join(str(db) for db in dbs)
-            + " --caps "
-            + " ".join(str(c) for c in args.caps)
-            + (f" --section {args.section}" if args.section != "caps" else ""),
-        )
+    return summarize(results, names, bests)
+
+
+def main() -> None:
+    replay_main(
+        "caps",
+        __doc__,
+        "caps",
+        parse=int,
+        default=DEFAULT_CAPS,
+        help="parameter caps to replay (default: 1000000 1500000 2000000 3000000)",
+        fmt=str,
+        report=report,
+    )
 
 
 if __name__ == "__main__":

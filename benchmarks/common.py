@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import datetime as _dt
 import os
 import platform
@@ -77,6 +78,52 @@ def write_section(name: str, body: str, command: str) -> None:
     else:
         text = text.rstrip() + f"\n\n## {name}\n\n{block}\n"
     BENCHMARKS_MD.write_text(text if text.endswith("\n") else text + "\n")
+
+
+def load_finished_study(path: Path):
+    """The one study in a kept SQLite file: its trials and whether it maximizes."""
+    import optuna
+
+    storage = f"sqlite:///{path}"
+    (summary,) = optuna.get_all_study_summaries(storage)
+    study = optuna.load_study(study_name=summary.study_name, storage=storage)
+    maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
+    return study.get_trials(deepcopy=False), maximize
+
+
+def replay_main(
+    module: str, doc: str, option: str, *, parse, default, help: str, fmt, report
+) -> None:
+    """The command line of a replay over finished studies (benchmarks.rungs, benchmarks.caps):
+    the studies' SQLite files, `--OPTION` values (parsed by `parse`, written back by `fmt`),
+    --section (default: the module's name) and --no-write. `report(studies, names, values)`
+    returns the section's body; it is printed and written with the command that reproduces
+    it."""
+    import optuna
+
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument("dbs", nargs="+", type=Path, help="finished studies' SQLite files")
+    ap.add_argument(f"--{option}", nargs="+", type=parse, default=list(default), help=help)
+    ap.add_argument("--section", default=module)
+    ap.add_argument("--no-write", action="store_true")
+    args = ap.parse_args()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    dbs = sorted(args.dbs)
+    studies = [load_finished_study(db) for db in dbs]
+    names = [f"{db.parent.name}/{db.stem}" for db in dbs]
+    values = getattr(args, option)
+    body = report(studies, names, values)
+    print(body)
+    if not args.no_write:
+        write_section(
+            args.section,
+            body,
+            f"python -m benchmarks.{module} "
+            + " ".join(str(db) for db in dbs)
+            + f" --{option} "
+            + " ".join(fmt(v) for v in values)
+            + (f" --section {args.section}" if args.section != module else ""),
+        )
 
 
 def markdown_table(header: list[str], rows: list[list]) -> str:

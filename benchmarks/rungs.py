@@ -22,13 +22,11 @@ still needs a 200-trial run to be adopted.
 
 from __future__ import annotations
 
-import argparse
 import datetime as _dt
 import math
 import statistics
-from pathlib import Path
 
-from benchmarks.common import epochs_seconds, markdown_table, seconds_to_epoch, write_section
+from benchmarks.common import epochs_seconds, markdown_table, replay_main, seconds_to_epoch
 from search.late_rung import promotable
 
 DEFAULT_RUNGS = ((6, 2), (8, 2), (10, 2), (8, 4))
@@ -90,16 +88,6 @@ def replay(trials, epoch: int, keep: int, *, top: int = 3, maximize: bool = True
     }
 
 
-def load(path: Path):
-    import optuna
-
-    storage = f"sqlite:///{path}"
-    (summary,) = optuna.get_all_study_summaries(storage)
-    study = optuna.load_study(study_name=summary.study_name, storage=storage)
-    maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
-    return study.get_trials(deepcopy=False), maximize
-
-
 def summarize(results: dict[str, list[dict]], names: list[str]) -> str:
     """One row per added rung over all studies; then each study's row per rung."""
     n = len(names)
@@ -157,41 +145,25 @@ def parse_rung(text: str) -> tuple[int, int]:
     return int(epoch), int(keep)
 
 
-def main() -> None:
-    import optuna
-
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("dbs", nargs="+", type=Path, help="finished studies' SQLite files")
-    ap.add_argument(
-        "--rungs",
-        nargs="+",
-        type=parse_rung,
-        default=list(DEFAULT_RUNGS),
-        help="EPOCH/K: a rung at EPOCH keeping 1/K (default: 6/2 8/2 10/2 8/4)",
-    )
-    ap.add_argument("--section", default="rungs")
-    ap.add_argument("--no-write", action="store_true")
-    args = ap.parse_args()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    dbs = sorted(args.dbs)
-    studies = [load(db) for db in dbs]
-    names = [f"{db.parent.name}/{db.stem}" for db in dbs]
+def report(studies, names: list[str], rungs: list[tuple[int, int]]) -> str:
     results = {
         f"{e}, 1/{k}": [replay(trials, e, k, maximize=up) for trials, up in studies]
-        for e, k in args.rungs
+        for e, k in rungs
     }
-    body = summarize(results, names)
-    print(body)
-    if not args.no_write:
-        write_section(
-            args.section,
-            body,
-            "python -m benchmarks.rungs "
-            + " ".join(str(db) for db in dbs)
-            + " --rungs "
-            + " ".join(f"{e}/{k}" for e, k in args.rungs)
-            + (f" --section {args.section}" if args.section != "rungs" else ""),
-        )
+    return summarize(results, names)
+
+
+def main() -> None:
+    replay_main(
+        "rungs",
+        __doc__,
+        "rungs",
+        parse=parse_rung,
+        default=DEFAULT_RUNGS,
+        help="EPOCH/K: a rung at EPOCH keeping 1/K (default: 6/2 8/2 10/2 8/4)",
+        fmt=lambda rung: f"{rung[0]}/{rung[1]}",
+        report=report,
+    )
 
 
 if __name__ == "__main__":
