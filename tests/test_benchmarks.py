@@ -718,6 +718,38 @@ def test_caps_replay_counts_the_time_over_a_cap_and_the_best_complete_trial_with
     assert "| 2M | 40% | 69% | 0 of 1 | 2 (min 2) | 0.0050 | 0.0050 |" in table
 
 
+def test_caps_command_line_reads_each_kept_study_file_and_prints_its_section_with_no_write(
+    tmp_path, monkeypatch, capsys
+):
+    import optuna
+
+    from benchmarks import caps, common
+
+    C = optuna.trial.TrialState.COMPLETE
+    dbs = []
+    for name, best_params in (("a", 2_500_000), ("b", 1_000_000)):
+        db = tmp_path / name / "jobs-x-1.db"
+        db.parent.mkdir()
+        study = optuna.create_study(storage=f"sqlite:///{db}", direction="maximize")
+        for n_params, value in ((best_params, 0.91), (500_000, 0.90)):
+            study.add_trial(
+                optuna.trial.create_trial(
+                    state=C,
+                    value=value,
+                    intermediate_values={1: value},
+                    user_attrs={"first_epoch_seconds": 3.0, "epochs_run": 1, "n_params": n_params},
+                )
+            )
+        dbs.append(str(db))
+    monkeypatch.setattr(common, "write_section", lambda *a: pytest.fail("--no-write wrote"))
+    monkeypatch.setattr("sys.argv", ["caps", *dbs, "--caps", "2000000", "--no-write"])
+    caps.main()
+    out = capsys.readouterr().out
+    assert "2 finished studies (a/jobs-x-1, b/jobs-x-1)" in out
+    # a: its best (2.5M) over the cap, half its trials and time; b: all within.
+    assert "| 2M | 25% | 25% | 1 of 2 | 1.5 (min 1) | 0.0050 | 0.0100 |" in out
+
+
 def test_jobs_refuses_an_unknown_arm_part_before_running_any_arm(monkeypatch, capsys):
     from benchmarks import jobs
 
