@@ -12,7 +12,9 @@ fsearch's own, registered in search/layers.py (import it before loading such a m
 
 from __future__ import annotations
 
+import functools
 import math
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from search.space import Hyperparams
@@ -30,6 +32,48 @@ PERIODIC_FREQUENCIES = 16
 PERIODIC_DIM = 8
 # The embedding's size per wide category column (categories = "embed"): RealMLP-TD's 8.
 CATEGORY_DIM = 8
+
+
+# precision = "auto": the CPU flags under which the hidden layers train in mixed_bfloat16. AMX
+# (matrix units) only: on a 2-core Xeon with it the default study's 30-minute pair favoured
+# bfloat16 on both seeds (BENCHMARKS.md `precision-pair`); a CPU with only AVX-512 bfloat16
+# instructions is measured by the pair of that section's AMD EPYC rule.
+BF16_CPU_FLAGS = frozenset({"amx_bf16"})
+
+
+@functools.cache
+def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> frozenset[str]:
+    """The first CPU's feature flags in /proc/cpuinfo (empty where there is none: not Linux)."""
+    try:
+        text = cpuinfo.read_text()
+    except OSError:
+        return frozenset()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return frozenset(line.partition(":")[2].split())
+    return frozenset()
+
+
+def trains_on_cpu() -> bool:
+    """Whether Keras trains here on the CPU: `list_devices()` gives the GPUs or TPUs when the
+    backend sees any (CUDA_VISIBLE_DEVICES, each worker's share, applies), else the CPU."""
+    import keras
+
+    return all(d.lower().startswith("cpu") for d in keras.distribution.list_devices())
+
+
+def resolve_precision(precision: str, *, flags: frozenset[str] | None = None) -> str:
+    """The dtype policy of the hidden layers: `precision` itself, except "auto", which is
+    mixed_bfloat16 when training runs on a CPU with BF16_CPU_FLAGS and float32 otherwise (a
+    GPU's bfloat16 or float16 is unmeasured here). Resolved where the net is built, so a study
+    resumed or exported on another machine asks that machine; the trial records what it got
+    (user attribute `precision`)."""
+    if precision != "auto":
+        return precision
+    flags = cpu_flags() if flags is None else flags
+    if not BF16_CPU_FLAGS & flags or not trains_on_cpu():
+        return "float32"
+    return "mixed_bfloat16"
 
 
 def _regularizer(hp: Hyperparams):
@@ -153,7 +197,8 @@ def build_model(
     # matmuls on float32 weights); the table layers before them and the output layer after
     # them stay float32, so the loss and the probabilities are float32. A float32 net is
     # built exactly as before (no dtype argument: its saved file is unchanged).
-    hidden, out = (None, None) if hp.precision == "float32" else (hp.precision, "float32")
+    policy = resolve_precision(hp.precision)
+    hidden, out = (None, None) if policy == "float32" else (policy, "float32")
     for i, width in enumerate(hp.widths, start=1):
         # The regularizer goes on every hidden kernel, as in the lab report (bias unregularized).
         x = keras.layers.Dense(

@@ -24,7 +24,7 @@ from search.data import Split
 from search.data.preprocessing import EMBED_CATEGORIES_FROM
 from search.errors import ConfigError
 from search.metrics import Metric, for_data
-from search.model import count_params
+from search.model import count_params, resolve_precision
 from search.outcomes import END_REASON
 from search.space import Hyperparams, suggest
 from search.training import Rows, epoch_score, train, trial_seed
@@ -160,6 +160,8 @@ class Objective:
     def __call__(self, trial: optuna.Trial) -> float:
         hp = suggest(trial, self.config, **self.split.dims)
         trial.set_user_attr("architecture", hp.architecture)
+        if hp.precision == "auto":  # what this machine chose (model.resolve_precision)
+            trial.set_user_attr("precision", resolve_precision(hp.precision))
         n_params = count_params(hp)
         trial.set_user_attr("n_params", n_params)
         budget = self.config.study.max_params

@@ -170,15 +170,19 @@ def test_study_name_with_a_trailing_newline_is_refused():
         validate_study_name("foo\n")
 
 
-def test_precision_is_optional_float32_by_default_and_only_mixed_bfloat16_changes_the_fingerprint():
+def test_precision_is_optional_float32_by_default_and_only_other_values_change_the_fingerprint():
     a = parse_config(raw_config())
     assert a.space["precision"] == Fixed("float32")
     assert parse_config(raw_config(precision="float32")).fingerprint() == a.fingerprint()
     mixed = parse_config(raw_config(precision="mixed_bfloat16"))
     assert mixed.space["precision"] == Fixed("mixed_bfloat16")
-    assert mixed.fingerprint() != a.fingerprint()
+    auto = parse_config(raw_config(precision="auto"))
+    assert auto.space["precision"] == Fixed("auto")
+    assert len({a.fingerprint(), mixed.fingerprint(), auto.fingerprint()}) == 3
 
 
-def test_unknown_precision_is_refused_naming_the_two_it_takes():
-    with pytest.raises(ConfigError, match="precision: must be one of float32, mixed_bfloat16"):
+def test_unknown_precision_is_refused_naming_the_three_it_takes():
+    with pytest.raises(
+        ConfigError, match="precision: must be one of float32, mixed_bfloat16, auto"
+    ):
         parse_config(raw_config(precision="float16"))

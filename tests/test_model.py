@@ -115,3 +115,30 @@ def test_mixed_bfloat16_net_computes_hidden_layers_in_bfloat16_keeps_float32_wei
     loaded = keras.saving.load_model(path)
     assert loaded.get_layer("dense_1").compute_dtype == "bfloat16"
     np.testing.assert_allclose(loaded.predict(x, verbose=0), probs, rtol=1e-6)
+
+
+def test_resolve_precision_auto_is_bfloat16_on_an_amx_cpu_only_and_other_values_pass_through(
+    tmp_path,
+):
+    from search.model import cpu_flags, resolve_precision
+
+    amx, avx = frozenset({"avx512_bf16", "amx_bf16"}), frozenset({"avx512_bf16", "avx2"})
+    assert resolve_precision("auto", flags=amx) == "mixed_bfloat16"  # this test runs on the CPU
+    assert resolve_precision("auto", flags=avx) == "float32"
+    assert resolve_precision("auto", flags=frozenset()) == "float32"
+    assert resolve_precision("mixed_bfloat16", flags=frozenset()) == "mixed_bfloat16"
+    assert resolve_precision("float32", flags=amx) == "float32"
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nflags\t\t: fpu sse2 amx_bf16 avx512_bf16\n\nprocessor\t: 1\n")
+    assert cpu_flags(info) == {"fpu", "sse2", "amx_bf16", "avx512_bf16"}
+    assert cpu_flags(tmp_path / "absent") == frozenset()
+
+
+def test_precision_auto_net_on_a_cpu_without_amx_is_built_as_float32(monkeypatch):
+    import search.model
+
+    monkeypatch.setattr(search.model, "cpu_flags", lambda: frozenset({"avx2"}))
+    hp = Hyperparams(widths=(8,), precision="auto")
+    assert {layer.compute_dtype for layer in build_model(hp).layers[1:]} == {"float32"}
+    monkeypatch.setattr(search.model, "cpu_flags", lambda: frozenset({"amx_bf16"}))
+    assert build_model(hp).get_layer("dense_1").compute_dtype == "bfloat16"

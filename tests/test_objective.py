@@ -48,7 +48,35 @@ def test_complete_trial_reports_every_epoch_and_returns_best_epoch(tmp_path, tin
     for key in ("n_params", "sec_per_epoch", "end_reason", "hyperparams", "architecture"):
         assert key in t.user_attrs
     assert t.user_attrs["end_reason"] == "completed"
+    assert "precision" not in t.user_attrs  # recorded for "auto" only: float32 is the config's
     assert kept_models(study)[0]["trial"] == 0
+
+
+def test_precision_auto_records_what_the_cpu_flags_chose_and_builds_the_net_in_it(
+    tmp_path, real_data_dir, monkeypatch
+):
+    import search.model
+    import search.training
+
+    cfg = parse_config(raw_config(precision="auto"))
+    split = load_split(cfg.data, real_data_dir)
+    dtypes = []
+
+    def build(*args, **kwargs):
+        model = search.model.build_model(*args, **kwargs)
+        dtypes.append(model.get_layer("dense_1").compute_dtype)
+        return model
+
+    monkeypatch.setattr(search.training, "build_model", build)
+    recorded = []
+    for i, flags in enumerate((frozenset({"avx2", "avx512_bf16"}), frozenset({"amx_bf16"}))):
+        monkeypatch.setattr(search.model, "cpu_flags", lambda f=flags: f)
+        (tmp_path / str(i)).mkdir()
+        study = _study(tmp_path / str(i), cfg, pruner=AlwaysPrune())
+        study.optimize(Objective(cfg, split), n_trials=1)
+        recorded.append(study.trials[0].user_attrs["precision"])
+    assert recorded == ["float32", "mixed_bfloat16"]
+    assert dtypes == ["float32", "bfloat16"]
 
 
 def test_forced_pruner_prunes_after_first_epoch(tmp_path, tiny_split):
