@@ -36,8 +36,9 @@ CATEGORY_DIM = 8
 
 # precision = "auto": the CPU flags under which the hidden layers train in mixed_bfloat16. AMX
 # (matrix units) only: on a 2-core Xeon with it the default study's 30-minute pair favoured
-# bfloat16 on both seeds (BENCHMARKS.md `precision-pair`); a CPU with only AVX-512 bfloat16
-# instructions is measured by the pair of that section's AMD EPYC rule.
+# bfloat16 on both seeds (BENCHMARKS.md `precision-pair`). On a 2-core AMD EPYC with only
+# AVX-512 bfloat16 instructions it passed the same pair with a smaller gain
+# (`precision-pair-amd`); by that section's rule avx512_bf16 joins after the hour-long pair.
 BF16_CPU_FLAGS = frozenset({"amx_bf16"})
 
 
