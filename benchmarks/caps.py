@@ -137,7 +137,6 @@ def main() -> None:
     replay_main(
         "caps",
         __doc__,
-        "caps",
         parse=int,
         default=DEFAULT_CAPS,
         help="parameter caps to replay (default: 1000000 1500000 2000000 3000000)",

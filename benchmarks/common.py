@@ -91,19 +91,17 @@ def load_finished_study(path: Path):
     return study.get_trials(deepcopy=False), maximize
 
 
-def replay_main(
-    module: str, doc: str, option: str, *, parse, default, help: str, fmt, report
-) -> None:
+def replay_main(module: str, doc: str, *, parse, default, help: str, fmt, report) -> None:
     """The command line of a replay over finished studies (benchmarks.rungs, benchmarks.caps):
-    the studies' SQLite files, `--OPTION` values (parsed by `parse`, written back by `fmt`),
-    --section (default: the module's name) and --no-write. `report(studies, names, values)`
-    returns the section's body; it is printed and written with the command that reproduces
-    it."""
+    the studies' SQLite files, the values to replay under `--MODULE` (parsed by `parse`,
+    written back by `fmt`), --section (default: the module's name) and --no-write.
+    `report(studies, names, values)` returns the section's body; it is printed and written
+    with the command that reproduces it."""
     import optuna
 
     ap = argparse.ArgumentParser(description=doc.splitlines()[0])
     ap.add_argument("dbs", nargs="+", type=Path, help="finished studies' SQLite files")
-    ap.add_argument(f"--{option}", nargs="+", type=parse, default=list(default), help=help)
+    ap.add_argument(f"--{module}", nargs="+", type=parse, default=list(default), help=help)
     ap.add_argument("--section", default=module)
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args()
@@ -111,7 +109,7 @@ def replay_main(
     dbs = sorted(args.dbs)
     studies = [load_finished_study(db) for db in dbs]
     names = [f"{db.parent.name}/{db.stem}" for db in dbs]
-    values = getattr(args, option)
+    values = getattr(args, module)
     body = report(studies, names, values)
     print(body)
     if not args.no_write:
@@ -120,7 +118,7 @@ def replay_main(
             body,
             f"python -m benchmarks.{module} "
             + " ".join(str(db) for db in dbs)
-            + f" --{option} "
+            + f" --{module} "
             + " ".join(fmt(v) for v in values)
             + (f" --section {args.section}" if args.section != module else ""),
         )

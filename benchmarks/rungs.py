@@ -157,7 +157,6 @@ def main() -> None:
     replay_main(
         "rungs",
         __doc__,
-        "rungs",
         parse=parse_rung,
         default=DEFAULT_RUNGS,
         help="EPOCH/K: a rung at EPOCH keeping 1/K (default: 6/2 8/2 10/2 8/4)",
