@@ -83,12 +83,15 @@ def arm_result(db: Path, launched: dt.datetime) -> dict:
 # `rungs` chose on its replay), e.g. "auto+first". An arm may end in "@TAG", which names
 # the code it ran when two versions of the code are compared, each run from its own snapshot
 # (a `git worktree`) with the same --log: "auto+first@one-known" and "auto+first@two-known"
-# are logged and shown as two arms.
+# are logged and shown as two arms. A tag also keeps one pair's rows apart from earlier runs
+# of the same arm logged under the same --budget and --trials.
 ARM_FLAGS = {"first": "--first-trials"}
 ARM_STUDY = {"late": {"late_rung": 8, "late_rung_keep": 2}}
 # "+bf16": the default study with [space] keys set: the hidden layers under mixed_bfloat16
-# (search/model.py; BENCHMARKS.md `precision`).
-ARM_SPACE = {"bf16": {"precision": "mixed_bfloat16"}}
+# (search/model.py; BENCHMARKS.md `precision`). "+precauto": under `precision = "auto"`, what
+# the machine running the arm resolves it to (search/model.resolve_precision), as a user of
+# that setting gets it, its export included.
+ARM_SPACE = {"bf16": {"precision": "mixed_bfloat16"}, "precauto": {"precision": "auto"}}
 ARM_KEYS = {
     **{e: ("study", k) for e, k in ARM_STUDY.items()},
     **{e: ("space", k) for e, k in ARM_SPACE.items()},

@@ -966,3 +966,19 @@ def test_jobs_bf16_arm_runs_the_default_study_with_mixed_bfloat16_hidden_layers_
     assert (both.study.late_rung, both.space["precision"]) == (8, Fixed("mixed_bfloat16"))
     label = jobs.arm_label("auto+first+bf16")
     assert label == "--jobs auto --first-trials precision = mixed_bfloat16"
+
+
+def test_jobs_precauto_arm_runs_the_default_study_with_precision_auto_only(tmp_path):
+    from benchmarks import jobs
+    from search.config import Fixed, load_config
+
+    default = load_config()
+    cfg = load_config(jobs.arm_config(["first", "precauto"], tmp_path)[1])
+    assert cfg.space["precision"] == Fixed("auto")
+    assert {k: v for k, v in cfg.space.items() if k != "precision"} == {
+        k: v for k, v in default.space.items() if k != "precision"
+    }
+    assert cfg.study == default.study
+    assert jobs.arm_label("auto+first+precauto@precision-hour") == (
+        "--jobs auto --first-trials precision = auto (precision-hour)"
+    )
