@@ -23,8 +23,9 @@ LR_SCHEDULES = ("constant", "cosine")
 # (bfloat16 matmuls, float32 weights and output layer), for hardware with fast bfloat16. On a
 # 2-core Xeon with AMX the default study's 30-minute pair favoured it on both seeds
 # (BENCHMARKS.md `precision-pair`), as on a 2-core AMD EPYC without AMX (`precision-pair-amd`);
-# float32 stays the default until the hour-long pair with exports that section's rule asks
-# for, and on CPUs without bfloat16 units. "auto": each machine's own choice where the net is
+# float32 stays the default: in the hour-long pair that was to decide it (seed 3, Xeon with
+# AMX, `precision-hour`) bfloat16 finished fewer trials by 30 minutes and ended with a lower
+# best. "auto": each machine's own choice where the net is
 # built (model.resolve_precision: mixed_bfloat16 on a CPU with AMX, float32 elsewhere).
 PRECISIONS = ("float32", "mixed_bfloat16", "auto")
 ACTIVATIONS = (

@@ -38,7 +38,8 @@ CATEGORY_DIM = 8
 # (matrix units) only: on a 2-core Xeon with it the default study's 30-minute pair favoured
 # bfloat16 on both seeds (BENCHMARKS.md `precision-pair`). On a 2-core AMD EPYC with only
 # AVX-512 bfloat16 instructions it passed the same pair with a smaller gain
-# (`precision-pair-amd`); by that section's rule avx512_bf16 joins after the hour-long pair.
+# (`precision-pair-amd`). The hour-long pair on the Xeon (`precision-hour`, seed 3) did not
+# favour bfloat16, so `auto` is no default and avx512_bf16 has not joined.
 BF16_CPU_FLAGS = frozenset({"amx_bf16"})
 
 

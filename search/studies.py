@@ -8,6 +8,7 @@ Python argument and the CLI flag, since both reach here.
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 
 from search.config import Config
@@ -58,6 +59,24 @@ def describe_change(old: dict[str, Any], new: dict[str, Any], prefix: str = "") 
     return out
 
 
+def _precision_hint(old: Any, changed: list[str]) -> str:
+    """How to continue a study in the precision it ran in, when that is all that changed (a
+    float32 study resumed with `precision = "auto"`, say)."""
+    # "space.precision" when one side left it at its default, "space.precision.value" (or
+    # another of the entry's fields) when both set it.
+    ours = [c for c in changed if c == "space.precision" or c.startswith("space.precision.")]
+    if not changed or ours != changed or not isinstance(old, dict):
+        return ""
+    from search.config_space import SPACE_DEFAULTS, _param_from_json
+
+    stored = (old.get("space") or {}).get("precision")
+    ran = SPACE_DEFAULTS["precision"] if stored is None else _param_from_json(stored)
+    return (
+        f"; or, to continue it as it ran, set precision = {json.dumps(ran)} in [space] of a "
+        "copy of its config (--config FILE)"
+    )
+
+
 def create_or_load_study(
     storage, config: Config, *, sampler=None, pruner=None, allow_space_change: bool = False
 ) -> tuple[optuna.Study, bool]:
@@ -89,7 +108,7 @@ def create_or_load_study(
                 raise StudyError(
                     f"study {name!r} exists with a different search space ({', '.join(changed)} "
                     "changed); use a new study name (--study NAME), or allow_space_change=True "
-                    "(--allow-space-change) to continue it"
+                    "(--allow-space-change) to continue it" + _precision_hint(old, changed)
                 )
             study.set_user_attr(ATTR_CONFIG, config.to_json())
             study.set_user_attr(ATTR_FINGERPRINT, fingerprint)
