@@ -86,7 +86,9 @@ def arm_result(db: Path, launched: dt.datetime) -> dict:
 # are logged and shown as two arms. A tag also keeps one pair's rows apart from earlier runs
 # of the same arm logged under the same --budget and --trials.
 ARM_FLAGS = {"first": "--first-trials"}
-ARM_STUDY = {"late": {"late_rung": 8, "late_rung_keep": 2}}
+# "+cap2m": the default study with `[study] max_params = 2000000`, the cap BENCHMARKS.md `caps`
+# chose on its replay and wrote its arm's rule for (nets over it pruned before training).
+ARM_STUDY = {"late": {"late_rung": 8, "late_rung_keep": 2}, "cap2m": {"max_params": 2_000_000}}
 # "+bf16": the default study with [space] keys set: the hidden layers under mixed_bfloat16
 # (search/model.py; BENCHMARKS.md `precision`). "+precauto": under `precision = "auto"`, what
 # the machine running the arm resolves it to (search/model.resolve_precision), as a user of

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 
@@ -981,4 +982,18 @@ def test_jobs_precauto_arm_runs_the_default_study_with_precision_auto_only(tmp_p
     assert cfg.study == default.study
     assert jobs.arm_label("auto+first+precauto@precision-hour") == (
         "--jobs auto --first-trials precision = auto (precision-hour)"
+    )
+
+
+def test_jobs_cap2m_arm_runs_the_default_study_with_max_params_2m_only(tmp_path):
+    from benchmarks import jobs
+    from search.config import load_config
+
+    default = load_config()
+    cfg = load_config(jobs.arm_config(["first", "cap2m"], tmp_path)[1])
+    assert cfg.study.max_params == 2_000_000
+    assert dataclasses.replace(cfg.study, max_params=default.study.max_params) == default.study
+    assert cfg.space == default.space
+    assert jobs.arm_label("auto+first+cap2m@caps-pair") == (
+        "--jobs auto --first-trials max_params = 2000000 (caps-pair)"
     )
