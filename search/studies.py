@@ -59,21 +59,38 @@ def describe_change(old: dict[str, Any], new: dict[str, Any], prefix: str = "") 
     return out
 
 
-def _precision_hint(old: Any, changed: list[str]) -> str:
-    """How to continue a study in the precision it ran in, when that is all that changed (a
-    float32 study resumed with `precision = "auto"`, say)."""
-    # "space.precision" when one side left it at its default, "space.precision.value" (or
-    # another of the entry's fields) when both set it.
-    ours = [c for c in changed if c == "space.precision" or c.startswith("space.precision.")]
-    if not changed or ours != changed or not isinstance(old, dict):
+def _toml(value: Any) -> str:
+    """A [space] entry (as _param_from_json gives it) in the TOML a study config takes."""
+    if isinstance(value, dict):  # a range: an inline table
+        return "{ " + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + " }"
+    if isinstance(value, list):
+        return "[" + ", ".join(map(_toml, value)) + "]"
+    return json.dumps(value)  # strings, numbers and true/false are written alike
+
+
+def _resume_hint(old: Any, changed: list[str]) -> str:
+    """How to continue a study in the space it ran in, when only [space] keys changed (a
+    float32 study resumed with `precision = "auto"`, a wider width range, ...): each changed
+    key as the study stored it, to set in a copy of the config."""
+    if not changed or not isinstance(old, dict):
         return ""
     from search.config_space import SPACE_DEFAULTS, _param_from_json
 
-    stored = (old.get("space") or {}).get("precision")
-    ran = SPACE_DEFAULTS["precision"] if stored is None else _param_from_json(stored)
+    # "space.KEY" when one side left KEY at its default or changed its kind of entry,
+    # "space.KEY.FIELD" (value, low, choices, ...) when both set it.
+    keys = list(dict.fromkeys(c.split(".")[1] if c.startswith("space.") else "" for c in changed))
+    stored = old.get("space") or {}
+    entries = []
+    for key in keys:
+        if key in stored:
+            entries.append(f"{key} = {_toml(_param_from_json(stored[key]))}")
+        elif key in SPACE_DEFAULTS:  # stored configs leave a default out
+            entries.append(f"{key} = {_toml(SPACE_DEFAULTS[key])}")
+        else:  # a change outside [space], or a key this study never had: no one-line fix
+            return ""
     return (
-        f"; or, to continue it as it ran, set precision = {json.dumps(ran)} in [space] of a "
-        "copy of its config (--config FILE)"
+        f"; or, to continue it as it ran, set {', '.join(entries)} in [space] of a copy of its "
+        "config (--config FILE)"
     )
 
 
@@ -108,7 +125,7 @@ def create_or_load_study(
                 raise StudyError(
                     f"study {name!r} exists with a different search space ({', '.join(changed)} "
                     "changed); use a new study name (--study NAME), or allow_space_change=True "
-                    "(--allow-space-change) to continue it" + _precision_hint(old, changed)
+                    "(--allow-space-change) to continue it" + _resume_hint(old, changed)
                 )
             study.set_user_attr(ATTR_CONFIG, config.to_json())
             study.set_user_attr(ATTR_FINGERPRINT, fingerprint)

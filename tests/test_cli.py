@@ -87,6 +87,7 @@ def test_changed_space_is_refused_without_writing(tiny_config, real_data_dir):
     r = run_tiny(tiny_config, real_data_dir, 2)
     assert r.exit_code == 2
     assert "different search space (space.epochs" in r.output and "--allow-space-change" in r.output
+    assert "to continue it as it ran, set epochs = 2 in [space] of a copy of its config" in r.output
     assert trial_states() == before
 
 

@@ -29,27 +29,57 @@ def test_a_second_create_or_load_resumes_the_study_it_created(storage):
     assert again.user_attrs[studies.ATTR_FINGERPRINT] == cfg.fingerprint()
 
 
-def test_a_changed_precision_alone_is_refused_with_how_to_continue_in_the_one_it_ran_in(storage):
+def test_a_changed_precision_is_refused_with_how_to_continue_in_the_one_it_ran_in(storage):
     studies.create_or_load_study(storage, parse_config(raw_config()))  # float32, the default
     auto = parse_config(raw_config(precision="auto"))
     hint = r'space\.precision changed.*set precision = "float32" in \[space\] of a copy of its'
     with pytest.raises(StudyError, match=hint):
         studies.create_or_load_study(storage, auto)
-    with pytest.raises(StudyError) as other:  # more than the precision changed: no hint
-        both = parse_config(raw_config(precision="auto", dropout=0.2))
-        studies.create_or_load_study(storage, both)
-    assert "set precision" not in str(other.value)
     # As the hint says: float32 given explicitly is the study's own space.
     float32 = parse_config(raw_config(precision="float32"))
     _, created = studies.create_or_load_study(storage, float32)
     assert not created
 
 
-def test_the_precision_hint_names_a_stored_non_default_precision(tmp_path):
+def test_the_resume_hint_names_a_stored_non_default_precision(tmp_path):
     storage = st.open_storage(f"sqlite:///{tmp_path}/b.db")
     studies.create_or_load_study(storage, parse_config(raw_config(precision="mixed_bfloat16")))
     with pytest.raises(StudyError, match=r'set precision = "mixed_bfloat16" in \[space\]'):
         studies.create_or_load_study(storage, parse_config(raw_config(precision="auto")))
+
+
+def test_the_resume_hint_gives_every_changed_space_key_as_toml_that_resumes_the_study(storage):
+    import tomllib
+
+    ran = raw_config(
+        width={"low": 8, "high": 64, "log": True}, batch_size=[32, 64], learning_rate=0.01
+    )
+    studies.create_or_load_study(storage, parse_config(ran))
+    changed = raw_config(
+        width={"low": 8, "high": 128, "log": True}, batch_size=[64], learning_rate=0.02
+    )
+    with pytest.raises(StudyError) as refused:
+        studies.create_or_load_study(storage, parse_config(changed))
+    message = str(refused.value)
+    assert message.endswith("of a copy of its config (--config FILE)")
+    entries = message.split("to continue it as it ran, set ")[1].split(" in [space]")[0]
+    assert entries == (
+        "batch_size = [32, 64], learning_rate = 0.01, width = { low = 8, high = 64, log = true }"
+    )
+    # Those entries, parsed as TOML into the changed config's [space], resume the study.
+    changed["space"].update(tomllib.loads(f"entries = {{ {entries} }}")["entries"])
+    _, created = studies.create_or_load_study(storage, parse_config(changed))
+    assert not created
+
+
+def test_no_resume_hint_when_more_than_the_space_changed(storage):
+    studies.create_or_load_study(storage, parse_config(raw_config()))
+    other = raw_config(precision="auto")
+    other["data"]["validation_size"] = other["data"].get("validation_size", 100) + 1
+    with pytest.raises(StudyError) as refused:
+        studies.create_or_load_study(storage, parse_config(other))
+    assert "data.validation_size" in str(refused.value)
+    assert "to continue it as it ran" not in str(refused.value)
 
 
 def test_changed_space_is_refused_naming_the_key_unless_allowed(storage):
