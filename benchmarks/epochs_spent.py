@@ -97,6 +97,7 @@ def analyse(trials, *, maximize: bool = True) -> dict:
     """Per outcome: trials, epochs, seconds; pruned trials' stop epochs; s/epoch by size."""
     by_state: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     stops: Counter[int] = Counter()
+    reasons: Counter[str] = Counter()
     per_epoch: dict[tuple[str, int], list[float]] = defaultdict(list)
     per_params: dict[tuple[str, int], list[float]] = defaultdict(list)
     for t in trials:
@@ -109,6 +110,7 @@ def analyse(trials, *, maximize: bool = True) -> dict:
         row["seconds"] += trial_seconds(t)
         if t.state.name == "PRUNED" and epochs:
             stops[epochs] += 1
+        reasons[str(t.user_attrs.get("end_reason") or t.state.name.lower())] += 1
         hp = t.user_attrs.get("hyperparams") or {}
         spe = t.user_attrs.get("sec_per_epoch")
         if hp and spe:
@@ -119,6 +121,7 @@ def analyse(trials, *, maximize: bool = True) -> dict:
     return {
         "by_state": by_state,
         "stops": stops,
+        "reasons": reasons,
         "per_epoch": per_epoch,
         "per_params": per_params,
         "best": best_by_minutes(trials, maximize=maximize),
@@ -190,6 +193,13 @@ def summarize(a: dict, study: str) -> str:
     text += "\n\nPruned trials by the epoch they stopped after: " + (
         ", ".join(f"{e}: {n}" for e, n in sorted(stops.items())) or "none"
     )
+    reasons = a.get("reasons") or {}
+    if reasons:
+        # search/outcomes.END_REASON as the objective set it: "over budget" is a trial over
+        # [study] max_params, pruned before it trained.
+        text += "\n\nTrials by end reason: " + ", ".join(
+            f"{r}: {n}" for r, n in sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))
+        )
     text += "\n\n" + markdown_table(
         ["widest layer", "batch", "trials", "median s/epoch"],
         [

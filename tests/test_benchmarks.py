@@ -384,6 +384,28 @@ def test_epochs_spent_splits_epochs_and_seconds_by_outcome_and_stop_epoch():
     assert a["per_epoch"][(">256", 256)] == [6.0] and a["per_epoch"][("<=64", 512)] == [1.0]
 
 
+def test_epochs_spent_counts_trials_by_end_reason_over_budget_apart_from_pruned():
+    from benchmarks.epochs_spent import analyse, summarize
+
+    P, C = optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.COMPLETE
+    trials = []
+    for state, reason, epochs in [
+        (C, "completed", 12),
+        (P, "pruned", 1),
+        (P, "over budget", 0),
+        (P, "over budget", 0),
+        (P, None, 4),  # a trial from before fsearch set end_reason: its state
+    ]:
+        t = _trial(state, 0, 10, [0.5] * epochs, value=0.9 if state == C else None)
+        t.user_attrs["epochs_run"] = epochs
+        if reason:
+            t.user_attrs["end_reason"] = reason
+        trials.append(t)
+    a = analyse(trials)
+    assert a["reasons"] == {"completed": 1, "pruned": 2, "over budget": 2}
+    assert "Trials by end reason: over budget: 2, pruned: 2, completed: 1" in summarize(a, "s")
+
+
 def test_one_worker_benchmarks_pass_jobs_1_and_a_faults_scenario_can_ask_for_2(tmp_path):
     # Their figures are one worker's (RSS per trial, trial lines in order, the lab's timings),
     # so they must not follow a change of `fsearch run`'s default --jobs.
