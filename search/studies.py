@@ -8,7 +8,6 @@ Python argument and the CLI flag, since both reach here.
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
 from search.config import Config
@@ -59,15 +58,6 @@ def describe_change(old: dict[str, Any], new: dict[str, Any], prefix: str = "") 
     return out
 
 
-def _toml(value: Any) -> str:
-    """A [space] entry (as _param_from_json gives it) in the TOML a study config takes."""
-    if isinstance(value, dict):  # a range: an inline table
-        return "{ " + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + " }"
-    if isinstance(value, list):
-        return "[" + ", ".join(map(_toml, value)) + "]"
-    return json.dumps(value)  # strings, numbers and true/false are written alike
-
-
 def _resume_hint(old: Any, changed: list[str]) -> str:
     """How to continue a study in the space it ran in, when only [space] keys changed (a
     float32 study resumed with `precision = "auto"`, a wider width range, ...): each changed
@@ -75,6 +65,7 @@ def _resume_hint(old: Any, changed: list[str]) -> str:
     if not changed or not isinstance(old, dict):
         return ""
     from search.config_space import SPACE_DEFAULTS, _param_from_json
+    from search.data.init_toml import _toml_value  # what `fsearch init` writes values with
 
     # "space.KEY" when one side left KEY at its default or changed its kind of entry,
     # "space.KEY.FIELD" (value, low, choices, ...) when both set it.
@@ -83,9 +74,9 @@ def _resume_hint(old: Any, changed: list[str]) -> str:
     entries = []
     for key in keys:
         if key in stored:
-            entries.append(f"{key} = {_toml(_param_from_json(stored[key]))}")
+            entries.append(f"{key} = {_toml_value(_param_from_json(stored[key]))}")
         elif key in SPACE_DEFAULTS:  # stored configs leave a default out
-            entries.append(f"{key} = {_toml(SPACE_DEFAULTS[key])}")
+            entries.append(f"{key} = {_toml_value(SPACE_DEFAULTS[key])}")
         else:  # a change outside [space], or a key this study never had: no one-line fix
             return ""
     return (
